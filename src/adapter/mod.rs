@@ -1,0 +1,1 @@
+//! Warehouse connections behind one trait: DuckDB (embedded default), Postgres.

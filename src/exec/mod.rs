@@ -1,0 +1,1 @@
+//! The rayon scheduler: ready queue, priorities, retries, timeouts, cancellation, events.

@@ -1,0 +1,1 @@
+//! The petgraph DAG of nodes and sources, its validation, and dbt selectors.

@@ -1,0 +1,232 @@
+//! The vocabulary shared by the stages after `render`: compiled nodes and sources, as dbt's
+//! manifest names them. `render` produces a [`Compiled`]; `graph`, `plan` and the manifest
+//! writer consume it.
+
+use std::ops::Range;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diagnostics::{Diagnostics, SourceFile};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    Model,
+    Seed,
+    Snapshot,
+    Test,
+    Analysis,
+    Source,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Model => "model",
+            ResourceType::Seed => "seed",
+            ResourceType::Snapshot => "snapshot",
+            ResourceType::Test => "test",
+            ResourceType::Analysis => "analysis",
+            ResourceType::Source => "source",
+        }
+    }
+
+    /// Whether the executor runs something for this kind of node.
+    pub fn is_executable(self) -> bool {
+        matches!(self, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot | ResourceType::Test)
+    }
+}
+
+/// `{ database, schema, identifier }`, unquoted; adapters quote when rendering.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Relation {
+    pub database: Option<String>,
+    pub schema: String,
+    pub identifier: String,
+}
+
+/// Where in a file a node (or one of its calls) came from, for diagnostics.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub source: SourceFile,
+    pub span: Range<usize>,
+}
+
+/// A `ref()` as written: `ref('pkg', 'name', v=2)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefCall {
+    pub package: Option<String>,
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// The generic test a test node was made from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestMetadata {
+    pub name: String,
+    pub namespace: Option<String>,
+    /// dbt's kwargs: `column_name`, `model` (as the Jinja string dbt stores) and the test's own.
+    pub kwargs: IndexMap<String, Value>,
+}
+
+/// The node's final config: dbt_project.yml tree, then properties yml, then `config()` calls.
+/// Keys dbt knows are typed; everything else stays in `extra` (and is a warning when unknown).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub enabled: bool,
+    pub materialized: String,
+    pub tags: Vec<String>,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub alias: Option<String>,
+    /// Rendered SQL of each hook, in order.
+    pub pre_hook: Vec<String>,
+    pub post_hook: Vec<String>,
+    pub unique_key: Option<Value>,
+    pub incremental_strategy: Option<String>,
+    pub on_schema_change: Option<String>,
+    pub full_refresh: Option<bool>,
+    pub grants: IndexMap<String, Vec<String>>,
+    pub meta: IndexMap<String, Value>,
+    pub persist_docs: IndexMap<String, Value>,
+    pub quoting: IndexMap<String, Value>,
+    pub column_types: IndexMap<String, String>,
+    pub quote_columns: Option<bool>,
+    pub delimiter: Option<String>,
+    // snapshots
+    pub strategy: Option<String>,
+    pub updated_at: Option<String>,
+    pub check_cols: Option<Value>,
+    pub target_schema: Option<String>,
+    pub target_database: Option<String>,
+    pub invalidate_hard_deletes: Option<bool>,
+    // tests
+    pub severity: Option<String>,
+    pub where_: Option<String>,
+    pub limit: Option<u64>,
+    pub warn_if: Option<String>,
+    pub error_if: Option<String>,
+    pub fail_calc: Option<String>,
+    pub store_failures: Option<bool>,
+    /// Every other key, as given.
+    pub extra: IndexMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub description: String,
+    pub data_type: Option<String>,
+    pub meta: IndexMap<String, Value>,
+    pub tags: Vec<String>,
+    pub quote: Option<bool>,
+}
+
+/// One model, seed, snapshot, test or analysis after rendering.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// dbt's unique_id: `model.shop.orders`, `test.shop.not_null_orders_id.<hash>`.
+    pub unique_id: String,
+    pub name: String,
+    pub resource_type: ResourceType,
+    pub package_name: String,
+    /// Path below the resource's path root (dbt's `path`), e.g. `staging/stg_orders.sql`.
+    pub path: String,
+    /// Path below the package root (dbt's `original_file_path`), e.g. `models/staging/stg_orders.sql`.
+    pub original_file_path: String,
+    pub fqn: Vec<String>,
+    pub relation: Relation,
+    pub config: NodeConfig,
+    pub description: String,
+    pub columns: IndexMap<String, ColumnInfo>,
+    /// The file's text (for seeds: empty; the CSV is at `original_file_path`).
+    pub raw_code: String,
+    /// SQL as `dbt compile` writes it (ephemeral CTEs injected). `None` for seeds.
+    pub compiled_code: Option<String>,
+    /// For incremental models: the SQL rendered with `is_incremental()` true.
+    pub compiled_code_incremental: Option<String>,
+    /// Node and source unique_ids this node depends on, in first-use order.
+    pub depends_on: Vec<String>,
+    pub depends_on_macros: Vec<String>,
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<[String; 2]>,
+    pub version: Option<String>,
+    pub latest_version: Option<String>,
+    pub test_metadata: Option<TestMetadata>,
+    /// For tests: the model, seed, snapshot or source the test is attached to.
+    pub attached_node: Option<String>,
+    pub column_name: Option<String>,
+    /// sha256 of the file's text (dbt's checksum).
+    pub checksum: String,
+    /// Absolute path of a seed's CSV file.
+    pub seed_file: Option<std::path::PathBuf>,
+    /// Where the node was defined, for diagnostics.
+    pub origin: Option<Origin>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceTable {
+    /// `source.shop.raw.orders`
+    pub unique_id: String,
+    pub source_name: String,
+    pub name: String,
+    pub package_name: String,
+    pub original_file_path: String,
+    pub fqn: Vec<String>,
+    pub relation: Relation,
+    pub description: String,
+    pub columns: IndexMap<String, ColumnInfo>,
+    pub meta: IndexMap<String, Value>,
+    pub tags: Vec<String>,
+    pub loaded_at_field: Option<String>,
+    pub origin: Option<Origin>,
+}
+
+/// A macro as the manifest lists it.
+#[derive(Clone, Debug)]
+pub struct MacroInfo {
+    /// `macro.shop.cents_to_dollars`
+    pub unique_id: String,
+    pub name: String,
+    pub package_name: String,
+    pub original_file_path: String,
+    pub macro_sql: String,
+}
+
+/// The target a project was compiled for. Credentials never appear here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub name: String,
+    /// `duckdb`, `postgres`, ...
+    pub adapter_type: String,
+    pub database: String,
+    pub schema: String,
+    pub threads: Option<usize>,
+    /// The output's settings with secrets kept as the `env_var(...)` references written in the
+    /// profile (never their values): what a plan carries to open a connection later.
+    pub connection: IndexMap<String, Value>,
+}
+
+/// Everything `render` produced for one project and target.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub project_name: String,
+    /// Absolute path of the dbt project directory.
+    pub project_root: std::path::PathBuf,
+    /// The project's `target-path`, relative to the project root (default `target`).
+    pub target_path: String,
+    pub target: TargetInfo,
+    /// Nodes in a stable order (by unique_id).
+    pub nodes: Vec<Node>,
+    pub sources: Vec<SourceTable>,
+    pub macros: Vec<MacroInfo>,
+    /// Rendered `on-run-start` / `on-run-end` statements.
+    pub on_run_start: Vec<String>,
+    pub on_run_end: Vec<String>,
+    pub invocation_id: String,
+    pub generated_at: String,
+    /// Warnings (and, when rendering failed, errors) found on the way.
+    pub diagnostics: Diagnostics,
+}

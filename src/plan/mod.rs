@@ -1,0 +1,1 @@
+//! Plan types, statements per materialization and adapter, plan files.

@@ -1,0 +1,1 @@
+//! The minijinja environment with dbt's Jinja context; compiles a project into nodes.

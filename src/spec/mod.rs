@@ -1,0 +1,1 @@
+//! The orrery.toml pipeline types, loaded with spans.
