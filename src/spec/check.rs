@@ -34,19 +34,31 @@ impl KeyPath {
     }
 
     fn last_key(&self) -> &str {
-        self.0.iter().rev().find_map(|s| match s {
-            Segment::Key(k) => Some(k.as_str()),
-            Segment::Index(_) => None,
-        }).unwrap_or("")
+        self.0
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .unwrap_or("")
     }
 
     /// The table as its TOML header reads, e.g. `[callbacks.upload]`, or "the top level".
     fn table(&self) -> String {
-        let keys: Vec<&str> = self.0.iter().filter_map(|s| match s {
-            Segment::Key(k) => Some(k.as_str()),
-            Segment::Index(_) => None,
-        }).collect();
-        if keys.is_empty() { "the top level".to_string() } else { format!("[{}]", keys.join(".")) }
+        let keys: Vec<&str> = self
+            .0
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .collect();
+        match self.0.last() {
+            None => "the top level".to_string(),
+            Some(Segment::Index(_)) => format!("[[{}]]", keys.join(".")),
+            Some(Segment::Key(_)) => format!("[{}]", keys.join(".")),
+        }
     }
 }
 
@@ -76,7 +88,7 @@ impl<'a> Checker<'a> {
 
     pub fn check_document(&mut self, doc: &Spanned<DeTable<'_>>) {
         let root = self.root;
-        self.check_table(root, doc.get_ref(), key_span_of_root(), &KeyPath::default());
+        self.check_table(root, doc.get_ref(), 0..0, &KeyPath::default());
     }
 
     fn error(&mut self, code: &str, span: Range<usize>, message: String, help: String) {
@@ -103,52 +115,74 @@ impl<'a> Checker<'a> {
         let description = field.get("description").or_else(|| resolved.get("description")).and_then(Value::as_str);
         match description {
             Some(text) => format!("`{}`: {}", path.last_key(), text.replace('\n', " ")),
-            None => format!("see the `{}` key in schemas/pipeline.schema.json", path),
+            None => format!("see `{}` in schemas/pipeline.schema.json", path.last_key()),
         }
     }
 
     fn check(&mut self, field: &'a Value, value: &Spanned<DeValue<'_>>, path: &KeyPath) {
+        self.check_described(field, field, value, path);
+    }
+
+    /// Checks `value` against `field`; `described` gives the help (for array items, the array).
+    fn check_described(
+        &mut self,
+        field: &'a Value,
+        described: &'a Value,
+        value: &Spanned<DeValue<'_>>,
+        path: &KeyPath,
+    ) {
         let schema = self.resolve(field);
         let Some(obj) = schema.as_object() else { return };
         let span = value.span();
 
         if let Some(choices) = enum_choices(obj) {
-            self.check_choice(field, &choices, value, path);
+            self.check_choice(described, &choices, value, path);
             return;
         }
         if let Some(branches) = obj.get("anyOf").and_then(Value::as_array) {
             // schemars writes `Option<T>` as anyOf [T, null]; TOML has no null, so T remains.
-            let non_null: Vec<&Value> = branches.iter().filter(|b| b.get("type").and_then(Value::as_str) != Some("null")).collect();
+            let non_null: Vec<&Value> =
+                branches.iter().filter(|b| b.get("type").and_then(Value::as_str) != Some("null")).collect();
             if let [only] = non_null.as_slice() {
-                self.check(only, value, path);
+                self.check_described(only, described, value, path);
                 return;
             }
         }
-        if let Some(types) = obj.get("type") {
-            if !type_matches(types, value.get_ref()) {
-                let message = format!("`{path}` must be {}, found {}", expected(types), article_type(value.get_ref()));
-                let help = self.describe(field, path);
-                self.error("spec::invalid_type", span, message, help);
-                return;
-            }
+        if let Some(types) = obj.get("type")
+            && !type_matches(types, value.get_ref())
+        {
+            let message = format!("`{path}` must be {}, found {}", expected(types), article_type(value.get_ref()));
+            let scalar = matches!(
+                value.get_ref(),
+                DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) | DeValue::Datetime(_)
+            );
+            let help = match self.source.text.get(span.clone()) {
+                Some(raw) if scalar && types.as_str() == Some("string") => match path.0.last() {
+                    Some(Segment::Key(key)) => format!("quote it: `{key} = \"{raw}\"`"),
+                    _ => format!("quote it: `\"{raw}\"`"),
+                },
+                _ => self.describe(described, path),
+            };
+            self.error("spec::invalid_type", span, message, help);
+            return;
         }
         match value.get_ref() {
-            DeValue::String(text) => self.check_string(field, obj, text, span, path),
+            DeValue::String(text) => self.check_string(described, obj, text, span, path),
             DeValue::Integer(int) => {
                 let parsed = i128::from_str_radix(int.as_str(), int.radix()).ok();
-                self.check_integer(field, obj, parsed, span, path);
+                self.check_integer(described, obj, parsed, span, path);
             }
             DeValue::Array(items) => {
-                if let Some(min) = obj.get("minItems").and_then(Value::as_u64) {
-                    if (items.len() as u64) < min {
-                        let message = format!("`{path}` is empty: it needs at least {min} entry");
-                        let help = self.describe(field, path);
-                        self.error("spec::empty", span.clone(), message, help);
-                    }
+                if let Some(min) = obj.get("minItems").and_then(Value::as_u64)
+                    && (items.len() as u64) < min
+                {
+                    let message = format!("`{path}` is empty: it needs at least {min} entry");
+                    let help = self.describe(described, path);
+                    self.error("spec::empty", span.clone(), message, help);
                 }
                 if let Some(item_schema) = obj.get("items") {
                     for (i, item) in items.iter().enumerate() {
-                        self.check(item_schema, item, &path.index(i));
+                        self.check_described(item_schema, described, item, &path.index(i));
                     }
                 }
             }
@@ -167,7 +201,10 @@ impl<'a> Checker<'a> {
         if choices.contains(&text) {
             return;
         }
-        let suggestion = choices.iter().find(|c| c.eq_ignore_ascii_case(text)).copied()
+        let suggestion = choices
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(text))
+            .copied()
             .or_else(|| did_you_mean(text, choices.iter().copied()));
         let help = match suggestion {
             Some(s) => format!("did you mean `{s}`? `{}` is one of {list}", path.last_key()),
@@ -176,11 +213,18 @@ impl<'a> Checker<'a> {
         self.error("spec::unknown_value", value.span(), format!("unknown value `{text}` for `{path}`"), help);
     }
 
-    fn check_string(&mut self, field: &'a Value, obj: &Map<String, Value>, text: &str, span: Range<usize>, path: &KeyPath) {
-        if let Some(min) = obj.get("minLength").and_then(Value::as_u64) {
-            if (text.chars().count() as u64) < min {
-                self.error("spec::empty", span.clone(), format!("`{path}` is empty"), self.describe(field, path));
-            }
+    fn check_string(
+        &mut self,
+        field: &'a Value,
+        obj: &Map<String, Value>,
+        text: &str,
+        span: Range<usize>,
+        path: &KeyPath,
+    ) {
+        if let Some(min) = obj.get("minLength").and_then(Value::as_u64)
+            && (text.chars().count() as u64) < min
+        {
+            self.error("spec::empty", span.clone(), format!("`{path}` is empty"), self.describe(field, path));
         }
         if let Some(pattern) = obj.get("pattern").and_then(Value::as_str) {
             let matches = regex::Regex::new(pattern).map(|re| re.is_match(text)).unwrap_or(true);
@@ -189,34 +233,36 @@ impl<'a> Checker<'a> {
                 self.error("spec::invalid_value", span.clone(), message, self.describe(field, path));
             }
         }
-        if obj.get("format").and_then(Value::as_str) == Some("duration") {
-            if let Err(err) = humantime::parse_duration(text) {
-                let message = format!("invalid duration `{text}` for `{path}`: {err}");
-                let help = "write a number and a unit, e.g. `500ms`, `5s`, `30m`, `1h 30m`".to_string();
-                self.error("spec::invalid_duration", span, message, help);
-            }
+        if obj.get("format").and_then(Value::as_str) == Some("duration")
+            && let Err(err) = humantime::parse_duration(text)
+        {
+            let message = format!("invalid duration `{text}` for `{path}`: {err}");
+            let help = "write a number and a unit, e.g. `500ms`, `5s`, `30m`, `1h 30m`".to_string();
+            self.error("spec::invalid_duration", span, message, help);
         }
     }
 
-    fn check_integer(&mut self, field: &'a Value, obj: &Map<String, Value>, value: Option<i128>, span: Range<usize>, path: &KeyPath) {
+    fn check_integer(
+        &mut self,
+        field: &'a Value,
+        obj: &Map<String, Value>,
+        value: Option<i128>,
+        span: Range<usize>,
+        path: &KeyPath,
+    ) {
         let mut min = obj.get("minimum").and_then(Value::as_i64).map(i128::from);
         let mut max = obj.get("maximum").and_then(Value::as_i64).map(i128::from);
         if obj.get("format").and_then(Value::as_str) == Some("uint32") {
             min = min.or(Some(0));
             max = max.or(Some(i128::from(u32::MAX)));
         }
-        let in_range = value.is_some_and(|v| min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m));
-        if !in_range {
-            let bounds = match (min, max) {
-                (Some(lo), Some(hi)) => format!("between {lo} and {hi}"),
-                (Some(lo), None) => format!("at least {lo}"),
-                (None, Some(hi)) => format!("at most {hi}"),
-                (None, None) => "a 64-bit integer".to_string(),
-            };
-            let found = value.map_or_else(|| "out of range".to_string(), |v| v.to_string());
-            let message = format!("`{path}` must be {bounds}, found {found}");
-            self.error("spec::out_of_range", span, message, self.describe(field, path));
-        }
+        let message = match (value, min, max) {
+            (None, _, _) => format!("`{path}` is too large"),
+            (Some(v), Some(lo), _) if v < lo => format!("`{path}` must be at least {lo}, found {v}"),
+            (Some(v), _, Some(hi)) if v > hi => format!("`{path}` must be at most {hi}, found {v}"),
+            _ => return,
+        };
+        self.error("spec::out_of_range", span, message, self.describe(field, path));
     }
 
     fn check_table(&mut self, schema: &'a Value, table: &DeTable<'_>, span: Range<usize>, path: &KeyPath) {
@@ -226,11 +272,16 @@ impl<'a> Checker<'a> {
             || schema.get("unevaluatedProperties") == Some(&Value::Bool(false));
         let additional = schema.get("additionalProperties").filter(|v| v.is_object());
         // A flattened enum (the callback actions): each branch adds one key; exactly one must be set.
-        let branches: Vec<&Map<String, Value>> = schema.get("oneOf").and_then(Value::as_array)
-            .map(|b| b.iter().filter_map(|b| self.resolve(b).as_object()).filter(|b| b.contains_key("properties")).collect())
+        let branches: Vec<&Map<String, Value>> = schema
+            .get("oneOf")
+            .and_then(Value::as_array)
+            .map(|b| {
+                b.iter().filter_map(|b| self.resolve(b).as_object()).filter(|b| b.contains_key("properties")).collect()
+            })
             .unwrap_or_default();
         let lookup = |key: &str| -> Option<&'a Value> {
-            properties.and_then(|p| p.get(key))
+            properties
+                .and_then(|p| p.get(key))
                 .or_else(|| branches.iter().find_map(|b| b.get("properties").and_then(|p| p.get(key))))
         };
 
@@ -241,9 +292,17 @@ impl<'a> Checker<'a> {
             } else if let Some(additional) = additional {
                 self.check(additional, value, &path.key(name));
             } else if closed {
-                let known: Vec<&str> = properties.into_iter().flat_map(|p| p.keys())
-                    .chain(branches.iter().filter_map(|b| b.get("properties").and_then(Value::as_object)).flat_map(|p| p.keys()))
-                    .map(String::as_str).collect();
+                let known: Vec<&str> = properties
+                    .into_iter()
+                    .flat_map(|p| p.keys())
+                    .chain(
+                        branches
+                            .iter()
+                            .filter_map(|b| b.get("properties").and_then(Value::as_object))
+                            .flat_map(|p| p.keys()),
+                    )
+                    .map(String::as_str)
+                    .collect();
                 let help = match did_you_mean(name, known.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("the keys of {} are: {}", path.table(), known.join(", ")),
@@ -252,20 +311,34 @@ impl<'a> Checker<'a> {
             }
         }
 
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+        {
             if !table.contains_key(required) {
-                let field = properties.and_then(|p| p.get(required));
-                let help = field.map_or_else(String::new, |f| self.describe(f, &path.key(required)));
-                let help = format!("add `{required}`; {help}");
-                self.error("spec::missing_key", span.clone(), format!("missing key `{required}` in {}", path.table()), help);
+                let field = properties.and_then(|p| p.get(required)).unwrap_or(&Value::Null);
+                let inner = path.key(required);
+                let is_table = self.resolve(field).get("type").and_then(Value::as_str) == Some("object");
+                let (message, add) = if is_table {
+                    (format!("missing table {}", inner.table()), format!("add a {} table", inner.table()))
+                } else {
+                    (
+                        format!("missing key `{required}` in {}", path.table()),
+                        format!("add `{required} = …` to {}", path.table()),
+                    )
+                };
+                let help = format!("{add}; {}", self.describe(field, &inner));
+                self.error("spec::missing_key", span.clone(), message, help);
             }
         }
 
         if !branches.is_empty() {
-            let names: Vec<&str> = branches.iter()
-                .filter_map(|b| b.get("required").and_then(Value::as_array).and_then(|r| r.first()).and_then(Value::as_str))
+            let names: Vec<&str> = branches
+                .iter()
+                .filter_map(|b| {
+                    b.get("required").and_then(Value::as_array).and_then(|r| r.first()).and_then(Value::as_str)
+                })
                 .collect();
-            let present: Vec<&Spanned<std::borrow::Cow<'_, str>>> = table.keys().filter(|k| names.contains(&k.get_ref().as_ref())).collect();
+            let present: Vec<&Spanned<std::borrow::Cow<'_, str>>> =
+                table.keys().filter(|k| names.contains(&k.get_ref().as_ref())).collect();
             let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
             match present.as_slice() {
                 [] => {
@@ -276,7 +349,11 @@ impl<'a> Checker<'a> {
                 [_] => {}
                 [first, rest @ ..] => {
                     for extra in rest {
-                        let message = format!("`{path}` has two actions, `{}` and `{}`: it needs exactly one", first.get_ref(), extra.get_ref());
+                        let message = format!(
+                            "`{path}` has two actions, `{}` and `{}`: it needs exactly one",
+                            first.get_ref(),
+                            extra.get_ref()
+                        );
                         let help = "split it into two [[callbacks]] entries, one per action".to_string();
                         self.error("spec::conflicting_actions", extra.span(), message, help);
                     }
@@ -284,10 +361,6 @@ impl<'a> Checker<'a> {
             }
         }
     }
-}
-
-fn key_span_of_root() -> Range<usize> {
-    0..0
 }
 
 /// The allowed strings of an enum: `enum: [...]` or `oneOf` / `anyOf` of `const`s.

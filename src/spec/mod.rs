@@ -49,7 +49,8 @@ pub fn load(path: &Path) -> Result<LoadedPipeline, Diagnostics> {
         } else {
             format!("pipeline file `{}` not found", shown.display())
         };
-        let help = "create an orrery.toml with a [pipeline] table (see schemas/pipeline.schema.json), or pass --pipeline PATH";
+        let help =
+            "create an orrery.toml with a [pipeline] table (see schemas/pipeline.schema.json), or pass --pipeline PATH";
         return Err(Diagnostic::error("spec::missing_file", message).with_help(help).with_file(shown).into());
     }
     let source = SourceFile::read(path)?;
@@ -110,7 +111,7 @@ fn syntax_error(source: &SourceFile, err: &toml::de::Error) -> Diagnostic {
     let message = err.message().trim().to_string();
     let span = err.span().unwrap_or(0..0);
     Diagnostic::error("spec::syntax", format!("invalid TOML: {message}"))
-        .with_help("fix the TOML syntax at this point (see https://toml.io)")
+        .with_help("fix the TOML syntax here; https://toml.io describes the format")
         .at(source, span)
 }
 
@@ -190,11 +191,11 @@ fn plain_datetimes(pipeline: &mut Pipeline) {
     fn fix(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
-                if map.len() == 1 {
-                    if let Some(serde_json::Value::String(text)) = map.get("$__toml_private_datetime") {
-                        *value = serde_json::Value::String(text.clone());
-                        return;
-                    }
+                if map.len() == 1
+                    && let Some(serde_json::Value::String(text)) = map.get("$__toml_private_datetime")
+                {
+                    *value = serde_json::Value::String(text.clone());
+                    return;
                 }
                 map.values_mut().for_each(fix);
             }

@@ -42,7 +42,7 @@ fn ok_fixtures() {
         };
         let mut out = serde_json::to_value(&loaded.pipeline).expect("pipeline serialises");
         if !loaded.warnings.is_empty() {
-            out["__warnings"] = render(&loaded.warnings).into();
+            out["__warnings"] = render(&loaded.warnings).lines().collect::<Vec<_>>().into();
         }
         insta::assert_json_snapshot!(out);
     });
@@ -58,6 +58,17 @@ fn err_fixtures() {
         assert!(diagnostics.has_errors());
         insta::assert_snapshot!(render(&diagnostics));
     });
+}
+
+/// No input may panic: every prefix of a valid file parses or gives diagnostics.
+#[test]
+fn truncated_files_never_panic() {
+    let text = std::fs::read_to_string(manifest_dir().join("tests/fixtures/spec/ok/full.toml")).expect("fixture");
+    for (end, _) in text.char_indices() {
+        if let Err(diagnostics) = parse(SourceFile::new("orrery.toml", &text[..end]), PathBuf::from("/p")) {
+            assert!(diagnostics.has_errors(), "a failed parse carries an error");
+        }
+    }
 }
 
 #[test]

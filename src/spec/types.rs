@@ -15,7 +15,7 @@ use super::spanned::Spanned;
 #[serde(deny_unknown_fields)]
 #[schemars(title = "orrery pipeline (orrery.toml)")]
 pub struct Pipeline {
-    /// The pipeline's identity. Required.
+    /// The pipeline's identity; the only required table.
     pub pipeline: PipelineMeta,
     /// The dbt project this pipeline builds.
     #[serde(default)]
@@ -405,7 +405,7 @@ mod duration {
 mod opt_duration {
     use std::time::Duration;
 
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match value {
@@ -415,6 +415,7 @@ mod opt_duration {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::duration::deserialize(d).map(Some)
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
     }
 }
