@@ -3,6 +3,7 @@
 //! Two passes, as dbt: a parse pass (`execute` false) records `ref`/`source`/`config` calls,
 //! then relations are resolved through `generate_*_name` and the compile pass renders SQL.
 
+pub mod builtins;
 pub mod context;
 mod drafts;
 mod env;
