@@ -1,0 +1,48 @@
+# Shared by compile.sh and build.sh: paths of the tools and a timing helper.
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(dirname "$BENCH_DIR")"
+DBT="${DBT:-/root/.cache/orrery-dbt/bin/dbt}"
+ORRERY="${ORRERY:-$REPO_DIR/target/release/orrery}"
+WORK="${BENCH_WORK:-/tmp/orrery-bench}"
+RUNS="${RUNS:-1}"
+SIDES="${SIDES:-dbt orrery}"
+
+if [ ! -x /usr/bin/time ]; then
+    echo "GNU time is missing: apt-get install -y time" >&2
+    exit 2
+fi
+
+# project DIR for N models, generated once (the generator is deterministic)
+project() {
+    local n="$1" dir="$WORK/p$1"
+    [ -f "$dir/dbt_project.yml" ] || python3 "$BENCH_DIR/gen_project.py" --models "$n" "$dir" >/dev/null
+    echo "$dir"
+}
+
+# measure LABEL DIR CMD...: runs CMD in DIR from a clean state RUNS times, prints one table row
+# with the median wall time and the largest peak RSS
+measure() {
+    local label="$1" dir="$2"; shift 2
+    local walls=() rss=0 log="$WORK/$label.log" i
+    for ((i = 0; i < RUNS; i++)); do
+        rm -rf "$dir/target" "$dir/logs" "$dir"/*.duckdb "$dir"/*.duckdb.wal
+        if ! (cd "$dir" && /usr/bin/time -v "$@") >"$log" 2>&1; then
+            echo "| $label | failed, see $log | |"
+            return
+        fi
+        walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (k = 1; k <= n; k++) s = s * 60 + p[k]; print s}' "$log")")
+        local r; r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+        ((r > rss)) && rss=$r
+    done
+    local median; median=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+    printf '| %s | %.2f s | %d MB |\n' "$label" "$median" "$((rss / 1024))"
+}
+
+has_side() { [[ " $SIDES " == *" $1 "* ]]; }
+
+check_orrery() {
+    if has_side orrery && [ ! -x "$ORRERY" ]; then
+        echo "no orrery binary at $ORRERY (set ORRERY=...); timing dbt only" >&2
+        SIDES="${SIDES//orrery/}"
+    fi
+}

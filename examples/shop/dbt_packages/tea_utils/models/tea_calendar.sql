@@ -1,0 +1,9 @@
+{#- One row per day from calendar_start, calendar_days long. -#}
+{%- set start = modules.datetime.datetime.strptime(var('calendar_start'), '%Y-%m-%d').date() -%}
+{%- set days = var('calendar_days') | int -%}
+{%- set stop = start + modules.datetime.timedelta(days=days) -%}
+
+select
+    cast(day as date) as calendar_day,
+    dayofweek(day) in (0, 6) as is_weekend
+from range(date '{{ start.isoformat() }}', date '{{ stop.isoformat() }}', interval 1 day) as t(day)
