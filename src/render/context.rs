@@ -65,19 +65,11 @@ impl Shared {
     }
 
     pub fn quote(&self, ident: &str) -> String {
-        format!("\"{}\"", ident.replace('"', "\"\""))
+        super::builtins::quote_identifier(&self.adapter, ident)
     }
 
     pub fn render_relation(&self, rel: &Relation) -> String {
-        let mut parts = Vec::new();
-        if let Some(db) = rel.database.as_deref().filter(|d| !d.is_empty()) {
-            parts.push(self.quote(db));
-        }
-        if !rel.schema.is_empty() {
-            parts.push(self.quote(&rel.schema));
-        }
-        parts.push(self.quote(&rel.identifier));
-        parts.join(".")
+        super::builtins::render_relation(&self.adapter, rel)
     }
 }
 
@@ -257,7 +249,8 @@ impl MacroFn {
             let Some(mac) = st.lookup(&name) else {
                 return Err(Error::new(ErrorKind::UnknownFunction, format!("macro `{name}` not found")));
             };
-            mac.call(st, args)
+            let args = spread_extra_args(&mac, args);
+            mac.call(st, &args)
         });
         match result {
             Ok(v) => Ok(v),
@@ -662,6 +655,40 @@ pub fn json_value(v: &Json) -> Value {
         },
         Json::String(s) => Value::from(s.clone()),
         Json::Array(a) => Value::from(a.iter().map(json_value).collect::<Vec<_>>()),
-        Json::Object(m) => Value::from_iter(m.iter().map(|(k, v)| (k.clone(), json_value(v)))),
+        Json::Object(m) => Value::from_pairs(m.iter().map(|(k, v)| (k.clone(), json_value(v)))),
     }
+}
+
+/// dbt macros see extra positional args as `varargs` and extra keyword args as `kwargs`;
+/// every macro is declared with both (see `env::preprocess_macros`), so fill them here.
+fn spread_extra_args(mac: &Value, args: &[Value]) -> Vec<Value> {
+    let spec: Vec<String> = mac
+        .get_attr("arguments")
+        .ok()
+        .and_then(|a| a.try_iter().ok().map(|it| it.filter_map(|v| v.as_str().map(str::to_string)).collect()))
+        .unwrap_or_default();
+    if !spec.iter().any(|a| a == "kwargs") {
+        return args.to_vec();
+    }
+    let declared: Vec<&String> = spec.iter().filter(|a| *a != "varargs" && *a != "kwargs").collect();
+    let (pos, kw) = split_kwargs(args);
+    let mut out: Vec<Value> = pos.iter().take(declared.len()).cloned().collect();
+    let varargs: Vec<Value> = pos.iter().skip(declared.len()).cloned().collect();
+    let mut keep: Vec<(String, Value)> = Vec::new();
+    let mut extra: Vec<(String, Value)> = Vec::new();
+    if let Some(kw) = &kw {
+        for key in kw.args() {
+            let v = kw.peek::<Value>(key).unwrap_or_default();
+            if declared.iter().any(|d| d.as_str() == key) || key == "caller" {
+                keep.push((key.to_string(), v));
+            } else {
+                extra.push((key.to_string(), v));
+            }
+        }
+    }
+    // Positional slots between the given ones and varargs stay unset (their defaults apply).
+    keep.push(("varargs".into(), Value::from(varargs)));
+    keep.push(("kwargs".into(), Value::from_pairs(extra)));
+    out.push(Value::from(keep.into_iter().collect::<Kwargs>()));
+    out
 }

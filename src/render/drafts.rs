@@ -381,6 +381,8 @@ struct PendingTest {
     attached: String,
     version: Option<String>,
     is_source: bool,
+    node_name: String,
+    source_pair: Option<(String, String)>,
     column: Option<String>,
     definition: Json,
 }
@@ -478,6 +480,8 @@ pub fn collect(
                                     attached: unique_id.clone(),
                                     version: None,
                                     is_source: true,
+                                    node_name: String::new(),
+                                    source_pair: Some((sname.to_string(), tname.to_string())),
                                     column,
                                     definition: def,
                                 })
@@ -629,6 +633,8 @@ pub fn collect(
                                 attached: unique_id.clone(),
                                 version: version.clone(),
                                 is_source: false,
+                                node_name: name.clone(),
+                                source_pair: None,
                                 column,
                                 definition: def,
                             })
@@ -727,9 +733,20 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
     if let Some(ns) = &namespace {
         type_name = format!("{ns}_{type_name}");
     }
-    let (short_name, full_name) = match custom_name {
-        Some(n) => (n.clone(), n),
-        None => stub_builtins::stub_test_names(&type_name, &t.target_name, &args),
+    let mut name_kwargs: IndexMap<String, Json> = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    name_kwargs.insert("model".into(), Json::String(format!("{{{{ get_where_subquery({}) }}}}", t.target_ref)));
+    let test_target = match &t.source_pair {
+        Some((s, tb)) => super::builtins::TestTarget::Source { source: s, table: tb },
+        None => super::builtins::TestTarget::Node { name: &t.node_name, version: t.version.as_deref() },
+    };
+    let _ = &type_name;
+    let named = super::builtins::test_node_name(&short, namespace.as_deref(), test_target, &name_kwargs);
+    let (short_name, full_name, hash) = match custom_name {
+        Some(n) => {
+            let h = super::builtins::unique_id_hash(&n, &short, namespace.as_deref(), &name_kwargs);
+            (n.clone(), n, h)
+        }
+        None => (named.file_name().to_string(), named.name.clone(), named.unique_id_suffix.clone()),
     };
     // Jinja in test config values is rendered at parse time, as dbt does.
     let mut rendered_cfg = Map::new();
@@ -760,11 +777,6 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
         None => format!("test_{short}"),
     };
     let raw_code = format!("{{{{ {macro_name}(**_dbt_generic_test_kwargs) }}}}");
-    let hash = {
-        use md5::{Digest, Md5};
-        let d = Md5::digest(format!("{full_name}{}", t.attached).as_bytes());
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()[..10].to_string()
-    };
     let enabled = config.get("enabled").and_then(Json::as_bool) != Some(false);
     let _ = t.version;
     Ok(Draft {
@@ -823,7 +835,7 @@ pub fn test_kwargs(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft
                 for (k, x) in m {
                     map.insert(k.clone(), render_value(env, root, "", x, re)?);
                 }
-                Value::from_iter(map)
+                Value::from_pairs(map)
             }
             other => super::context::json_value(other),
         })
@@ -842,7 +854,7 @@ pub fn test_kwargs(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft
         })?;
         out.insert(k.clone(), value);
     }
-    Ok(Value::from_iter(out))
+    Ok(Value::from_pairs(out))
 }
 
 /// The `graph` variable: what the parse pass knows about every node and source.

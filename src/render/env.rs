@@ -25,9 +25,52 @@ pub static DOCS: LazyLock<Regex> =
 pub fn preprocess_macros(text: &str) -> String {
     let text = TEST_OPEN.replace_all(text, "{%$1 macro test_$2(");
     let text = TEST_CLOSE.replace_all(&text, "{%$1 endmacro $2%}");
-    MATERIALIZATION
+    let text = MATERIALIZATION
         .replace_all(&text, |c: &regex::Captures| c[0].chars().filter(|ch| *ch == '\n').collect::<String>())
-        .into_owned()
+        .into_owned();
+    add_extra_params(&text)
+}
+
+/// Appends `varargs=none, kwargs=none` to each macro's parameters (dbt's implicit ones).
+fn add_extra_params(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut last = 0;
+    for m in MACRO_NAME.find_iter(text) {
+        let open = m.end() - 1;
+        let bytes = text.as_bytes();
+        let (mut depth, mut i, mut quote) = (0usize, open, None::<u8>);
+        let mut close = None;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None => match b {
+                    b'\'' | b'"' => quote = Some(b),
+                    b'(' | b'[' | b'{' => depth += 1,
+                    b')' | b']' | b'}' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            close = Some(i);
+                            break;
+                        }
+                    }
+                    _ => {}
+                },
+            }
+            i += 1;
+        }
+        let Some(close) = close else { continue };
+        let inner = text[open + 1..close].trim();
+        if inner.split(',').any(|p| matches!(p.split('=').next().map(str::trim), Some("kwargs" | "varargs"))) {
+            continue;
+        }
+        out.push_str(&text[last..close]);
+        out.push_str(if inner.is_empty() { "varargs=none, kwargs=none" } else { ", varargs=none, kwargs=none" });
+        last = close;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 pub fn macro_names(text: &str) -> Vec<String> {
@@ -131,9 +174,17 @@ impl Object for DateTimeModule {
         }
     }
 
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, _args: &[Value]) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "now" | "utcnow" | "today" => Ok(Value::from_object(DateTimeObj(Utc::now()))),
+            "strptime" => {
+                let s = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+                let fmt = args.get(1).and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d");
+                let parsed = chrono::NaiveDateTime::parse_from_str(s, fmt)
+                    .or_else(|_| chrono::NaiveDate::parse_from_str(s, fmt).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()))
+                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("strptime({s:?}, {fmt:?}): {e}")))?;
+                Ok(Value::from_object(NaiveObj { dt: parsed, date_only: false }))
+            }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }
@@ -218,4 +269,27 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
         minijinja::context! { FULL_REFRESH => full_refresh, WHICH => "compile", STORE_FAILURES => false, WARN_ERROR => false },
     );
     env
+}
+
+/// A naive datetime or date from `modules.datetime` (Python's `str()` when rendered).
+#[derive(Debug)]
+struct NaiveObj {
+    dt: chrono::NaiveDateTime,
+    date_only: bool,
+}
+
+impl Object for NaiveObj {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "date" => Ok(Value::from_object(NaiveObj { dt: self.dt, date_only: true })),
+            "strftime" => Ok(Value::from(self.dt.format(args.first().and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d")).to_string())),
+            "isoformat" if self.date_only => Ok(Value::from(self.dt.format("%Y-%m-%d").to_string())),
+            "isoformat" => Ok(Value::from(self.dt.format("%Y-%m-%dT%H:%M:%S").to_string())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.date_only { write!(f, "{}", self.dt.format("%Y-%m-%d")) } else { write!(f, "{}", self.dt.format("%Y-%m-%d %H:%M:%S")) }
+    }
 }
