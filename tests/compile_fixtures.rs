@@ -18,7 +18,7 @@ fn files_below(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn shop_compiles_like_dbt() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let project_dir = root.join("examples/shop");
+    let project_dir = std::env::var("ORRERY_SHOP_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("examples/shop"));
     let options = LoadOptions { project_dir: project_dir.clone(), profiles_dir: Some(project_dir.clone()), ..Default::default() };
     let project = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
     let compiled = compile(&project, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));

@@ -244,7 +244,7 @@ impl MacroFn {
         let tmpl = env.get_template(&self.m.template)?;
         let root = Value::from_object(Ctx { node: self.node.clone(), package: Arc::from(self.m.package.as_str()) });
         let mut captured = tmpl.render_captured(root)?;
-        let name = self.m.name.clone();
+        let name = super::env::hidden_name(&self.m.name);
         let result = captured.with_state_mut(|st| {
             let Some(mac) = st.lookup(&name) else {
                 return Err(Error::new(ErrorKind::UnknownFunction, format!("macro `{name}` not found")));

@@ -28,7 +28,16 @@ pub fn preprocess_macros(text: &str) -> String {
     let text = MATERIALIZATION
         .replace_all(&text, |c: &regex::Captures| c[0].chars().filter(|ch| *ch == '\n').collect::<String>())
         .into_owned();
-    add_extra_params(&text)
+    let text = add_extra_params(&text);
+    // Same-file calls must go through the dbt wrapper too (for `return`), so hide the real names.
+    MACRO_DEF.replace_all(&text, "{%$1 macro __dbt_macro__$2(").into_owned()
+}
+
+static MACRO_DEF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*macro\s+(\w+)\s*\(").expect("regex"));
+
+/// The name a macro has inside its template after `preprocess_macros`.
+pub fn hidden_name(name: &str) -> String {
+    format!("__dbt_macro__{name}")
 }
 
 /// Appends `varargs=none, kwargs=none` to each macro's parameters (dbt's implicit ones).
@@ -74,7 +83,7 @@ fn add_extra_params(text: &str) -> String {
 }
 
 pub fn macro_names(text: &str) -> Vec<String> {
-    MACRO_NAME.captures_iter(text).map(|c| c[1].to_string()).collect()
+    MACRO_NAME.captures_iter(text).map(|c| c[1].trim_start_matches("__dbt_macro__").to_string()).collect()
 }
 
 /// `env_var(name, default)`: unset without a default is an error naming the variable.

@@ -171,7 +171,7 @@ pub fn stub_inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
     let joined = ctes.iter().map(|(name, body)| format!("__dbt__cte__{name} as (\n{body}\n)")).collect::<Vec<_>>().join(", ");
     let re = regex::Regex::new(r"(?i)\bwith\b").expect("regex");
     match re.find(sql) {
-        Some(m) => format!("{}with {},{}", &sql[..m.start()], joined, &sql[m.end()..]),
+        Some(m) => format!("{}with  {},{}", &sql[..m.start()], joined, &sql[m.end()..]),
         None => format!("with {joined}\n{sql}"),
     }
 }
