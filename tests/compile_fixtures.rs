@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use orrery::artifacts::compiled::compiled_path;
+use orrery::artifacts::compiled::{compiled_path, hook_files};
 use orrery::project::{LoadOptions, load};
 use orrery::render::{RenderOptions, compile};
 
@@ -30,6 +30,10 @@ fn shop_compiles_like_dbt() {
             let rel = rel.strip_prefix("target/compiled").unwrap_or(&rel).display().to_string();
             ours.insert(rel, sql.clone());
         }
+    }
+    for (path, sql) in hook_files(&compiled) {
+        let rel = path.strip_prefix("target/compiled").unwrap_or(&path).display().to_string();
+        ours.insert(rel, sql.to_string());
     }
     let expected_dir = root.join("tests/fixtures/dbt/shop/compiled");
     let mut expected = Vec::new();

@@ -172,6 +172,6 @@ pub fn stub_inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
     let re = regex::Regex::new(r"(?i)\bwith\b").expect("regex");
     match re.find(sql) {
         Some(m) => format!("{}with  {},{}", &sql[..m.start()], joined, &sql[m.end()..]),
-        None => format!("with {joined}\n{sql}"),
+        None => format!("with {joined} {sql}"),
     }
 }
