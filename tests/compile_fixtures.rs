@@ -50,3 +50,13 @@ fn shop_compiles_like_dbt() {
     }
     assert!(failures.is_empty(), "{} of {} files do not match:\n{}", failures.len(), expected.len(), failures.join("\n"));
 }
+
+#[test]
+fn broken_models_report_every_error_with_a_location() {
+    let dir = std::env::var("ORRERY_ERR_DIR").unwrap_or_else(|_| format!("{}/tests/fixtures/projects/broken", env!("CARGO_MANIFEST_DIR")));
+    let options = LoadOptions { project_dir: dir.clone().into(), profiles_dir: Some(dir.into()), ..Default::default() };
+    let project = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
+    let errors = compile(&project, &RenderOptions::default()).err().expect("errors");
+    let shown: Vec<String> = errors.0.iter().map(|d| format!("{d:?}")).collect();
+    insta::assert_snapshot!(shown.join("\n"));
+}

@@ -10,7 +10,7 @@ use minijinja::value::Value;
 use serde_json::{Map, Value as Json, json};
 
 use super::context::{Ctx, NodeRender, Recorded, Shared};
-use super::{TemplateOrigin, Templates, stub_builtins};
+use super::{TemplateOrigin, Templates};
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::node::{ColumnInfo, Node, RefCall, Relation, ResourceType, SourceTable, TestMetadata};
 use crate::project::{FileKind, Package, Project, yaml};
@@ -316,15 +316,6 @@ fn render_yml_str(env: &Environment<'static>, shared: &Arc<Shared>, package: &st
         rec: Mutex::new(Recorded::default()),
     });
     env.render_str(text, Value::from_object(Ctx { node, package: Arc::from(package) }))
-}
-
-fn render_yml_value(env: &Environment<'static>, shared: &Arc<Shared>, package: &str, v: &Json) -> Result<Json, minijinja::Error> {
-    Ok(match v {
-        Json::String(s) => Json::String(render_yml_str(env, shared, package, s)?),
-        Json::Array(a) => Json::Array(a.iter().map(|x| render_yml_value(env, shared, package, x)).collect::<Result<_, _>>()?),
-        Json::Object(m) => Json::Object(m.iter().map(|(k, x)| Ok((k.clone(), render_yml_value(env, shared, package, x)?))).collect::<Result<_, minijinja::Error>>()?),
-        other => other.clone(),
-    })
 }
 
 fn columns_of(entry: &Json) -> IndexMap<String, ColumnInfo> {

@@ -160,6 +160,7 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
     // Sources and drafts from files and properties yml (yml Jinja rendered with the base context).
     let mut base = Arc::new(base_shared);
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
+    let mut broken = std::collections::HashSet::new();
     for d in &drafts {
         if let Some(tname) = &d.template {
             if let Err(err) = env.add_template_owned(tname.clone(), d.template_text.clone()) {
@@ -167,6 +168,7 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
                 let mut t = Templates { origins: HashMap::new() };
                 t.origins.insert(tname.clone(), origin.clone());
                 diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
+                broken.insert(d.unique_id.clone());
             }
             templates.origins.insert(tname.clone(), TemplateOrigin { source: d.source.clone(), offset: d.offset });
         }
@@ -181,6 +183,9 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
     let parsed: Vec<Result<Recorded, Diagnostic>> = drafts
         .par_iter()
         .map(|d| {
+            if broken.contains(&d.unique_id) {
+                return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
+            }
             let node = new_render(&base, d, false, false, None, context::json_value(&d.model_json(None)), None);
             if d.test.is_some() {
                 return drafts::test_kwargs(&env, &node, d, &templates).map(|_| take_recorded(&node));
@@ -199,7 +204,9 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
                 d.parse_sources = rec.sources;
             }
             Err(diag) => {
-                diags.push(diag);
+                if diag.is_error() {
+                    diags.push(diag);
+                }
                 keep[i] = false;
             }
         }

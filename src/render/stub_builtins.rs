@@ -114,55 +114,6 @@ where parent.to_field is null
     )]
 }
 
-/// dbt's synthesized generic test names: (short name for file and alias, full name for the id).
-pub fn stub_test_names(test_type: &str, target: &str, args: &serde_json::Map<String, serde_json::Value>) -> (String, String) {
-    use md5::{Digest, Md5};
-    let mut keys: Vec<&String> = args.keys().filter(|k| *k != "model").collect();
-    keys.sort();
-    let mut flat = Vec::new();
-    for k in keys {
-        let parts: Vec<serde_json::Value> = match &args[k] {
-            serde_json::Value::Object(m) => m.values().cloned().collect(),
-            serde_json::Value::Array(a) => a.clone(),
-            other => vec![other.clone()],
-        };
-        for p in parts {
-            flat.push(py_str(&p));
-        }
-    }
-    let re = regex::Regex::new("[^0-9a-zA-Z_]+").expect("regex");
-    let clean: Vec<String> = flat.iter().map(|s| re.replace_all(s, "_").into_owned()).collect();
-    let ident = format!("{test_type}_{target}");
-    let full = format!("{ident}_{}", clean.join("__"));
-    if full.len() >= 64 {
-        let digest = Md5::digest(full.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let trunc: String = ident.chars().take(30).collect();
-        (format!("{trunc}_{hex}"), full)
-    } else {
-        (full.clone(), full)
-    }
-}
-
-fn py_str(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Bool(true) => "True".into(),
-        serde_json::Value::Bool(false) => "False".into(),
-        serde_json::Value::Null => "None".into(),
-        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        serde_json::Value::Object(m) => format!("{{{}}}", m.iter().map(|(k, v)| format!("'{k}': {}", py_repr(v))).collect::<Vec<_>>().join(", ")),
-        other => other.to_string(),
-    }
-}
-
-fn py_repr(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => format!("'{s}'"),
-        other => py_str(other),
-    }
-}
-
 /// Inserts ephemeral CTEs after the first `with` (or prepends a `with`).
 pub fn stub_inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
     if ctes.is_empty() {
