@@ -1,1 +1,569 @@
 //! The minijinja environment with dbt's Jinja context; compiles a project into nodes.
+//!
+//! Two passes, as dbt: a parse pass (`execute` false) records `ref`/`source`/`config` calls,
+//! then relations are resolved through `generate_*_name` and the compile pass renders SQL.
+
+pub mod builtins;
+pub mod context;
+mod drafts;
+mod env;
+mod stub_builtins;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use minijinja::Environment;
+use minijinja::value::Value;
+use rayon::prelude::*;
+use serde_json::Value as Json;
+
+pub use env::env_var_function;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
+use crate::node::{Compiled, Node, NodeConfig, Relation, ResourceType};
+use crate::project::Project;
+use context::{Ctx, MacroRef, NodeRender, Recorded, Shared, Target};
+use drafts::Draft;
+
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    pub full_refresh: bool,
+    pub invocation_id: String,
+    pub run_started_at: DateTime<Utc>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions { full_refresh: false, invocation_id: uuid::Uuid::new_v4().to_string(), run_started_at: Utc::now() }
+    }
+}
+
+/// Where a template's text came from, to turn minijinja errors into file:line:col.
+#[derive(Clone)]
+pub(crate) struct TemplateOrigin {
+    pub source: SourceFile,
+    /// Byte offset of the template text in the file (snapshot bodies).
+    pub offset: usize,
+}
+
+pub(crate) struct Templates {
+    pub origins: HashMap<String, TemplateOrigin>,
+}
+
+impl Templates {
+    /// A minijinja error as a diagnostic at the innermost template location known.
+    pub fn diagnostic(&self, err: &minijinja::Error, fallback: Option<&TemplateOrigin>, code: &str) -> Diagnostic {
+        let mut message = err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string());
+        let mut located: Option<(&minijinja::Error, &TemplateOrigin)> = None;
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if let Some(me) = e.downcast_ref::<minijinja::Error>() {
+                if let Some(detail) = me.detail() {
+                    message = detail.to_string();
+                }
+                if let Some(origin) = me.name().and_then(|n| self.origins.get(n)) {
+                    if me.line().is_some() {
+                        located = Some((me, origin));
+                    }
+                }
+            }
+            cur = e.source();
+        }
+        let diag = Diagnostic::error(code, message);
+        match located {
+            Some((me, origin)) => match me.range() {
+                Some(r) => diag.at(&origin.source, origin.offset + r.start..origin.offset + r.end),
+                None => {
+                    let (base_line, _) = origin.source.line_col(origin.offset);
+                    let line = base_line + me.line().unwrap_or(1) - 1;
+                    let start = origin.source.offset_of(line, 1);
+                    let end = origin.source.text[start..].find('\n').map_or(origin.source.text.len(), |i| start + i);
+                    diag.at(&origin.source, start..end)
+                }
+            },
+            None => match fallback {
+                Some(o) => diag.with_file(o.source.path.as_ref().clone()),
+                None => diag,
+            },
+        }
+    }
+}
+
+/// Renders every node of a project to dbt-identical SQL.
+pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, Diagnostics> {
+    let mut diags = project.warnings.clone();
+    let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
+    let mut templates = Templates { origins: HashMap::new() };
+
+    // Macros: dbt's own first, so that a project's macro of the same name wins.
+    let mut macros: HashMap<String, HashMap<String, MacroRef>> = HashMap::new();
+    let mut add_macro_file = |env: &mut Environment<'static>, package: &str, file_name: &str, text: &str, source: SourceFile, diags: &mut Diagnostics| {
+        let template = format!("{package}://{file_name}");
+        let processed = env::preprocess_macros(text);
+        if let Err(err) = env.add_template_owned(template.clone(), processed.clone()) {
+            let origin = TemplateOrigin { source: source.clone(), offset: 0 };
+            let mut t = Templates { origins: HashMap::new() };
+            t.origins.insert(template.clone(), origin.clone());
+            diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
+            return;
+        }
+        templates.origins.insert(template.clone(), TemplateOrigin { source, offset: 0 });
+        for name in env::macro_names(&processed) {
+            macros.entry(package.to_string()).or_default().insert(
+                name.clone(),
+                MacroRef { unique_id: format!("macro.{package}.{name}"), name, package: package.to_string(), template: template.clone() },
+            );
+        }
+    };
+    for (file, text) in stub_builtins::stub_macro_files() {
+        add_macro_file(&mut env, "dbt", file, text, SourceFile::new(format!("<dbt>/{file}"), *text), &mut diags);
+    }
+    let mut macro_infos = Vec::new();
+    for pkg in &project.packages {
+        for f in pkg.files.iter().filter(|f| f.kind == crate::project::FileKind::Macro) {
+            add_macro_file(&mut env, &pkg.name, &f.original_file_path, &f.source.text, f.source.clone(), &mut diags);
+            for name in env::macro_names(&env::preprocess_macros(&f.source.text)) {
+                macro_infos.push(crate::node::MacroInfo {
+                    unique_id: format!("macro.{}.{name}", pkg.name),
+                    name,
+                    package_name: pkg.name.clone(),
+                    original_file_path: f.original_file_path.clone(),
+                    macro_sql: f.source.text.to_string(),
+                });
+            }
+        }
+    }
+    let mut package_order: Vec<String> = project.packages.iter().map(|p| p.name.clone()).collect();
+    package_order.push("dbt".into());
+    let dispatch: HashMap<String, Vec<String>> = project.root_package().dispatch.iter().cloned().collect();
+
+    let vars = drafts::package_vars(project);
+    let docs = drafts::docs_blocks(project);
+    let target_value = context::json_value(&serde_json::to_value(&project.target_jinja).unwrap_or_default());
+
+    let base_shared = Shared {
+        root_package: project.name.clone(),
+        adapter: project.target.adapter_type.clone(),
+        target: target_value.clone(),
+        macros,
+        package_order,
+        dispatch,
+        targets: HashMap::new(),
+        sources: HashMap::new(),
+        vars,
+        graph: Value::from(()),
+        docs,
+    };
+
+    // Sources and drafts from files and properties yml (yml Jinja rendered with the base context).
+    let mut base = Arc::new(base_shared);
+    let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
+    let mut broken = std::collections::HashSet::new();
+    for d in &drafts {
+        if let Some(tname) = &d.template {
+            if let Err(err) = env.add_template_owned(tname.clone(), d.template_text.clone()) {
+                let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+                let mut t = Templates { origins: HashMap::new() };
+                t.origins.insert(tname.clone(), origin.clone());
+                diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
+                broken.insert(d.unique_id.clone());
+            }
+            templates.origins.insert(tname.clone(), TemplateOrigin { source: d.source.clone(), offset: d.offset });
+        }
+    }
+    {
+        let shared = Arc::make_mut(&mut base);
+        shared.sources = sources.iter().map(|s| ((s.source_name.clone(), s.name.clone()), (s.unique_id.clone(), s.relation.clone()))).collect();
+        shared.targets = target_map(&drafts, &project.target);
+    }
+
+    // Parse pass.
+    let parsed: Vec<Result<Recorded, Diagnostic>> = drafts
+        .par_iter()
+        .map(|d| {
+            if broken.contains(&d.unique_id) {
+                return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
+            }
+            let node = new_render(&base, d, false, false, None, context::json_value(&d.model_json(None)), None);
+            if d.test.is_some() {
+                return drafts::test_kwargs(&env, &node, d, &templates).map(|_| take_recorded(&node));
+            }
+            render_draft(&env, d, &node, &templates).map(|_| take_recorded(&node))
+        })
+        .collect();
+    let mut keep = vec![true; drafts.len()];
+    for (i, (d, r)) in drafts.iter_mut().zip(parsed).enumerate() {
+        match r {
+            Ok(rec) => {
+                for (k, v) in rec.config {
+                    context::merge_config(&mut d.config, &k, v);
+                }
+                d.parse_refs = rec.refs;
+                d.parse_sources = rec.sources;
+            }
+            Err(diag) => {
+                if diag.is_error() {
+                    diags.push(diag);
+                }
+                keep[i] = false;
+            }
+        }
+        if d.config.get("enabled").and_then(Json::as_bool) == Some(false) {
+            d.enabled = false;
+        }
+    }
+
+    // Relations through generate_*_name.
+    let mut shared = Arc::try_unwrap(base).unwrap_or_else(|a| (*a).clone());
+    shared.targets = HashMap::new();
+    let shared_arc = Arc::new(shared);
+    let relations: Vec<Result<Relation, Diagnostic>> = drafts.par_iter().map(|d| resolve_relation(&env, &shared_arc, d, &project.target, &templates)).collect();
+    for (d, r) in drafts.iter_mut().zip(relations) {
+        match r {
+            Ok(rel) => d.relation = rel,
+            Err(diag) => diags.push(diag),
+        }
+    }
+    let mut shared = Arc::try_unwrap(shared_arc).unwrap_or_else(|a| (*a).clone());
+    shared.targets = target_map(&drafts, &project.target);
+    shared.graph = context::json_value(&drafts::graph_json(&drafts, &sources));
+    let shared = Arc::new(shared);
+
+    // Compile pass.
+    let compiled: Vec<Option<Result<(String, Option<String>, Recorded), Diagnostic>>> = drafts
+        .par_iter()
+        .zip(keep.par_iter())
+        .map(|(d, keep)| {
+            if !keep || !d.enabled || d.resource_type == ResourceType::Seed {
+                return None;
+            }
+            let model = context::json_value(&d.model_json(Some(&d.relation)));
+            let kwargs = d.test.as_ref().map(|_| Value::from(()));
+            let node = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), kwargs);
+            if d.test.is_some() {
+                match drafts::test_kwargs(&env, &node, d, &templates) {
+                    Ok(kw) => {
+                        let node2 = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), Some(kw));
+                        return Some(render_draft(&env, d, &node2, &templates).map(|sql| (sql, None, take_recorded(&node2))));
+                    }
+                    Err(diag) => return Some(Err(diag)),
+                }
+            }
+            let sql = match render_draft(&env, d, &node, &templates) {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e)),
+            };
+            let rec = take_recorded(&node);
+            let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
+                let inc = new_render(&shared, d, true, true, Some(d.relation.clone()), model, None);
+                match render_draft(&env, d, &inc, &templates) {
+                    Ok(s) => Some(s),
+                    Err(e) => return Some(Err(e)),
+                }
+            } else {
+                None
+            };
+            Some(Ok((sql, incremental, rec)))
+        })
+        .collect();
+
+    let mut results: Vec<Option<(String, Option<String>, Recorded)>> = Vec::with_capacity(drafts.len());
+    for r in compiled {
+        match r {
+            Some(Ok(v)) => results.push(Some(v)),
+            Some(Err(d)) => {
+                diags.push(d);
+                results.push(None);
+            }
+            None => results.push(None),
+        }
+    }
+
+    // Ephemeral CTE injection, recursively, as dbt inlines them.
+    let index: HashMap<&str, usize> = drafts.iter().enumerate().map(|(i, d)| (d.unique_id.as_str(), i)).collect();
+    let mut nodes = Vec::new();
+    for (i, d) in drafts.iter().enumerate() {
+        if !d.enabled {
+            continue;
+        }
+        let (sql, inc, rec) = match &results[i] {
+            Some((s, inc, rec)) => (Some(s.clone()), inc.clone(), Some(rec)),
+            None => (None, None, None),
+        };
+        let mut ctes: Vec<(String, String)> = Vec::new();
+        if let Some(rec) = rec {
+            collect_ctes(&rec.ephemerals, &drafts, &results, &index, &mut ctes, &mut Vec::new());
+        }
+        let inject = |s: String| stub_builtins::stub_inject_ctes(&s, &ctes);
+        let compiled_code = if d.resource_type == ResourceType::Seed { None } else { sql.map(inject) };
+        let compiled_code_incremental = inc.map(inject);
+        nodes.push(d.to_node(compiled_code, compiled_code_incremental, rec, &mut diags));
+    }
+    nodes.sort_by(|a: &Node, b: &Node| a.unique_id.cmp(&b.unique_id));
+
+    let on_run_start = render_hooks(&env, &shared, &project.on_run_start, &mut diags);
+    let on_run_end = render_hooks(&env, &shared, &project.on_run_end, &mut diags);
+    macro_infos.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    let mut sources = sources;
+    sources.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+
+    let diags = diags.into_result()?;
+    Ok(Compiled {
+        project_name: project.name.clone(),
+        project_root: project.root.clone(),
+        target_path: project.target_path.clone(),
+        target: project.target.clone(),
+        nodes,
+        sources,
+        macros: macro_infos,
+        on_run_start,
+        on_run_end,
+        invocation_id: options.invocation_id.clone(),
+        generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        diagnostics: diags,
+    })
+}
+
+fn collect_ctes(
+    ephemerals: &[String],
+    drafts: &[Draft],
+    results: &[Option<(String, Option<String>, Recorded)>],
+    index: &HashMap<&str, usize>,
+    out: &mut Vec<(String, String)>,
+    seen: &mut Vec<String>,
+) {
+    for uid in ephemerals {
+        if seen.contains(uid) {
+            continue;
+        }
+        seen.push(uid.clone());
+        let Some(&i) = index.get(uid.as_str()) else { continue };
+        let Some((sql, _, rec)) = &results[i] else { continue };
+        collect_ctes(&rec.ephemerals, drafts, results, index, out, seen);
+        out.push((drafts[i].name.clone(), sql.clone()));
+    }
+}
+
+fn take_recorded(node: &Arc<NodeRender>) -> Recorded {
+    let mut guard = node.rec.lock().unwrap_or_else(|e| e.into_inner());
+    std::mem::take(&mut *guard)
+}
+
+fn new_render(
+    shared: &Arc<Shared>,
+    d: &Draft,
+    execute: bool,
+    incremental: bool,
+    this: Option<Relation>,
+    model: Value,
+    test_kwargs: Option<Value>,
+) -> Arc<NodeRender> {
+    Arc::new(NodeRender {
+        shared: shared.clone(),
+        package: d.package.clone(),
+        execute,
+        incremental,
+        this,
+        model,
+        config: d.config.clone(),
+        test_kwargs,
+        rec: Mutex::new(Recorded::default()),
+    })
+}
+
+fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
+    let Some(tname) = &d.template else { return Ok(String::new()) };
+    let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+    let tmpl = env.get_template(tname).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::syntax"))?;
+    let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
+    tmpl.render(root).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))
+}
+
+fn target_map(drafts: &[Draft], _target: &crate::node::TargetInfo) -> HashMap<String, Vec<Target>> {
+    let mut map: HashMap<String, Vec<Target>> = HashMap::new();
+    for d in drafts {
+        if !matches!(d.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
+            continue;
+        }
+        map.entry(d.name.clone()).or_default().push(Target {
+            unique_id: d.unique_id.clone(),
+            package: d.package.clone(),
+            name: d.name.clone(),
+            version: d.version.clone(),
+            latest_version: d.latest_version.clone(),
+            relation: d.relation.clone(),
+            ephemeral: d.config.get("materialized").and_then(Json::as_str) == Some("ephemeral"),
+            enabled: d.enabled,
+        });
+    }
+    map
+}
+
+/// Calls a `generate_*_name` macro visible from the node's package and trims its output.
+fn call_generate(
+    env: &Environment<'static>,
+    shared: &Arc<Shared>,
+    d: &Draft,
+    macro_name: &str,
+    custom: Option<&Json>,
+    templates: &Templates,
+) -> Result<String, Diagnostic> {
+    let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+    let Some(m) = shared.find_macro(&d.package, macro_name) else {
+        return Err(Diagnostic::error("render::missing_macro", format!("macro `{macro_name}` not found")));
+    };
+    let node = new_render(shared, d, true, false, None, context::json_value(&d.model_json(None)), None);
+    let f = context::macro_value(&node, m);
+    let state = env.empty_state();
+    let custom = custom.filter(|v| !v.is_null()).map(context::json_value).unwrap_or(Value::from(()));
+    let mut st = state;
+    let v = f.call(&mut st, &[custom, node.model.clone()]).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))?;
+    Ok(v.to_string().trim().to_string())
+}
+
+fn resolve_relation(
+    env: &Environment<'static>,
+    shared: &Arc<Shared>,
+    d: &Draft,
+    target: &crate::node::TargetInfo,
+    templates: &Templates,
+) -> Result<Relation, Diagnostic> {
+    if !d.enabled {
+        return Ok(Relation { database: Some(target.database.clone()), schema: target.schema.clone(), identifier: d.name.clone() });
+    }
+    let cfg = &d.config;
+    let (db_cfg, schema_cfg) = if d.resource_type == ResourceType::Snapshot && (cfg.contains_key("target_schema") || cfg.contains_key("target_database")) {
+        (cfg.get("target_database").or(cfg.get("database")), cfg.get("target_schema"))
+    } else {
+        (cfg.get("database"), cfg.get("schema"))
+    };
+    let legacy_snapshot = d.resource_type == ResourceType::Snapshot && cfg.contains_key("target_schema");
+    let database = call_generate(env, shared, d, "generate_database_name", db_cfg, templates)?;
+    let schema = if legacy_snapshot {
+        schema_cfg.and_then(Json::as_str).unwrap_or(&target.schema).to_string()
+    } else {
+        call_generate(env, shared, d, "generate_schema_name", schema_cfg, templates)?
+    };
+    let identifier = if d.resource_type == ResourceType::Test {
+        cfg.get("alias").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| d.name.clone())
+    } else {
+        call_generate(env, shared, d, "generate_alias_name", cfg.get("alias"), templates)?
+    };
+    Ok(Relation { database: Some(database), schema, identifier })
+}
+
+fn render_hooks(env: &Environment<'static>, shared: &Arc<Shared>, hooks: &[String], diags: &mut Diagnostics) -> Vec<String> {
+    let mut out = Vec::new();
+    for hook in hooks {
+        let node = Arc::new(NodeRender {
+            shared: shared.clone(),
+            package: shared.root_package.clone(),
+            execute: true,
+            incremental: false,
+            this: None,
+            model: Value::from(()),
+            config: Default::default(),
+            test_kwargs: None,
+            rec: Mutex::new(Recorded::default()),
+        });
+        let root = Value::from_object(Ctx { node, package: Arc::from(shared.root_package.as_str()) });
+        match env.render_str(hook, root) {
+            Ok(s) => out.push(s),
+            Err(e) => diags.push(Diagnostic::error("render::hook", format!("on-run hook: {}", e.detail().unwrap_or("error")))),
+        }
+    }
+    out
+}
+
+/// The typed config of a node from its merged JSON config.
+pub(crate) fn node_config(cfg: &serde_json::Map<String, Json>, enabled: bool) -> NodeConfig {
+    let s = |k: &str| cfg.get(k).and_then(|v| match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Null => None,
+        other => Some(other.to_string()),
+    });
+    let list = |k: &str| -> Vec<String> {
+        match cfg.get(k) {
+            Some(Json::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
+            Some(Json::String(s)) => vec![s.clone()],
+            _ => vec![],
+        }
+    };
+    let map = |k: &str| -> IndexMap<String, Json> {
+        match cfg.get(k) {
+            Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            _ => IndexMap::new(),
+        }
+    };
+    let hooks = |k: &str| -> Vec<String> {
+        match cfg.get(k) {
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Json::String(s) => s.clone(),
+                    Json::Object(m) => m.get("sql").and_then(Json::as_str).unwrap_or_default().to_string(),
+                    other => other.to_string(),
+                })
+                .collect(),
+            Some(Json::String(s)) => vec![s.clone()],
+            _ => vec![],
+        }
+    };
+    const KNOWN: &[&str] = &[
+        "enabled", "materialized", "tags", "database", "schema", "alias", "pre_hook", "post_hook", "unique_key",
+        "incremental_strategy", "on_schema_change", "full_refresh", "grants", "meta", "persist_docs", "quoting",
+        "column_types", "quote_columns", "delimiter", "strategy", "updated_at", "check_cols", "target_schema",
+        "target_database", "invalidate_hard_deletes", "severity", "where", "limit", "warn_if", "error_if",
+        "fail_calc", "store_failures",
+    ];
+    NodeConfig {
+        enabled,
+        materialized: s("materialized").unwrap_or_default(),
+        tags: list("tags"),
+        database: s("database"),
+        schema: s("schema"),
+        alias: s("alias"),
+        pre_hook: hooks("pre_hook"),
+        post_hook: hooks("post_hook"),
+        unique_key: cfg.get("unique_key").cloned().filter(|v| !v.is_null()),
+        incremental_strategy: s("incremental_strategy"),
+        on_schema_change: s("on_schema_change"),
+        full_refresh: cfg.get("full_refresh").and_then(Json::as_bool),
+        grants: match cfg.get("grants") {
+            Some(Json::Object(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    let vals = match v {
+                        Json::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                        Json::String(s) => vec![s.clone()],
+                        _ => vec![],
+                    };
+                    (k.clone(), vals)
+                })
+                .collect(),
+            _ => IndexMap::new(),
+        },
+        meta: map("meta"),
+        persist_docs: map("persist_docs"),
+        quoting: map("quoting"),
+        column_types: map("column_types").into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect(),
+        quote_columns: cfg.get("quote_columns").and_then(Json::as_bool),
+        delimiter: s("delimiter"),
+        strategy: s("strategy"),
+        updated_at: s("updated_at"),
+        check_cols: cfg.get("check_cols").cloned(),
+        target_schema: s("target_schema"),
+        target_database: s("target_database"),
+        invalidate_hard_deletes: cfg.get("invalidate_hard_deletes").and_then(Json::as_bool),
+        severity: s("severity"),
+        where_: s("where"),
+        limit: cfg.get("limit").and_then(Json::as_u64),
+        warn_if: s("warn_if"),
+        error_if: s("error_if"),
+        fail_calc: s("fail_calc"),
+        store_failures: cfg.get("store_failures").and_then(Json::as_bool),
+        extra: cfg.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}

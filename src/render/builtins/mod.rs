@@ -1,0 +1,23 @@
+//! dbt's built-in behaviour that a compile reproduces byte for byte: generic test names,
+//! relation quoting, ephemeral CTE injection and the global macros of the internal `dbt`
+//! package (our own Jinja, overridable by the project).
+
+pub mod naming;
+pub mod relation;
+
+pub use naming::{test_node_name, unique_id_hash, TestName, TestTarget};
+pub use relation::{quote_identifier, render_relation, render_relation_with, QuotePolicy};
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::path::PathBuf;
+
+    /// `tests/fixtures/builtins/<rel>`, made by `regen.sh` from a real dbt compile.
+    pub fn path(rel: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builtins").join(rel)
+    }
+
+    pub fn read(rel: &str) -> String {
+        std::fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+    }
+}

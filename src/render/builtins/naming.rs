@@ -1,0 +1,307 @@
+//! dbt's names for generic test nodes: the synthesized name, the hashed alias past 64
+//! characters, and the 10-character suffix of the unique_id.
+
+use indexmap::IndexMap;
+use md5::{Digest, Md5};
+use serde_json::Value;
+
+/// What a generic test is attached to, as the properties yml names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestTarget<'a> {
+    /// A model, seed or snapshot (`version` only for versioned models).
+    Node { name: &'a str, version: Option<&'a str> },
+    /// A source table: `sources: [{name: source, tables: [{name: table}]}]`.
+    Source { source: &'a str, table: &'a str },
+}
+
+impl TestTarget<'_> {
+    /// The `model` kwarg dbt stores in `test_metadata.kwargs` and renders at compile time.
+    pub fn model_kwarg(&self) -> String {
+        let target = match self {
+            TestTarget::Node { name, version: Some(v) } => format!("ref('{name}', version='{v}')"),
+            TestTarget::Node { name, version: None } => format!("ref('{name}')"),
+            TestTarget::Source { source, table } => format!("source('{source}', '{table}')"),
+        };
+        format!("{{{{ get_where_subquery({target}) }}}}")
+    }
+
+    /// The name dbt puts after the test name: `orders`, `orders_v2`, `raw_orders`.
+    fn name_part(&self) -> String {
+        match self {
+            TestTarget::Node { name, version: Some(v) } => format!("{name}_v{v}"),
+            TestTarget::Node { name, version: None } => (*name).to_string(),
+            TestTarget::Source { source, table } => format!("{source}_{table}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestName {
+    /// The node's `name` and last fqn part: the full synthesized name.
+    pub name: String,
+    /// Set when `name` is 64 characters or longer: the hashed short name dbt uses as the
+    /// config alias and the compiled file name.
+    pub alias: Option<String>,
+    /// The 10 hex characters ending the unique_id: `test.<pkg>.<name>.<suffix>`.
+    pub unique_id_suffix: String,
+}
+
+impl TestName {
+    /// The name of the compiled file (without `.sql`) and the relation's identifier.
+    pub fn file_name(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Names a generic test as dbt does. `test_name` is the test without namespace (`unique`),
+/// `namespace` the package before the dot (`dbt_utils.expression_is_true`), `kwargs` the test's
+/// arguments as `test_metadata.kwargs` holds them: `column_name` when on a column, `model`
+/// (see [`TestTarget::model_kwarg`]) and the test's own, without config keys.
+pub fn test_node_name(
+    test_name: &str,
+    namespace: Option<&str>,
+    target: TestTarget<'_>,
+    kwargs: &IndexMap<String, Value>,
+) -> TestName {
+    let mut prefix = match target {
+        TestTarget::Source { .. } => format!("source_{test_name}"),
+        TestTarget::Node { .. } => test_name.to_string(),
+    };
+    if let Some(ns) = namespace {
+        prefix = format!("{ns}_{prefix}");
+    }
+    let identifier = format!("{prefix}_{}", target.name_part());
+    let full = format!("{identifier}_{}", flat_args(kwargs));
+    let alias = (full.len() >= 64).then(|| {
+        let head: String = identifier.chars().take(30).collect();
+        format!("{head}_{}", md5_hex(&full))
+    });
+    let unique_id_suffix = unique_id_hash(&full, test_name, namespace, kwargs);
+    TestName { name: full, alias, unique_id_suffix }
+}
+
+/// The unique_id suffix of a test named `name` (synthesized, or given with `name:`).
+pub fn unique_id_hash(name: &str, test_name: &str, namespace: Option<&str>, kwargs: &IndexMap<String, Value>) -> String {
+    // dbt hashes the name followed by Python's repr of the metadata, keys sorted, leaves str()-ed.
+    let mut sorted: Vec<(&String, &Value)> = kwargs.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let kwargs_repr = sorted
+        .iter()
+        .map(|(k, v)| format!("{}: {}", py_repr_str(k), hashable_repr(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let namespace_repr = py_repr_str(namespace.unwrap_or("None"));
+    let metadata = format!(
+        "{{'kwargs': {{{kwargs_repr}}}, 'name': {}, 'namespace': {namespace_repr}}}",
+        py_repr_str(test_name)
+    );
+    let hex = md5_hex(&format!("{name}{metadata}"));
+    hex[hex.len() - 10..].to_string()
+}
+
+/// Arguments in name order, `model` left out, each flattened and cleaned, joined by `__`.
+fn flat_args(kwargs: &IndexMap<String, Value>) -> String {
+    let mut names: Vec<&String> = kwargs.keys().filter(|k| *k != "model").collect();
+    names.sort();
+    let mut parts: Vec<String> = Vec::new();
+    for name in names {
+        match &kwargs[name] {
+            Value::Object(map) => parts.extend(map.values().map(py_str)),
+            Value::Array(items) => parts.extend(items.iter().map(py_str)),
+            other => parts.push(py_str(other)),
+        }
+    }
+    parts.iter().map(|p| clean(p)).collect::<Vec<_>>().join("__")
+}
+
+/// Every run of characters outside `[0-9a-zA-Z_]` becomes one `_`.
+fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_run = false;
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('_');
+            in_run = true;
+        }
+    }
+    out
+}
+
+fn md5_hex(s: &str) -> String {
+    let digest = Md5::digest(s.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Python's repr of dbt's hashable form: dicts (keys sorted) and lists kept, the rest `str()`.
+fn hashable_repr(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> =
+                entries.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), hashable_repr(v))).collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(hashable_repr).collect::<Vec<_>>().join(", ")),
+        other => py_repr_str(&py_str(other)),
+    }
+}
+
+/// Python's `str()` of a value loaded from YAML.
+pub(crate) fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+/// Python's `repr()` of a value loaded from YAML (dicts keep their order).
+pub(crate) fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => py_float(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => py_repr_str(s),
+        Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => {
+            let inner: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// Python's `repr(float)`: shortest round-trip digits, exponent form below 1e-4 and from 1e16.
+fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
+        let plain = format!("{f}");
+        if plain.contains('.') { plain } else { format!("{plain}.0") }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
+/// Python's `repr(str)`: single quotes unless the text has `'` and no `"`.
+pub(crate) fn py_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if !py_printable(c) => {
+                let n = c as u32;
+                if n < 0x100 {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else if n < 0x10000 {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python's `str.isprintable` for the characters YAML text realistically holds.
+fn py_printable(c: char) -> bool {
+    let n = c as u32;
+    !(n < 0x20
+        || (0x7f..=0xa0).contains(&n)
+        || n == 0xad
+        || n == 0x1680
+        || (0x2000..=0x200f).contains(&n)
+        || (0x2028..=0x202f).contains(&n)
+        || (0x205f..=0x2064).contains(&n)
+        || n == 0x3000
+        || n == 0xfeff
+        || (0xd800..=0xdfff).contains(&n)
+        || (0xe000..=0xf8ff).contains(&n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn python_repr_matches_python() {
+        assert_eq!(py_repr_str("a'b"), "\"a'b\"");
+        assert_eq!(py_repr_str("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(py_repr_str("tab\there\u{a0}é"), "'tab\\there\\xa0é'");
+        assert_eq!(py_float(1.0), "1.0");
+        assert_eq!(py_float(0.5), "0.5");
+        assert_eq!(py_float(1e16), "1e+16");
+        assert_eq!(py_float(1.5e-5), "1.5e-05");
+        assert_eq!(py_float(123456.25), "123456.25");
+        assert_eq!(py_repr(&json!({"b": [1, true, null], "a": "x"})), "{'b': [1, True, None], 'a': 'x'}");
+    }
+
+    /// The target a test's `model` kwarg names: `ref('x')`, `ref('x', version='2')`, `source('a', 'b')`.
+    fn target_of(model: &str) -> TestTarget<'_> {
+        let args = model.split_once('(').map(|(_, rest)| rest).expect("a call");
+        let args = args.split_once('(').map_or(args, |(_, rest)| rest);
+        let quoted: Vec<&str> = args.split('\'').skip(1).step_by(2).collect();
+        if model.contains("source(") {
+            TestTarget::Source { source: quoted[0], table: quoted[1] }
+        } else {
+            TestTarget::Node { name: quoted[0], version: quoted.get(1).copied() }
+        }
+    }
+
+    #[test]
+    fn names_match_a_real_dbt_manifest() {
+        let tests: Vec<Value> = serde_json::from_str(&crate::render::builtins::fixtures::read("expected/test_names.json"))
+            .expect("json");
+        assert!(tests.len() > 20);
+        for t in &tests {
+            let meta = &t["test_metadata"];
+            let kwargs: IndexMap<String, Value> = serde_json::from_value(meta["kwargs"].clone()).expect("kwargs");
+            let target = target_of(kwargs["model"].as_str().expect("model"));
+            let test_name = meta["name"].as_str().expect("name");
+            let namespace = meta["namespace"].as_str();
+            let expected_name = t["name"].as_str().expect("name");
+            let expected_uid = t["unique_id"].as_str().expect("uid");
+            assert_eq!(target.model_kwarg(), kwargs["model"].as_str().expect("model"));
+            let got = test_node_name(test_name, namespace, target, &kwargs);
+            if expected_name == "status_is_known" {
+                // A `name:` given in yml replaces the synthesized one; the hash still follows it.
+                let hash = unique_id_hash(expected_name, test_name, namespace, &kwargs);
+                assert!(expected_uid.ends_with(&format!(".{hash}")), "{expected_uid}");
+                continue;
+            }
+            assert_eq!(got.name, expected_name);
+            assert_eq!(got.file_name(), t["alias"].as_str().expect("alias"), "{expected_name}");
+            assert_eq!(format!("{}.sql", got.file_name()), t["path"].as_str().expect("path"));
+            assert_eq!(format!("test.shop.{}.{}", got.name, got.unique_id_suffix), expected_uid);
+        }
+    }
+}

@@ -1,0 +1,694 @@
+//! dbt's Jinja context for one node: a root object resolving `ref`, `source`, `config`, `this`,
+//! macros by name and package namespaces lazily, so no per-node map is built.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use indexmap::IndexMap;
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value};
+use minijinja::{Error, ErrorKind, State};
+use serde_json::Value as Json;
+
+use crate::node::{RefCall, Relation};
+
+/// A macro as the environment knows it: its template and its package.
+#[derive(Clone, Debug)]
+pub struct MacroRef {
+    pub name: String,
+    pub package: String,
+    pub template: String,
+    pub unique_id: String,
+}
+
+/// What a node needs to know about another node to `ref` it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub unique_id: String,
+    pub package: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub latest_version: Option<String>,
+    pub relation: Relation,
+    pub ephemeral: bool,
+    pub enabled: bool,
+}
+
+/// Read-only state shared by every node render of one compile.
+#[derive(Clone)]
+pub struct Shared {
+    pub root_package: String,
+    pub adapter: String,
+    pub target: Value,
+    /// package → macro name → macro.
+    pub macros: HashMap<String, HashMap<String, MacroRef>>,
+    /// Packages in macro lookup order after the caller's own: root, others, `dbt`.
+    pub package_order: Vec<String>,
+    pub dispatch: HashMap<String, Vec<String>>,
+    /// name → every node of that name (all packages, versions).
+    pub targets: HashMap<String, Vec<Target>>,
+    /// (source, table) → (unique_id, relation).
+    pub sources: HashMap<(String, String), (String, Relation)>,
+    /// package → its effective vars.
+    pub vars: HashMap<String, IndexMap<String, Json>>,
+    pub graph: Value,
+    pub docs: HashMap<String, String>,
+}
+
+impl Shared {
+    /// Finds a macro visible from `package`: its own, then the root project's, then others, then dbt's.
+    pub fn find_macro(&self, package: &str, name: &str) -> Option<&MacroRef> {
+        if let Some(m) = self.macros.get(package).and_then(|m| m.get(name)) {
+            return Some(m);
+        }
+        self.package_order.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(name)))
+    }
+
+    pub fn quote(&self, ident: &str) -> String {
+        super::builtins::quote_identifier(&self.adapter, ident)
+    }
+
+    pub fn render_relation(&self, rel: &Relation) -> String {
+        super::builtins::render_relation(&self.adapter, rel)
+    }
+}
+
+/// What a render recorded: calls to `ref`, `source`, `config` and the ephemerals used.
+#[derive(Default, Debug)]
+pub struct Recorded {
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<[String; 2]>,
+    pub config: serde_json::Map<String, Json>,
+    pub depends_on: Vec<String>,
+    pub ephemerals: Vec<String>,
+    pub macros: Vec<String>,
+}
+
+/// One render of one node.
+pub struct NodeRender {
+    pub shared: Arc<Shared>,
+    pub package: String,
+    pub execute: bool,
+    pub incremental: bool,
+    pub this: Option<Relation>,
+    pub model: Value,
+    /// The node's config as known so far (final in the compile pass).
+    pub config: serde_json::Map<String, Json>,
+    pub test_kwargs: Option<Value>,
+    pub rec: Mutex<Recorded>,
+}
+
+impl NodeRender {
+    fn record<R>(&self, f: impl FnOnce(&mut Recorded) -> R) -> R {
+        let mut guard = self.rec.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// The root context object of a template (a node or a macro file called from it).
+#[derive(Clone)]
+pub struct Ctx {
+    pub node: Arc<NodeRender>,
+    /// The package whose macros resolve first.
+    pub package: Arc<str>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<context>")
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Func {
+    Ref,
+    Source,
+    Config,
+    Var,
+    IsIncremental,
+    GetWhereSubquery,
+    Doc,
+}
+
+#[derive(Debug)]
+struct NodeFn {
+    ctx: Ctx,
+    func: Func,
+}
+
+impl Object for Ctx {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        let node = &self.node;
+        let f = |func| Some(Value::from_object(NodeFn { ctx: (**self).clone(), func }));
+        match key {
+            "ref" => f(Func::Ref),
+            "source" => f(Func::Source),
+            "config" => f(Func::Config),
+            "var" => f(Func::Var),
+            "is_incremental" => f(Func::IsIncremental),
+            "get_where_subquery" if node.shared.find_macro(&self.package, key).is_none() => f(Func::GetWhereSubquery),
+            "doc" => f(Func::Doc),
+            "execute" => Some(Value::from(node.execute)),
+            "this" => node.this.as_ref().map(|r| relation_value(&node.shared, r.clone())),
+            "model" => Some(node.model.clone()),
+            "target" => Some(node.shared.target.clone()),
+            "graph" => Some(node.shared.graph.clone()),
+            "project_name" => Some(Value::from(node.shared.root_package.clone())),
+            "adapter" => Some(Value::from_object(Adapter { ctx: (**self).clone() })),
+            "_dbt_generic_test_kwargs" => node.test_kwargs.clone(),
+            "context" => Some(Value::from_dyn_object(self.clone())),
+            _ => {
+                if let Some(m) = node.shared.find_macro(&self.package, key) {
+                    return Some(macro_value(&self.node, m));
+                }
+                if node.shared.macros.contains_key(key) {
+                    return Some(Value::from_object(Namespace { ctx: (**self).clone(), package: key.to_string() }));
+                }
+                None
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["ref", "source", "config", "var", "this", "target", "model", "execute", "graph"])
+    }
+}
+
+pub fn macro_value(node: &Arc<NodeRender>, m: &MacroRef) -> Value {
+    Value::from_object(MacroFn { node: node.clone(), m: m.clone() })
+}
+
+/// `dbt_utils.star(...)`: the macros of one package.
+#[derive(Debug)]
+struct Namespace {
+    ctx: Ctx,
+    package: String,
+}
+
+impl Object for Namespace {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        let m = self.ctx.node.shared.macros.get(&self.package)?.get(name)?;
+        Some(macro_value(&self.ctx.node, m))
+    }
+}
+
+/// A macro callable from any template: renders its file with the caller's node context.
+pub struct MacroFn {
+    node: Arc<NodeRender>,
+    m: MacroRef,
+}
+
+impl fmt::Debug for MacroFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<macro {}>", self.m.name)
+    }
+}
+
+/// The value carried by dbt's `return(x)` up to the macro call that catches it.
+#[derive(Debug)]
+pub struct ReturnSignal(pub Value);
+
+impl fmt::Display for ReturnSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("return() outside of a macro")
+    }
+}
+
+impl std::error::Error for ReturnSignal {}
+
+fn returned_value(err: &Error) -> Option<Value> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(sig) = e.downcast_ref::<ReturnSignal>() {
+            return Some(sig.0.clone());
+        }
+        cur = e.source();
+    }
+    None
+}
+
+impl MacroFn {
+    pub fn invoke(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.node.record(|r| {
+            if !r.macros.contains(&self.m.unique_id) {
+                r.macros.push(self.m.unique_id.clone());
+            }
+        });
+        let env = state.env();
+        let tmpl = env.get_template(&self.m.template)?;
+        let root = Value::from_object(Ctx { node: self.node.clone(), package: Arc::from(self.m.package.as_str()) });
+        let mut captured = tmpl.render_captured(root)?;
+        let name = super::env::hidden_name(&self.m.name);
+        let result = captured.with_state_mut(|st| {
+            let Some(mac) = st.lookup(&name) else {
+                return Err(Error::new(ErrorKind::UnknownFunction, format!("macro `{name}` not found")));
+            };
+            let args = spread_extra_args(&mac, args);
+            mac.call(st, &args)
+        });
+        match result {
+            Ok(v) => Ok(v),
+            Err(err) => match returned_value(&err) {
+                Some(v) => Ok(v),
+                None => Err(err),
+            },
+        }
+    }
+}
+
+impl Object for MacroFn {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.invoke(state, args)
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "name" => Some(Value::from(self.m.name.clone())),
+            "package_name" => Some(Value::from(self.m.package.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// `return(x)`: ends the macro, making its call evaluate to `x`.
+pub fn dbt_return(value: Option<Value>) -> Result<Value, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, "return").with_source(ReturnSignal(value.unwrap_or(Value::from(())))))
+}
+
+fn json_of(v: &Value) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+/// Merges one `config()` call into the recorded config, as dbt merges configs.
+pub fn merge_config(into: &mut serde_json::Map<String, Json>, key: &str, value: Json) {
+    let key = key.replace('-', "_");
+    match key.as_str() {
+        "tags" => {
+            let existing = into.entry("tags").or_insert_with(|| Json::Array(vec![]));
+            let items = match value {
+                Json::Array(a) => a,
+                Json::Null => vec![],
+                other => vec![other],
+            };
+            if let Json::Array(arr) = existing {
+                for it in items {
+                    if !arr.contains(&it) {
+                        arr.push(it);
+                    }
+                }
+            }
+        }
+        "pre_hook" | "post_hook" => {
+            let existing = into.entry(key.clone()).or_insert_with(|| Json::Array(vec![]));
+            let items = match value {
+                Json::Array(a) => a,
+                Json::Null => vec![],
+                other => vec![other],
+            };
+            if let Json::Array(arr) = existing {
+                arr.extend(items);
+            }
+        }
+        "meta" | "grants" | "persist_docs" => match (into.get_mut(&key), value) {
+            (Some(Json::Object(b)), Json::Object(o)) => {
+                for (k, v) in o {
+                    b.insert(k, v);
+                }
+            }
+            (_, v) => {
+                into.insert(key, v);
+            }
+        },
+        _ => {
+            into.insert(key, value);
+        }
+    }
+}
+
+impl NodeFn {
+    fn call_ref(&self, args: &[Value]) -> Result<Value, Error> {
+        let (pos, kwargs): (&[Value], Option<Kwargs>) = split_kwargs(args);
+        let mut version = None;
+        if let Some(kw) = &kwargs {
+            for k in ["v", "version"] {
+                if let Ok(v) = kw.get::<Value>(k) {
+                    if !v.is_undefined() && !v.is_none() {
+                        version = Some(v.to_string());
+                    }
+                }
+            }
+        }
+        let strs: Vec<String> = pos.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+        let (package, name) = match strs.as_slice() {
+            [name] => (None, name.clone()),
+            [pkg, name] => (Some(pkg.clone()), name.clone()),
+            _ => return Err(Error::new(ErrorKind::InvalidOperation, "ref() takes one or two arguments")),
+        };
+        let node = &self.ctx.node;
+        let call = RefCall { package: package.clone(), name: name.clone(), version: version.clone() };
+        let shared = &node.shared;
+        let candidates: Vec<&Target> = shared
+            .targets
+            .get(&name)
+            .map(|v| v.iter().filter(|t| package.as_deref().is_none_or(|p| p == t.package)).collect())
+            .unwrap_or_default();
+        let chosen = pick_target(&candidates, version.as_deref(), &node.package);
+        let Some(target) = chosen else {
+            let all: Vec<&str> = shared.targets.keys().map(String::as_str).collect();
+            let mut msg = match &version {
+                Some(v) => format!("ref to `{name}` version {v}: no such model"),
+                None => format!("ref to `{name}`: no model, seed or snapshot of that name"),
+            };
+            if let Some(s) = crate::diagnostics::did_you_mean(&name, all) {
+                msg.push_str(&format!(" (did you mean `{s}`?)"));
+            }
+            return Err(Error::new(ErrorKind::InvalidOperation, msg));
+        };
+        if node.execute && !target.enabled {
+            return Err(Error::new(ErrorKind::InvalidOperation, format!("ref to `{name}`, which is disabled")));
+        }
+        node.record(|r| {
+            if !r.refs.contains(&call) {
+                r.refs.push(call);
+            }
+            if !r.depends_on.contains(&target.unique_id) {
+                r.depends_on.push(target.unique_id.clone());
+            }
+            if target.ephemeral && !r.ephemerals.contains(&target.unique_id) {
+                r.ephemerals.push(target.unique_id.clone());
+            }
+        });
+        if target.ephemeral && node.execute {
+            return Ok(Value::from_object(RelationObj {
+                rel: Relation { database: None, schema: String::new(), identifier: format!("__dbt__cte__{}", target.name) },
+                cte: true,
+                shared: node.shared.clone(),
+            }));
+        }
+        Ok(relation_value(shared, target.relation.clone()))
+    }
+
+    fn call_source(&self, args: &[Value]) -> Result<Value, Error> {
+        let strs: Vec<String> = args.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        let [source, table] = strs.as_slice() else {
+            return Err(Error::new(ErrorKind::InvalidOperation, "source() takes two arguments: source name and table name"));
+        };
+        let node = &self.ctx.node;
+        let Some((uid, rel)) = node.shared.sources.get(&(source.clone(), table.clone())) else {
+            let all: Vec<String> = node.shared.sources.keys().map(|(s, t)| format!("{s}.{t}")).collect();
+            let wanted = format!("{source}.{table}");
+            let mut msg = format!("source `{wanted}` is not defined");
+            if let Some(s) = crate::diagnostics::did_you_mean(&wanted, all.iter().map(String::as_str)) {
+                msg.push_str(&format!(" (did you mean `{s}`?)"));
+            }
+            return Err(Error::new(ErrorKind::InvalidOperation, msg));
+        };
+        node.record(|r| {
+            let pair = [source.clone(), table.clone()];
+            if !r.sources.contains(&pair) {
+                r.sources.push(pair);
+            }
+            if !r.depends_on.contains(uid) {
+                r.depends_on.push(uid.clone());
+            }
+        });
+        Ok(relation_value(&node.shared, rel.clone()))
+    }
+
+    fn call_config(&self, args: &[Value]) -> Result<Value, Error> {
+        let (pos, kwargs) = split_kwargs(args);
+        let node = &self.ctx.node;
+        node.record(|r| {
+            if let Some(first) = pos.first() {
+                if let Json::Object(m) = json_of(first) {
+                    for (k, v) in m {
+                        merge_config(&mut r.config, &k, v);
+                    }
+                }
+            }
+            if let Some(kw) = &kwargs {
+                for key in kw.args() {
+                    if let Ok(v) = kw.peek::<Value>(key) {
+                        merge_config(&mut r.config, key, json_of(&v));
+                    }
+                }
+            }
+        });
+        Ok(Value::from(""))
+    }
+
+    fn lookup_config(&self, key: &str) -> Option<Json> {
+        let node = &self.ctx.node;
+        let rec = node.rec.lock().ok()?;
+        rec.config.get(key).cloned().or_else(|| node.config.get(key).cloned())
+    }
+
+    fn call_var(&self, args: &[Value]) -> Result<Value, Error> {
+        let name = args.first().and_then(|v| v.as_str()).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "var() needs a name"))?;
+        let node = &self.ctx.node;
+        let found = node.shared.vars.get(&node.package).and_then(|vars| vars.get(name));
+        match (found, args.get(1)) {
+            (Some(v), _) => Ok(json_value(v)),
+            (None, Some(default)) => Ok(default.clone()),
+            (None, None) => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("required var `{name}` not found in config; set it in dbt_project.yml vars or with --vars"),
+            )),
+        }
+    }
+}
+
+fn pick_target<'a>(candidates: &[&'a Target], version: Option<&str>, own_package: &str) -> Option<&'a Target> {
+    let matching: Vec<&Target> = candidates
+        .iter()
+        .copied()
+        .filter(|t| match version {
+            Some(v) => t.version.as_deref() == Some(v),
+            None => t.version.is_none() || t.version == t.latest_version,
+        })
+        .collect();
+    matching.iter().find(|t| t.package == own_package).or_else(|| matching.first()).copied()
+}
+
+fn split_kwargs(args: &[Value]) -> (&[Value], Option<Kwargs>) {
+    match args.last().filter(|v| v.is_kwargs()).and_then(|v| <Kwargs as minijinja::value::ArgType>::from_value(Some(v)).ok()) {
+        Some(kw) => (&args[..args.len() - 1], Some(kw)),
+        None => (args, None),
+    }
+}
+
+impl Object for NodeFn {
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        match self.func {
+            Func::Ref => self.call_ref(args),
+            Func::Source => self.call_source(args),
+            Func::Config => self.call_config(args),
+            Func::Var => self.call_var(args),
+            Func::IsIncremental => Ok(Value::from(self.ctx.node.incremental)),
+            Func::GetWhereSubquery => {
+                let rel = args.first().cloned().unwrap_or_default();
+                match self.ctx.node.config.get("where").and_then(Json::as_str) {
+                    Some(w) => Ok(Value::from(format!("(select * from {rel} where {w}) dbt_subquery"))),
+                    None => Ok(rel),
+                }
+            }
+            Func::Doc => {
+                let name = args.last().and_then(|v| v.as_str()).unwrap_or_default();
+                Ok(Value::from(self.ctx.node.shared.docs.get(name).cloned().unwrap_or_default()))
+            }
+        }
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match (self.func, method) {
+            (Func::Config, "get") => {
+                let key = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+                let (pos, kw) = split_kwargs(args);
+                let default = pos.get(1).cloned().or_else(|| kw.and_then(|k| k.get::<Value>("default").ok())).unwrap_or(Value::from(()));
+                Ok(self.lookup_config(key).map(|v| json_value(&v)).unwrap_or(default))
+            }
+            (Func::Config, "require") => {
+                let key = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+                self.lookup_config(key)
+                    .map(|v| json_value(&v))
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("config `{key}` is required")))
+            }
+            (Func::Config, "set") => Ok(Value::from("")),
+            (Func::Var, "has_var") => {
+                let name = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+                let node = &self.ctx.node;
+                Ok(Value::from(node.shared.vars.get(&node.package).is_some_and(|v| v.contains_key(name))))
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// A relation as Jinja sees it: renders quoted, exposes its parts.
+pub struct RelationObj {
+    pub rel: Relation,
+    pub cte: bool,
+    pub shared: Arc<Shared>,
+}
+
+pub fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
+    Value::from_object(RelationObj { rel, cte: false, shared: shared.clone() })
+}
+
+impl fmt::Debug for RelationObj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.rel)
+    }
+}
+
+impl Object for RelationObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let r = &self.rel;
+        Some(match key.as_str()? {
+            "database" => r.database.clone().map(Value::from).unwrap_or_default(),
+            "schema" => Value::from(r.schema.clone()),
+            "identifier" | "name" | "table" => Value::from(r.identifier.clone()),
+            "is_table" | "is_view" | "is_cte" => Value::from(self.cte && key.as_str() == Some("is_cte")),
+            _ => return None,
+        })
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(self.to_sql())),
+            "include" | "quote" => {
+                let (_, kw) = split_kwargs(args);
+                let mut rel = self.rel.clone();
+                if method == "include" {
+                    if let Some(kw) = kw {
+                        if kw.get::<Option<bool>>("database").ok().flatten() == Some(false) {
+                            rel.database = None;
+                        }
+                        if kw.get::<Option<bool>>("schema").ok().flatten() == Some(false) {
+                            rel.schema = String::new();
+                        }
+                    }
+                }
+                Ok(Value::from_object(RelationObj { rel, cte: self.cte, shared: self.shared.clone() }))
+            }
+            "incorporate" => Ok(Value::from_object(RelationObj { rel: self.rel.clone(), cte: self.cte, shared: self.shared.clone() })),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_sql())
+    }
+}
+
+impl RelationObj {
+    fn to_sql(&self) -> String {
+        if self.cte {
+            return self.rel.identifier.clone();
+        }
+        self.shared.render_relation(&self.rel)
+    }
+}
+
+/// `adapter`: quoting, dispatch and the few introspection calls that are safe without a connection.
+#[derive(Debug)]
+struct Adapter {
+    ctx: Ctx,
+}
+
+impl Object for Adapter {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let shared = &self.ctx.node.shared;
+        match method {
+            "quote" => Ok(Value::from(shared.quote(args.first().and_then(|v| v.as_str()).unwrap_or_default()))),
+            "type" => Ok(Value::from(shared.adapter.clone())),
+            "dispatch" => {
+                let (pos, kw) = split_kwargs(args);
+                let name = pos.first().and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let namespace = pos
+                    .get(1)
+                    .cloned()
+                    .or_else(|| kw.and_then(|k| k.get::<Value>("macro_namespace").ok()))
+                    .and_then(|v| v.as_str().map(str::to_string));
+                let prefixes = [shared.adapter.as_str(), "default"];
+                let packages: Vec<String> = match &namespace {
+                    Some(ns) => shared.dispatch.get(ns).cloned().unwrap_or_else(|| vec![ns.clone()]),
+                    None => Vec::new(),
+                };
+                for prefix in prefixes {
+                    let candidate = format!("{prefix}__{name}");
+                    let found = if packages.is_empty() {
+                        shared.find_macro(&self.ctx.package, &candidate)
+                    } else {
+                        packages.iter().find_map(|p| shared.macros.get(p).and_then(|m| m.get(&candidate)))
+                    };
+                    if let Some(m) = found {
+                        return Ok(macro_value(&self.ctx.node, m));
+                    }
+                }
+                Err(Error::new(ErrorKind::UnknownFunction, format!("no implementation of macro `{name}` for adapter {}", shared.adapter)))
+            }
+            "get_relation" | "load_relation" => Ok(Value::from(())),
+            "get_columns_in_relation" | "list_relations_without_caching" => Ok(Value::from(Vec::<Value>::new())),
+            "already_exists" => Ok(Value::from(false)),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// A JSON value as a Jinja value (maps keep their order).
+pub fn json_value(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::from(()),
+        Json::Bool(b) => Value::from(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Value::from(i),
+            (_, Some(u), _) => Value::from(u),
+            (_, _, Some(f)) => Value::from(f),
+            _ => Value::from(()),
+        },
+        Json::String(s) => Value::from(s.clone()),
+        Json::Array(a) => Value::from(a.iter().map(json_value).collect::<Vec<_>>()),
+        Json::Object(m) => Value::from_pairs(m.iter().map(|(k, v)| (k.clone(), json_value(v)))),
+    }
+}
+
+/// dbt macros see extra positional args as `varargs` and extra keyword args as `kwargs`;
+/// every macro is declared with both (see `env::preprocess_macros`), so fill them here.
+fn spread_extra_args(mac: &Value, args: &[Value]) -> Vec<Value> {
+    let spec: Vec<String> = mac
+        .get_attr("arguments")
+        .ok()
+        .and_then(|a| a.try_iter().ok().map(|it| it.filter_map(|v| v.as_str().map(str::to_string)).collect()))
+        .unwrap_or_default();
+    if !spec.iter().any(|a| a == "kwargs") {
+        return args.to_vec();
+    }
+    let declared: Vec<&String> = spec.iter().filter(|a| *a != "varargs" && *a != "kwargs").collect();
+    let (pos, kw) = split_kwargs(args);
+    let mut out: Vec<Value> = pos.iter().take(declared.len()).cloned().collect();
+    let varargs: Vec<Value> = pos.iter().skip(declared.len()).cloned().collect();
+    let mut keep: Vec<(String, Value)> = Vec::new();
+    let mut extra: Vec<(String, Value)> = Vec::new();
+    if let Some(kw) = &kw {
+        for key in kw.args() {
+            let v = kw.peek::<Value>(key).unwrap_or_default();
+            if declared.iter().any(|d| d.as_str() == key) || key == "caller" {
+                keep.push((key.to_string(), v));
+            } else {
+                extra.push((key.to_string(), v));
+            }
+        }
+    }
+    // Positional slots between the given ones and varargs stay unset (their defaults apply).
+    keep.push(("varargs".into(), Value::from(varargs)));
+    keep.push(("kwargs".into(), Value::from_pairs(extra)));
+    out.push(Value::from(keep.into_iter().collect::<Kwargs>()));
+    out
+}

@@ -1,0 +1,868 @@
+//! Nodes before rendering: one draft per model, seed, snapshot, analysis and test, with its
+//! config from the project's config trees and properties yml; sources with rendered yml values.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use indexmap::IndexMap;
+use minijinja::Environment;
+use minijinja::value::Value;
+use serde_json::{Map, Value as Json, json};
+
+use super::context::{Ctx, NodeRender, Recorded, Shared};
+use super::{TemplateOrigin, Templates};
+use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
+use crate::node::{ColumnInfo, Node, RefCall, Relation, ResourceType, SourceTable, TestMetadata};
+use crate::project::{FileKind, Package, Project, yaml};
+
+pub struct TestDraft {
+    pub metadata: TestMetadata,
+    pub attached_node: Option<String>,
+    pub column_name: Option<String>,
+}
+
+pub struct Draft {
+    pub unique_id: String,
+    pub name: String,
+    pub resource_type: ResourceType,
+    pub package: String,
+    pub path: String,
+    pub original_file_path: String,
+    pub fqn: Vec<String>,
+    pub template: Option<String>,
+    pub template_text: String,
+    pub raw_code: String,
+    pub source: SourceFile,
+    pub offset: usize,
+    pub config: Map<String, Json>,
+    pub enabled: bool,
+    pub relation: Relation,
+    pub description: String,
+    pub columns: IndexMap<String, ColumnInfo>,
+    pub version: Option<String>,
+    pub latest_version: Option<String>,
+    pub test: Option<TestDraft>,
+    pub parse_refs: Vec<RefCall>,
+    pub parse_sources: Vec<[String; 2]>,
+    pub seed_file: Option<std::path::PathBuf>,
+}
+
+const CONFIG_KEYS: &[&str] = &[
+    "materialized", "enabled", "tags", "schema", "database", "alias", "pre-hook", "post-hook", "pre_hook", "post_hook",
+    "persist_docs", "full_refresh", "unique_key", "incremental_strategy", "on_schema_change", "meta", "grants", "docs",
+    "contract", "quote_columns", "column_types", "delimiter", "strategy", "updated_at", "check_cols", "target_schema",
+    "target_database", "severity", "where", "limit", "warn_if", "error_if", "fail_calc", "store_failures",
+    "store_failures_as", "quoting", "group", "access", "sql_header", "invalidate_hard_deletes", "hard_deletes",
+    "snapshot_meta_column_names", "dbt_valid_to_current", "event_time", "batch_size", "lookback", "begin",
+    "concurrent_batches", "on_configuration_change", "unique_id", "incremental_predicates", "merge_update_columns",
+    "merge_exclude_columns", "catalog", "static_analysis", "freshness", "loaded_at_field",
+];
+
+impl Draft {
+    pub fn model_json(&self, rel: Option<&Relation>) -> Json {
+        let mut config = self.config.clone();
+        if let Some(r) = rel {
+            config.insert("alias".into(), Json::String(r.identifier.clone()));
+            config.insert("schema".into(), Json::String(r.schema.clone()));
+            config.insert("database".into(), r.database.clone().map(Json::String).unwrap_or(Json::Null));
+        }
+        let mut m = json!({
+            "unique_id": self.unique_id,
+            "name": self.name,
+            "resource_type": self.resource_type.as_str(),
+            "package_name": self.package,
+            "path": self.path,
+            "original_file_path": self.original_file_path,
+            "fqn": self.fqn,
+            "tags": config.get("tags").cloned().unwrap_or(json!([])),
+            "config": config,
+            "description": self.description,
+            "raw_code": self.raw_code,
+            "version": self.version,
+            "latest_version": self.latest_version,
+            "refs": self.parse_refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect::<Vec<_>>(),
+            "sources": self.parse_sources,
+            "columns": self.columns.iter().map(|(k, c)| (k.clone(), json!({"name": c.name, "description": c.description, "data_type": c.data_type, "meta": c.meta, "tags": c.tags}))).collect::<Map<_, _>>(),
+        });
+        if let Some(r) = rel {
+            m["alias"] = json!(r.identifier);
+            m["schema"] = json!(r.schema);
+            m["database"] = json!(r.database);
+            m["identifier"] = json!(r.identifier);
+        }
+        if let Some(t) = &self.test {
+            m["column_name"] = json!(t.column_name);
+            m["test_metadata"] = json!({"name": t.metadata.name, "namespace": t.metadata.namespace, "kwargs": t.metadata.kwargs});
+        }
+        m
+    }
+
+    pub fn to_node(&self, compiled_code: Option<String>, incremental: Option<String>, rec: Option<&Recorded>, _diags: &mut Diagnostics) -> Node {
+        use sha2_lite::sha256_hex;
+        let (depends_on, macros, refs, sources) = match rec {
+            Some(r) => (r.depends_on.clone(), r.macros.clone(), r.refs.clone(), r.sources.clone()),
+            None => (vec![], vec![], self.parse_refs.clone(), self.parse_sources.clone()),
+        };
+        Node {
+            unique_id: self.unique_id.clone(),
+            name: self.name.clone(),
+            resource_type: self.resource_type,
+            package_name: self.package.clone(),
+            path: self.path.clone(),
+            original_file_path: self.original_file_path.clone(),
+            fqn: self.fqn.clone(),
+            relation: self.relation.clone(),
+            config: super::node_config(&self.config, self.enabled),
+            description: self.description.clone(),
+            columns: self.columns.clone(),
+            raw_code: self.raw_code.clone(),
+            compiled_code,
+            compiled_code_incremental: incremental,
+            depends_on,
+            depends_on_macros: macros,
+            refs,
+            sources,
+            version: self.version.clone(),
+            latest_version: self.latest_version.clone(),
+            test_metadata: self.test.as_ref().map(|t| t.metadata.clone()),
+            attached_node: self.test.as_ref().and_then(|t| t.attached_node.clone()),
+            column_name: self.test.as_ref().and_then(|t| t.column_name.clone()),
+            checksum: sha256_hex(self.raw_code.as_bytes()),
+            seed_file: self.seed_file.clone(),
+            origin: Some(crate::node::Origin { source: self.source.clone(), span: self.offset..self.offset }),
+        }
+    }
+}
+
+/// A small sha256 so the checksum needs no extra dependency.
+mod sha2_lite {
+    pub fn sha256_hex(data: &[u8]) -> String {
+        const K: [u32; 64] = [
+            0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
+            0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
+            0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+            0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+            0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
+            0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+            0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+        ];
+        let mut h: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+        let mut msg = data.to_vec();
+        let bit_len = (data.len() as u64).wrapping_mul(8);
+        msg.push(0x80);
+        while msg.len() % 64 != 56 {
+            msg.push(0);
+        }
+        msg.extend_from_slice(&bit_len.to_be_bytes());
+        for chunk in msg.chunks(64) {
+            let mut w = [0u32; 64];
+            for i in 0..16 {
+                w[i] = u32::from_be_bytes([chunk[4 * i], chunk[4 * i + 1], chunk[4 * i + 2], chunk[4 * i + 3]]);
+            }
+            for i in 16..64 {
+                let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+                let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+                w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            }
+            let mut v = h;
+            for i in 0..64 {
+                let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
+                let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
+                let t1 = v[7].wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+                let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
+                let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
+                let t2 = s0.wrapping_add(maj);
+                v = [t1.wrapping_add(t2), v[0], v[1], v[2], v[3].wrapping_add(t1), v[4], v[5], v[6]];
+            }
+            for i in 0..8 {
+                h[i] = h[i].wrapping_add(v[i]);
+            }
+        }
+        h.iter().map(|x| format!("{x:08x}")).collect()
+    }
+}
+
+/// Each package's effective vars: its own, then the root's global and package-scoped ones, then --vars.
+pub fn package_vars(project: &Project) -> HashMap<String, IndexMap<String, Json>> {
+    let names: Vec<&str> = project.packages.iter().map(|p| p.name.as_str()).collect();
+    let root = project.root_package();
+    let mut out = HashMap::new();
+    for pkg in &project.packages {
+        let mut vars: IndexMap<String, Json> = IndexMap::new();
+        let mut apply = |source: &IndexMap<String, Json>, scoped_only: bool| {
+            for (k, v) in source {
+                if names.contains(&k.as_str()) && v.is_object() {
+                    continue;
+                }
+                if !scoped_only {
+                    vars.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some(Json::Object(scoped)) = source.get(&pkg.name) {
+                for (k, v) in scoped {
+                    vars.insert(k.clone(), v.clone());
+                }
+            }
+        };
+        if !pkg.is_root {
+            apply(&pkg.vars, false);
+        }
+        apply(&root.vars, false);
+        for (k, v) in &project.cli_vars {
+            vars.insert(k.clone(), v.clone());
+        }
+        out.insert(pkg.name.clone(), vars);
+    }
+    out
+}
+
+pub fn docs_blocks(project: &Project) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pkg in &project.packages {
+        for f in pkg.files.iter().filter(|f| f.kind == FileKind::Docs) {
+            for c in super::env::DOCS.captures_iter(&f.source.text) {
+                out.insert(c[1].to_string(), c[2].trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn resource_key(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::Model => "models",
+        ResourceType::Seed => "seeds",
+        ResourceType::Snapshot => "snapshots",
+        ResourceType::Analysis => "analyses",
+        ResourceType::Test => "tests",
+        ResourceType::Source => "sources",
+    }
+}
+
+fn apply_level(level: &Json, into: &mut Map<String, Json>) {
+    let Json::Object(m) = level else { return };
+    for (k, v) in m {
+        if let Some(key) = k.strip_prefix('+') {
+            super::context::merge_config(into, key, v.clone());
+        } else if CONFIG_KEYS.contains(&k.as_str()) && !(v.is_object() && !matches!(k.as_str(), "meta" | "grants" | "persist_docs" | "docs" | "contract" | "quoting" | "column_types")) {
+            super::context::merge_config(into, k, v.clone());
+        }
+    }
+}
+
+/// Applies a `models:`-style tree along an fqn: top level, package, then each folder.
+fn apply_tree(tree: Option<&Json>, fqn: &[String], into: &mut Map<String, Json>) {
+    let Some(tree) = tree else { return };
+    apply_level(tree, into);
+    let mut cur = tree;
+    for part in &fqn[..fqn.len().saturating_sub(1)] {
+        match cur.get(part.as_str()) {
+            Some(next) if next.is_object() => {
+                apply_level(next, into);
+                cur = next;
+            }
+            _ => return,
+        }
+    }
+    if let Some(leaf) = fqn.last().and_then(|n| cur.get(n.as_str())) {
+        if leaf.is_object() {
+            apply_level(leaf, into);
+        }
+    }
+}
+
+fn tree_config(project: &Project, pkg: &Package, rt: ResourceType, fqn: &[String]) -> Map<String, Json> {
+    let mut cfg = Map::new();
+    match rt {
+        ResourceType::Model | ResourceType::Analysis => {
+            cfg.insert("materialized".into(), json!("view"));
+        }
+        ResourceType::Seed => {
+            cfg.insert("materialized".into(), json!("seed"));
+        }
+        ResourceType::Snapshot => {
+            cfg.insert("materialized".into(), json!("snapshot"));
+        }
+        ResourceType::Test => {
+            for (k, v) in [("materialized", "test"), ("severity", "ERROR"), ("warn_if", "!= 0"), ("error_if", "!= 0"), ("fail_calc", "count(*)")] {
+                cfg.insert(k.into(), json!(v));
+            }
+        }
+        ResourceType::Source => {}
+    }
+    cfg.insert("enabled".into(), json!(true));
+    let key = resource_key(rt);
+    if !pkg.is_root {
+        apply_tree(pkg.config_trees.get(key), fqn, &mut cfg);
+    }
+    apply_tree(project.root_package().config_trees.get(key), fqn, &mut cfg);
+    cfg
+}
+
+/// Renders Jinja in a yml string value with the package's context.
+fn render_yml_str(env: &Environment<'static>, shared: &Arc<Shared>, package: &str, text: &str) -> Result<String, minijinja::Error> {
+    if !text.contains("{{") && !text.contains("{%") {
+        return Ok(text.to_string());
+    }
+    let node = Arc::new(NodeRender {
+        shared: shared.clone(),
+        package: package.to_string(),
+        execute: false,
+        incremental: false,
+        this: None,
+        model: Value::from(()),
+        config: Map::new(),
+        test_kwargs: None,
+        rec: Mutex::new(Recorded::default()),
+    });
+    env.render_str(text, Value::from_object(Ctx { node, package: Arc::from(package) }))
+}
+
+fn columns_of(entry: &Json) -> IndexMap<String, ColumnInfo> {
+    let mut out = IndexMap::new();
+    if let Some(Json::Array(cols)) = entry.get("columns") {
+        for c in cols {
+            let Some(name) = yaml::str_at(c, "name") else { continue };
+            out.insert(
+                name.to_string(),
+                ColumnInfo {
+                    name: name.to_string(),
+                    description: yaml::str_at(c, "description").unwrap_or_default().to_string(),
+                    data_type: yaml::str_at(c, "data_type").map(str::to_string),
+                    meta: match c.get("meta") {
+                        Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        _ => IndexMap::new(),
+                    },
+                    tags: yaml::strings_at(c, "tags").unwrap_or_default(),
+                    quote: c.get("quote").and_then(Json::as_bool),
+                },
+            );
+        }
+    }
+    out
+}
+
+fn tests_of(entry: &Json) -> Vec<Json> {
+    let mut out = Vec::new();
+    for key in ["data_tests", "tests"] {
+        if let Some(Json::Array(items)) = entry.get(key) {
+            out.extend(items.iter().cloned());
+        }
+    }
+    out
+}
+
+/// A yml entry that patches a node: its file, package and the entry.
+struct Patch {
+    file: SourceFile,
+    original_file_path: String,
+    path: String,
+    entry: Json,
+}
+
+/// A generic test to create once targets are known.
+struct PendingTest {
+    package: String,
+    patch_file: SourceFile,
+    original_file_path: String,
+    yml_path: String,
+    /// model name / seed / snapshot, or (source, table).
+    target_name: String,
+    target_ref: String,
+    attached: String,
+    version: Option<String>,
+    is_source: bool,
+    node_name: String,
+    source_pair: Option<(String, String)>,
+    column: Option<String>,
+    definition: Json,
+}
+
+pub fn collect(
+    project: &Project,
+    env: &Environment<'static>,
+    shared: &Arc<Shared>,
+    _templates: &Templates,
+    diags: &mut Diagnostics,
+) -> (Vec<SourceTable>, Vec<Draft>) {
+    let mut sources = Vec::new();
+    let mut drafts = Vec::new();
+    let mut pending_tests = Vec::new();
+    let target = &project.target;
+
+    for pkg in &project.packages {
+        let mut patches: HashMap<(&'static str, String), Patch> = HashMap::new();
+        for f in pkg.files.iter().filter(|f| f.kind == FileKind::Properties) {
+            let doc = match yaml::parse(&f.source, "project::yaml") {
+                Ok(d) => d,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            for (key, kind) in [("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"), ("analyses", "analysis")] {
+                if let Some(Json::Array(items)) = doc.get(key) {
+                    for item in items {
+                        if let Some(name) = yaml::str_at(item, "name") {
+                            patches.insert(
+                                (kind, name.to_string()),
+                                Patch { file: f.source.clone(), original_file_path: f.original_file_path.clone(), path: f.path.clone(), entry: item.clone() },
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(Json::Array(srcs)) = doc.get("sources") {
+                for src in srcs {
+                    let Some(sname) = yaml::str_at(src, "name") else { continue };
+                    let rendered = |v: Option<&Json>| -> Option<String> {
+                        let s = v?.as_str()?;
+                        match render_yml_str(env, shared, &pkg.name, s) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                let origin = TemplateOrigin { source: f.source.clone(), offset: f.source.text.find(s).unwrap_or(0) };
+                                let d = Diagnostic::error("render::yaml", format!("in source `{sname}`: {}", e.detail().unwrap_or("template error")));
+                                let _ = origin;
+                                eprintln_diag(d);
+                                None
+                            }
+                        }
+                    };
+                    let database = rendered(src.get("database")).or_else(|| Some(target.database.clone()));
+                    let schema = rendered(src.get("schema")).unwrap_or_else(|| sname.to_string());
+                    let dirs: Vec<String> = f.path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+                    if let Some(Json::Array(tables)) = src.get("tables") {
+                        for t in tables {
+                            let Some(tname) = yaml::str_at(t, "name") else { continue };
+                            let identifier = rendered(t.get("identifier")).unwrap_or_else(|| tname.to_string());
+                            let mut fqn = vec![pkg.name.clone()];
+                            fqn.extend(dirs.iter().cloned());
+                            fqn.push(sname.to_string());
+                            fqn.push(tname.to_string());
+                            let unique_id = format!("source.{}.{sname}.{tname}", pkg.name);
+                            let start = f.source.text.find(&format!("name: {tname}")).unwrap_or(0);
+                            sources.push(SourceTable {
+                                unique_id: unique_id.clone(),
+                                source_name: sname.to_string(),
+                                name: tname.to_string(),
+                                package_name: pkg.name.clone(),
+                                original_file_path: f.original_file_path.clone(),
+                                fqn,
+                                relation: Relation { database: database.clone(), schema: schema.clone(), identifier },
+                                description: yaml::str_at(t, "description").unwrap_or_default().to_string(),
+                                columns: columns_of(t),
+                                meta: match t.get("meta") {
+                                    Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                                    _ => IndexMap::new(),
+                                },
+                                tags: yaml::strings_at(t, "tags").unwrap_or_default(),
+                                loaded_at_field: yaml::str_at(t, "loaded_at_field").or(yaml::str_at(src, "loaded_at_field")).map(str::to_string),
+                                origin: Some(crate::node::Origin { source: f.source.clone(), span: start..start }),
+                            });
+                            let target_name = format!("{sname}_{tname}");
+                            let mut add = |column: Option<String>, def: Json| {
+                                pending_tests.push(PendingTest {
+                                    package: pkg.name.clone(),
+                                    patch_file: f.source.clone(),
+                                    original_file_path: f.original_file_path.clone(),
+                                    yml_path: f.path.clone(),
+                                    target_name: target_name.clone(),
+                                    target_ref: format!("source('{sname}', '{tname}')"),
+                                    attached: unique_id.clone(),
+                                    version: None,
+                                    is_source: true,
+                                    node_name: String::new(),
+                                    source_pair: Some((sname.to_string(), tname.to_string())),
+                                    column,
+                                    definition: def,
+                                })
+                            };
+                            for def in tests_of(t) {
+                                add(None, def);
+                            }
+                            if let Some(Json::Array(cols)) = t.get("columns") {
+                                for c in cols {
+                                    let cname = yaml::str_at(c, "name").map(str::to_string);
+                                    for def in tests_of(c) {
+                                        add(cname.clone(), def);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        for f in &pkg.files {
+            let stem = f.path.rsplit('/').next().unwrap_or(&f.path);
+            let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s).to_string();
+            let dirs: Vec<String> = f.path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+            let (rt, kind) = match f.kind {
+                FileKind::Model => (ResourceType::Model, "model"),
+                FileKind::Seed => (ResourceType::Seed, "seed"),
+                FileKind::Analysis => (ResourceType::Analysis, "analysis"),
+                FileKind::SingularTest => (ResourceType::Test, "test"),
+                FileKind::Snapshot => (ResourceType::Snapshot, "snapshot"),
+                _ => continue,
+            };
+            // (name, template text, offset, version)
+            let mut units: Vec<(String, String, usize, Option<String>, Option<String>)> = Vec::new();
+            if rt == ResourceType::Snapshot {
+                for c in super::env::SNAPSHOT.captures_iter(&f.source.text) {
+                    let body = c.get(4).map_or("", |m| m.as_str());
+                    let off = c.get(4).map_or(0, |m| m.start());
+                    units.push((c[2].to_string(), body.to_string(), off, None, None));
+                }
+            } else {
+                // Versioned models: `<name>_v<N>.sql` patched by a yml entry with `versions:`.
+                let mut name = stem.clone();
+                let mut version = None;
+                let mut latest = None;
+                if rt == ResourceType::Model {
+                    if let Some((base, v)) = stem.rsplit_once("_v") {
+                        if let Some(p) = patches.get(&("model", base.to_string())) {
+                            if let Some(Json::Array(vs)) = p.entry.get("versions") {
+                                let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
+                                if versions.iter().any(|x| x == v) {
+                                    name = base.to_string();
+                                    version = Some(v.to_string());
+                                    latest = p.entry.get("latest_version").map(json_scalar).or_else(|| max_version(&versions));
+                                }
+                            }
+                        }
+                    }
+                }
+                units.push((name, f.source.text.to_string(), 0, version, latest));
+            }
+            for (name, text, offset, version, latest) in units {
+                let mut fqn = vec![pkg.name.clone()];
+                if rt == ResourceType::Analysis {
+                    fqn.push("analysis".into());
+                }
+                fqn.extend(dirs.iter().cloned());
+                if rt == ResourceType::Snapshot {
+                    fqn.push(stem.clone());
+                }
+                fqn.push(name.clone());
+                if let Some(v) = &version {
+                    fqn.push(format!("v{v}"));
+                }
+                let mut config = tree_config(project, pkg, rt, &fqn);
+                let patch = patches.get(&(kind, name.clone()));
+                let mut description = String::new();
+                let mut columns = IndexMap::new();
+                if let Some(p) = patch {
+                    if let Some(Json::Object(c)) = p.entry.get("config") {
+                        for (k, v) in c {
+                            super::context::merge_config(&mut config, k, v.clone());
+                        }
+                    }
+                    description = yaml::str_at(&p.entry, "description").unwrap_or_default().to_string();
+                    columns = columns_of(&p.entry);
+                    if let Some(v) = &version {
+                        if let Some(Json::Array(vs)) = p.entry.get("versions") {
+                            if let Some(ve) = vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v.as_str())) {
+                                if let Some(Json::Object(c)) = ve.get("config") {
+                                    for (k, v) in c {
+                                        super::context::merge_config(&mut config, k, v.clone());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let unique_id = match &version {
+                    Some(v) => format!("{kind}.{}.{name}.v{v}", pkg.name),
+                    None => format!("{kind}.{}.{name}", pkg.name),
+                };
+                let template = (rt != ResourceType::Seed).then(|| format!("{}://{}#{}", pkg.name, f.original_file_path, name));
+                let enabled = config.get("enabled").and_then(Json::as_bool) != Some(false);
+                drafts.push(Draft {
+                    unique_id: unique_id.clone(),
+                    name: name.clone(),
+                    resource_type: rt,
+                    package: pkg.name.clone(),
+                    path: f.path.clone(),
+                    original_file_path: f.original_file_path.clone(),
+                    fqn,
+                    template,
+                    template_text: text.clone(),
+                    raw_code: if rt == ResourceType::Seed { String::new() } else { text.clone() },
+                    source: f.source.clone(),
+                    offset,
+                    config,
+                    enabled,
+                    relation: Relation { database: Some(target.database.clone()), schema: target.schema.clone(), identifier: name.clone() },
+                    description,
+                    columns,
+                    version: version.clone(),
+                    latest_version: latest,
+                    test: None,
+                    parse_refs: vec![],
+                    parse_sources: vec![],
+                    seed_file: (rt == ResourceType::Seed).then(|| f.abs_path.clone()),
+                });
+                if let Some(p) = patch {
+                    if matches!(rt, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
+                        let target_ref = match &version {
+                            Some(v) => format!("ref('{name}', version='{v}')"),
+                            None => format!("ref('{name}')"),
+                        };
+                        let target_name = match &version {
+                            Some(v) => format!("{name}_v{v}"),
+                            None => name.clone(),
+                        };
+                        let mut add = |column: Option<String>, def: Json| {
+                            pending_tests.push(PendingTest {
+                                package: pkg.name.clone(),
+                                patch_file: p.file.clone(),
+                                original_file_path: p.original_file_path.clone(),
+                                yml_path: p.path.clone(),
+                                target_name: target_name.clone(),
+                                target_ref: target_ref.clone(),
+                                attached: unique_id.clone(),
+                                version: version.clone(),
+                                is_source: false,
+                                node_name: name.clone(),
+                                source_pair: None,
+                                column,
+                                definition: def,
+                            })
+                        };
+                        for def in tests_of(&p.entry) {
+                            add(None, def);
+                        }
+                        if let Some(Json::Array(cols)) = p.entry.get("columns") {
+                            for c in cols {
+                                let cname = yaml::str_at(c, "name").map(str::to_string);
+                                for def in tests_of(c) {
+                                    add(cname.clone(), def);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    for t in pending_tests {
+        match generic_test(project, env, shared, t) {
+            Ok(d) => drafts.push(d),
+            Err(d) => diags.push(d),
+        }
+    }
+    drafts.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    (sources, drafts)
+}
+
+fn eprintln_diag(_d: Diagnostic) {}
+
+fn json_scalar(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn max_version(versions: &[String]) -> Option<String> {
+    versions.iter().max_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }).cloned()
+}
+
+const TEST_CONFIG_ARGS: &[&str] =
+    &["severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc", "store_failures", "store_failures_as", "meta", "database", "schema", "alias"];
+
+fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shared>, t: PendingTest) -> Result<Draft, Diagnostic> {
+    let (test_name, mut args): (String, Map<String, Json>) = match &t.definition {
+        Json::String(s) => (s.clone(), Map::new()),
+        Json::Object(m) if m.contains_key("test_name") => {
+            let mut m = m.clone();
+            let name = m.remove("test_name").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            (name, m)
+        }
+        Json::Object(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+            (k, v.as_object().cloned().unwrap_or_default())
+        }
+        _ => {
+            let (line, col) = yaml::find_line(&t.patch_file.text, "name", &t.target_name).unwrap_or((1, 1));
+            return Err(Diagnostic::error("project::test", "a test must be a name or a mapping with one key")
+                .at_line_col(&t.patch_file, line, col));
+        }
+    };
+    if let Some(c) = &t.column {
+        args.insert("column_name".into(), Json::String(c.clone()));
+    }
+    if let Some(Json::Object(a)) = args.remove("arguments") {
+        for (k, v) in a {
+            args.insert(k, v);
+        }
+    }
+    let (namespace, short) = match test_name.split_once('.') {
+        Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
+        None => (None, test_name.clone()),
+    };
+    let pkg = project.packages.iter().find(|p| p.name == t.package).unwrap_or(project.root_package());
+    let mut yml_config = Map::new();
+    for key in TEST_CONFIG_ARGS {
+        if let Some(v) = args.remove(*key) {
+            yml_config.insert((*key).to_string(), v);
+        }
+    }
+    if let Some(Json::Object(c)) = args.remove("config") {
+        for (k, v) in c {
+            yml_config.insert(k, v);
+        }
+    }
+    let description = args.remove("description").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let custom_name = args.remove("name").and_then(|v| v.as_str().map(str::to_string));
+    let mut type_name = if t.is_source { format!("source_{short}") } else { short.clone() };
+    if let Some(ns) = &namespace {
+        type_name = format!("{ns}_{type_name}");
+    }
+    let mut name_kwargs: IndexMap<String, Json> = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    name_kwargs.insert("model".into(), Json::String(format!("{{{{ get_where_subquery({}) }}}}", t.target_ref)));
+    let test_target = match &t.source_pair {
+        Some((s, tb)) => super::builtins::TestTarget::Source { source: s, table: tb },
+        None => super::builtins::TestTarget::Node { name: &t.node_name, version: t.version.as_deref() },
+    };
+    let _ = &type_name;
+    let named = super::builtins::test_node_name(&short, namespace.as_deref(), test_target, &name_kwargs);
+    let (short_name, full_name, hash) = match custom_name {
+        Some(n) => {
+            let h = super::builtins::unique_id_hash(&n, &short, namespace.as_deref(), &name_kwargs);
+            (n.clone(), n, h)
+        }
+        None => (named.file_name().to_string(), named.name.clone(), named.unique_id_suffix.clone()),
+    };
+    // Jinja in test config values is rendered at parse time, as dbt does.
+    let mut rendered_cfg = Map::new();
+    for (k, v) in yml_config {
+        let v = match &v {
+            Json::String(s) => Json::String(render_yml_str(env, shared, &t.package, s).unwrap_or_else(|_| s.clone())),
+            other => other.clone(),
+        };
+        if !v.is_null() {
+            rendered_cfg.insert(k, v);
+        }
+    }
+    if short_name != full_name && !rendered_cfg.contains_key("alias") {
+        rendered_cfg.insert("alias".into(), Json::String(short_name.clone()));
+    }
+    let dirs: Vec<String> = t.yml_path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+    let mut fqn = vec![t.package.clone()];
+    fqn.extend(dirs);
+    fqn.push(full_name.clone());
+    let mut config = tree_config(project, pkg, ResourceType::Test, &fqn);
+    for (k, v) in rendered_cfg {
+        super::context::merge_config(&mut config, &k, v);
+    }
+    let mut kwargs: IndexMap<String, Json> = args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    kwargs.insert("model".into(), Json::String(format!("{{{{ get_where_subquery({}) }}}}", t.target_ref)));
+    let macro_name = match &namespace {
+        Some(ns) => format!("{ns}.test_{short}"),
+        None => format!("test_{short}"),
+    };
+    let raw_code = format!("{{{{ {macro_name}(**_dbt_generic_test_kwargs) }}}}");
+    let enabled = config.get("enabled").and_then(Json::as_bool) != Some(false);
+    let _ = t.version;
+    Ok(Draft {
+        unique_id: format!("test.{}.{full_name}.{hash}", t.package),
+        name: full_name,
+        resource_type: ResourceType::Test,
+        package: t.package.clone(),
+        path: format!("{short_name}.sql"),
+        original_file_path: t.original_file_path.clone(),
+        fqn,
+        template: Some(format!("{}://{}#{}", t.package, t.original_file_path, short_name)),
+        template_text: raw_code.clone(),
+        raw_code,
+        source: t.patch_file.clone(),
+        offset: 0,
+        config,
+        enabled,
+        relation: Relation { database: None, schema: String::new(), identifier: short_name },
+        description,
+        columns: IndexMap::new(),
+        version: None,
+        latest_version: None,
+        test: Some(TestDraft {
+            metadata: TestMetadata { name: short, namespace, kwargs },
+            attached_node: Some(t.attached),
+            column_name: t.column,
+        }),
+        parse_refs: vec![],
+        parse_sources: vec![],
+        seed_file: None,
+    })
+}
+
+/// `_dbt_generic_test_kwargs`: each kwarg rendered natively, as dbt does.
+pub fn test_kwargs(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft, templates: &Templates) -> Result<Value, Diagnostic> {
+    static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
+    let Some(t) = &d.test else { return Ok(Value::from(())) };
+    let origin = TemplateOrigin { source: d.source.clone(), offset: 0 };
+    let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
+    let mut out: IndexMap<String, Value> = IndexMap::new();
+    fn render_value(
+        env: &Environment<'static>,
+        root: &Value,
+        key: &str,
+        v: &Json,
+        re: &regex::Regex,
+    ) -> Result<Value, minijinja::Error> {
+        Ok(match v {
+            Json::String(s) if key == "column_name" => Value::from(s.clone()),
+            Json::String(s) if re.is_match(s) => env.compile_expression_owned(s.clone())?.eval(root.clone())?,
+            Json::String(s) if s.contains("{{") || s.contains("{%") => Value::from(env.render_str(s, root.clone())?),
+            Json::Array(a) => Value::from(a.iter().map(|x| render_value(env, root, "", x, re)).collect::<Result<Vec<_>, _>>()?),
+            Json::Object(m) => {
+                let mut map = IndexMap::new();
+                for (k, x) in m {
+                    map.insert(k.clone(), render_value(env, root, "", x, re)?);
+                }
+                Value::from_pairs(map)
+            }
+            other => super::context::json_value(other),
+        })
+    }
+    for (k, v) in &t.metadata.kwargs {
+        let value = render_value(env, &root, k, v, &LOOKS_LIKE_FUNC).map_err(|e| {
+            let mut diag = templates.diagnostic(&e, Some(&origin), "render::test");
+            if diag.span.is_none() {
+                if let Some(target) = t.attached_node.as_deref().and_then(|a| a.rsplit('.').next()) {
+                    if let Some((line, col)) = yaml::find_line(&d.source.text, "name", target) {
+                        diag = diag.at_line_col(&d.source, line, col);
+                    }
+                }
+            }
+            diag
+        })?;
+        out.insert(k.clone(), value);
+    }
+    Ok(Value::from_pairs(out))
+}
+
+/// The `graph` variable: what the parse pass knows about every node and source.
+pub fn graph_json(drafts: &[Draft], sources: &[SourceTable]) -> Json {
+    let nodes: Map<String, Json> = drafts.iter().filter(|d| d.enabled).map(|d| (d.unique_id.clone(), d.model_json(Some(&d.relation)))).collect();
+    let srcs: Map<String, Json> = sources
+        .iter()
+        .map(|s| {
+            (
+                s.unique_id.clone(),
+                json!({
+                    "unique_id": s.unique_id, "name": s.name, "source_name": s.source_name, "resource_type": "source",
+                    "package_name": s.package_name, "database": s.relation.database, "schema": s.relation.schema,
+                    "identifier": s.relation.identifier, "fqn": s.fqn, "description": s.description, "tags": s.tags,
+                }),
+            )
+        })
+        .collect();
+    json!({ "nodes": nodes, "sources": srcs, "exposures": {}, "metrics": {}, "groups": {} })
+}

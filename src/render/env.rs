@@ -1,0 +1,304 @@
+//! The one minijinja environment of a compile: dbt's global functions and source rewrites
+//! for the block tags minijinja does not know (`test`, `materialization`, `snapshot`).
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, Utc};
+use minijinja::value::{Object, Value};
+use minijinja::{Environment, Error, ErrorKind, State};
+use regex::Regex;
+
+use super::context::dbt_return;
+
+static TEST_OPEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*test\s+(\w+)\s*\(").expect("regex"));
+static TEST_CLOSE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*endtest\s*(-?)%\}").expect("regex"));
+static MATERIALIZATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)\{%-?\s*materialization\s.*?\{%-?\s*endmaterialization\s*-?%\}").expect("regex"));
+static MACRO_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?\s*macro\s+(\w+)\s*\(").expect("regex"));
+pub static SNAPSHOT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)\{%(-?)\s*snapshot\s+(\w+)\s*(-?)%\}(.*?)\{%(-?)\s*endsnapshot\s*(-?)%\}").expect("regex"));
+pub static DOCS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)\{%-?\s*docs\s+(\w+)\s*-?%\}(.*?)\{%-?\s*enddocs\s*-?%\}").expect("regex"));
+
+/// Rewrites `{% test %}` blocks to macros and blanks out materializations (keeping lines).
+pub fn preprocess_macros(text: &str) -> String {
+    let text = TEST_OPEN.replace_all(text, "{%$1 macro test_$2(");
+    let text = TEST_CLOSE.replace_all(&text, "{%$1 endmacro $2%}");
+    let text = MATERIALIZATION
+        .replace_all(&text, |c: &regex::Captures| c[0].chars().filter(|ch| *ch == '\n').collect::<String>())
+        .into_owned();
+    let text = add_extra_params(&text);
+    // Same-file calls must go through the dbt wrapper too (for `return`), so hide the real names.
+    MACRO_DEF.replace_all(&text, "{%$1 macro __dbt_macro__$2(").into_owned()
+}
+
+static MACRO_DEF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*macro\s+(\w+)\s*\(").expect("regex"));
+
+/// The name a macro has inside its template after `preprocess_macros`.
+pub fn hidden_name(name: &str) -> String {
+    format!("__dbt_macro__{name}")
+}
+
+/// Appends `varargs=none, kwargs=none` to each macro's parameters (dbt's implicit ones).
+fn add_extra_params(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut last = 0;
+    for m in MACRO_NAME.find_iter(text) {
+        let open = m.end() - 1;
+        let bytes = text.as_bytes();
+        let (mut depth, mut i, mut quote) = (0usize, open, None::<u8>);
+        let mut close = None;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None => match b {
+                    b'\'' | b'"' => quote = Some(b),
+                    b'(' | b'[' | b'{' => depth += 1,
+                    b')' | b']' | b'}' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            close = Some(i);
+                            break;
+                        }
+                    }
+                    _ => {}
+                },
+            }
+            i += 1;
+        }
+        let Some(close) = close else { continue };
+        let inner = text[open + 1..close].trim();
+        if inner.split(',').any(|p| matches!(p.split('=').next().map(str::trim), Some("kwargs" | "varargs"))) {
+            continue;
+        }
+        out.push_str(&text[last..close]);
+        out.push_str(if inner.is_empty() { "varargs=none, kwargs=none" } else { ", varargs=none, kwargs=none" });
+        last = close;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+pub fn macro_names(text: &str) -> Vec<String> {
+    MACRO_NAME.captures_iter(text).map(|c| c[1].trim_start_matches("__dbt_macro__").to_string()).collect()
+}
+
+/// `env_var(name, default)`: unset without a default is an error naming the variable.
+pub fn env_var_function(name: String, default: Option<Value>) -> Result<Value, Error> {
+    match std::env::var(&name) {
+        Ok(v) => Ok(Value::from(v)),
+        Err(_) => match default {
+            Some(d) => Ok(d),
+            None => Err(Error::new(ErrorKind::InvalidOperation, format!("env var `{name}` is not set and has no default"))),
+        },
+    }
+}
+
+/// `run_started_at`: renders as Python's `str(datetime)` and supports `strftime`/`isoformat`.
+#[derive(Debug)]
+pub struct DateTimeObj(pub DateTime<Utc>);
+
+impl Object for DateTimeObj {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let fmt = args.first().and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d");
+                Ok(Value::from(self.0.format(fmt).to_string()))
+            }
+            "isoformat" => Ok(Value::from(self.0.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string())),
+            "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        use chrono::Datelike;
+        Some(match key.as_str()? {
+            "year" => Value::from(self.0.year()),
+            "month" => Value::from(self.0.month()),
+            "day" => Value::from(self.0.day()),
+            _ => return None,
+        })
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
+    }
+}
+
+#[derive(Debug)]
+struct Exceptions;
+
+impl Object for Exceptions {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let msg = args.first().map(|v| v.to_string()).unwrap_or_default();
+        match method {
+            "raise_compiler_error" | "raise_not_implemented" | "raise_fail_fast_error" => Err(Error::new(ErrorKind::InvalidOperation, msg)),
+            "warn" => Ok(Value::from("")),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// `modules.re`: Python's `re` on Rust's regex (the common subset).
+#[derive(Debug)]
+struct Re;
+
+impl Object for Re {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let s = |i: usize| args.get(i).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        if method == "escape" {
+            return Ok(Value::from(regex::escape(&s(0))));
+        }
+        let pattern = match method {
+            "match" => format!("^(?:{})", s(0)),
+            "fullmatch" => format!("^(?:{})$", s(0)),
+            _ => s(0),
+        };
+        let re = Regex::new(&pattern).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("bad regex: {e}")))?;
+        match method {
+            "search" | "match" | "fullmatch" => Ok(re.find(&s(1)).map(|m| Value::from(m.as_str().to_string())).unwrap_or(Value::from(()))),
+            "findall" => Ok(Value::from(re.find_iter(&s(1)).map(|m| Value::from(m.as_str().to_string())).collect::<Vec<_>>())),
+            "sub" => {
+                let repl = s(1).replace("\\g<", "${").replace('>', "}");
+                Ok(Value::from(re.replace_all(&s(2), repl.as_str()).into_owned()))
+            }
+            "split" => Ok(Value::from(re.split(&s(1)).map(|p| Value::from(p.to_string())).collect::<Vec<_>>())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DateTimeModule(DateTime<Utc>);
+
+impl Object for DateTimeModule {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "datetime" | "date" => Some(Value::from_object(DateTimeModule(self.0))),
+            _ => None,
+        }
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "now" | "utcnow" | "today" => Ok(Value::from_object(DateTimeObj(Utc::now()))),
+            "strptime" => {
+                let s = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+                let fmt = args.get(1).and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d");
+                let parsed = chrono::NaiveDateTime::parse_from_str(s, fmt)
+                    .or_else(|_| chrono::NaiveDate::parse_from_str(s, fmt).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()))
+                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("strptime({s:?}, {fmt:?}): {e}")))?;
+                Ok(Value::from_object(NaiveObj { dt: parsed, date_only: false }))
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+fn to_json_string(value: Value, sort_keys: Option<bool>) -> Result<String, Error> {
+    let mut json = serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    if sort_keys == Some(true) {
+        json.sort_all_objects();
+    }
+    // Python's json.dumps separators: ", " and ": ".
+    Ok(python_json(&json))
+}
+
+fn python_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Array(items) => format!("[{}]", items.iter().map(python_json).collect::<Vec<_>>().join(", ")),
+        serde_json::Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter().map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), python_json(v))).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Builds the environment with every global that does not depend on the node.
+pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_refresh: bool) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_recursion_limit(1000);
+    env.add_function("return", dbt_return);
+    env.add_function("env_var", env_var_function);
+    env.add_function("log", |_msg: Value, _info: Option<Value>| Value::from(""));
+    env.add_function("print", |_msg: Value| Value::from(""));
+    env.add_function("fromjson", |s: String, default: Option<Value>| -> Result<Value, Error> {
+        match serde_json::from_str::<serde_json::Value>(&s) {
+            Ok(v) => Ok(super::context::json_value(&v)),
+            Err(e) => default.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))),
+        }
+    });
+    env.add_function("tojson", |v: Value, sort_keys: Option<bool>| to_json_string(v, sort_keys));
+    env.add_function("fromyaml", |s: String, default: Option<Value>| -> Result<Value, Error> {
+        match serde_saphyr::from_str::<serde_json::Value>(&s) {
+            Ok(v) => Ok(super::context::json_value(&v)),
+            Err(e) => default.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("fromyaml: {e}"))),
+        }
+    });
+    env.add_function("toyaml", |v: Value| -> Result<String, Error> {
+        let json = serde_json::to_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+        serde_saphyr::to_string(&json).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+    });
+    env.add_function("zip", |args: minijinja::value::Rest<Value>| -> Result<Value, Error> {
+        let lists: Vec<Vec<Value>> = args.iter().map(|a| a.try_iter().map(|i| i.collect()).unwrap_or_default()).collect();
+        let n = lists.iter().map(Vec::len).min().unwrap_or(0);
+        Ok(Value::from((0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>()))
+    });
+    env.add_function("set", |v: Value| -> Result<Value, Error> {
+        let mut out: Vec<Value> = Vec::new();
+        for item in v.try_iter()? {
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+        Ok(Value::from(out))
+    });
+    env.add_function("local_md5", |s: String| {
+        use md5::{Digest, Md5};
+        let digest = Md5::digest(s.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    });
+    env.add_global("exceptions", Value::from_object(Exceptions));
+    let modules = minijinja::context! {
+        re => Value::from_object(Re),
+        datetime => Value::from_object(DateTimeModule(run_started_at)),
+    };
+    env.add_global("modules", modules);
+    env.add_global("run_started_at", Value::from_object(DateTimeObj(run_started_at)));
+    env.add_global("invocation_id", Value::from(invocation_id.to_string()));
+    env.add_global("dbt_version", Value::from("1.11.0"));
+    env.add_global(
+        "flags",
+        minijinja::context! { FULL_REFRESH => full_refresh, WHICH => "compile", STORE_FAILURES => false, WARN_ERROR => false },
+    );
+    env
+}
+
+/// A naive datetime or date from `modules.datetime` (Python's `str()` when rendered).
+#[derive(Debug)]
+struct NaiveObj {
+    dt: chrono::NaiveDateTime,
+    date_only: bool,
+}
+
+impl Object for NaiveObj {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "date" => Ok(Value::from_object(NaiveObj { dt: self.dt, date_only: true })),
+            "strftime" => Ok(Value::from(self.dt.format(args.first().and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d")).to_string())),
+            "isoformat" if self.date_only => Ok(Value::from(self.dt.format("%Y-%m-%d").to_string())),
+            "isoformat" => Ok(Value::from(self.dt.format("%Y-%m-%dT%H:%M:%S").to_string())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.date_only { write!(f, "{}", self.dt.format("%Y-%m-%d")) } else { write!(f, "{}", self.dt.format("%Y-%m-%d %H:%M:%S")) }
+    }
+}
