@@ -46,6 +46,7 @@ struct Item<'s> {
     text: &'s str,
     offset: usize,
     criteria: Vec<Criterion>,
+    parsed: bool,
 }
 
 impl<'a> Graph<'a> {
@@ -55,16 +56,13 @@ impl<'a> Graph<'a> {
         let mut problems = Diagnostics::new();
         let include = parse_items(include, &mut problems);
         let exclude = parse_items(exclude, &mut problems);
-        if problems.has_errors() {
-            problems.sort();
-            return Err(problems);
-        }
 
         let n = self.len();
         let mut included = vec![include.is_empty(); n];
         let mut excluded = vec![false; n];
         for (items, into) in [(&include, &mut included), (&exclude, &mut excluded)] {
-            for item in items {
+            // Items that did not parse are already reported; the rest are still checked.
+            for item in items.iter().filter(|item| item.parsed) {
                 let selected = self.eval_item(item);
                 if !selected.contains(&true) {
                     let message = format!("selector `{}` matches no enabled node or source", item.text);
@@ -165,14 +163,18 @@ fn parse_items<'s>(args: &'s [SelectorArg], problems: &mut Diagnostics) -> Vec<I
         for (offset, text) in split_whitespace_indices(&arg.text) {
             let mut criteria = Vec::new();
             let mut part_offset = offset;
+            let mut parsed = true;
             for part in text.split(',') {
                 match parse_criterion(part) {
                     Ok(criterion) => criteria.push(criterion),
-                    Err(diagnostic) => problems.push(arg.locate(diagnostic, part_offset, part.len())),
+                    Err(diagnostic) => {
+                        parsed = false;
+                        problems.push(arg.locate(diagnostic, part_offset, part.len()));
+                    }
                 }
                 part_offset += part.len() + 1;
             }
-            items.push(Item { arg, text, offset, criteria });
+            items.push(Item { arg, text, offset, criteria, parsed });
         }
     }
     items
