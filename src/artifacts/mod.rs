@@ -1,2 +1,4 @@
-//! dbt-compatible artifacts: target/manifest.json (v12) and target/run_results.json (v6).
+//! dbt-compatible artifacts: target/compiled/**, target/manifest.json (v12) and target/run_results.json (v6).
+
 pub mod compiled;
+pub mod run_results;

@@ -1,1 +1,16 @@
 //! The rayon scheduler: ready queue, priorities, retries, timeouts, cancellation, events.
+//!
+//! It knows tasks only by index, id and dependencies; what a task does is behind [`Runner`].
+//! Progress output, callbacks and state are subscribers to the [`Event`] channel.
+
+mod cancel;
+mod dag;
+mod event;
+mod scheduler;
+#[cfg(test)]
+mod tests;
+
+pub use cancel::{CancelToken, OnCancel};
+pub use dag::{Dag, Task};
+pub use event::{Counts, Event, Outcome, RunReport, SkipCause, Status, TaskResult};
+pub use scheduler::{Options, Runner, execute};

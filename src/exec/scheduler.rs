@@ -1,0 +1,406 @@
+//! The walker: workers pull the ready task with the longest remaining path, run it through the
+//! `Runner`, and release its children or skip its descendants.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+
+use super::cancel::CancelToken;
+use super::dag::Dag;
+use super::event::{Event, Outcome, RunReport, SkipCause, Status, TaskResult};
+use crate::diagnostics::Diagnostic;
+
+/// How a run goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Workers; 0 counts as 1.
+    pub threads: usize,
+    /// Extra attempts after a failure.
+    pub retries: u32,
+    /// Wait before the first retry, doubled after each attempt.
+    pub retry_delay: Duration,
+    /// Limit for one attempt; on expiry the task's token is cancelled and the task ends Cancelled.
+    pub node_timeout: Option<Duration>,
+    /// Stop at the first error or timeout: cancel the running tasks, skip the rest.
+    pub fail_fast: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            retries: 0,
+            retry_delay: Duration::from_secs(5),
+            node_timeout: None,
+            fail_fast: false,
+        }
+    }
+}
+
+/// Does the work of one task; the scheduler knows nothing else about it.
+pub trait Runner: Sync {
+    /// Runs `attempt` (1-based) of `task`. Long work should watch `cancel` or register an
+    /// interrupt with `cancel.on_cancel`; a failure after cancellation is reported as cancelled.
+    fn run(&self, task: usize, attempt: u32, cancel: &CancelToken) -> Outcome;
+}
+
+impl<F> Runner for F
+where
+    F: Fn(usize, u32, &CancelToken) -> Outcome + Sync,
+{
+    fn run(&self, task: usize, attempt: u32, cancel: &CancelToken) -> Outcome {
+        self(task, attempt, cancel)
+    }
+}
+
+/// Runs every task of `dag` once its dependencies succeeded, on a rayon pool of
+/// `options.threads` workers. Events go to `events` (use an unbounded channel: a full one
+/// stalls the workers). Cancelling `cancel` interrupts the running tasks and skips the rest.
+pub fn execute(
+    dag: &Dag,
+    options: &Options,
+    runner: &dyn Runner,
+    cancel: &CancelToken,
+    events: Option<&Sender<Event>>,
+) -> Result<RunReport, Box<Diagnostic>> {
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let threads = options.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("orrery-worker-{i}"))
+        .build()
+        .map_err(|err| Box::new(Diagnostic::error("exec::thread_pool", format!("cannot start {threads} worker threads: {err}"))))?;
+
+    let n = dag.len();
+    let mut ready = BinaryHeap::new();
+    let mut waiting = Vec::with_capacity(n);
+    for (i, task) in dag.tasks().iter().enumerate() {
+        waiting.push(task.deps.len());
+        if task.deps.is_empty() {
+            ready.push((dag.priority(i), Reverse(i)));
+        }
+    }
+    let run = Run {
+        dag,
+        options,
+        runner,
+        events,
+        stop: cancel.child(),
+        shared: Arc::new(Shared {
+            sched: Mutex::new(Sched { ready, waiting, results: vec![None; n], running: 0, fail_fast: None }),
+            wake: Condvar::new(),
+        }),
+        watchdog: options.node_timeout.map(Watchdog::new),
+    };
+    // Waiting workers must see a stop; the handler takes the lock so no wake-up is lost.
+    let wake_on_stop = run.stop.on_cancel({
+        let shared = run.shared.clone();
+        move || {
+            let _sched = shared.lock();
+            shared.wake.notify_all();
+        }
+    });
+
+    std::thread::scope(|scope| {
+        if let Some(watchdog) = &run.watchdog {
+            scope.spawn(|| watchdog.watch());
+        }
+        pool.scope(|s| {
+            for worker in 0..threads {
+                let run = &run;
+                s.spawn(move |_| run.work(worker));
+            }
+        });
+        if let Some(watchdog) = &run.watchdog {
+            watchdog.shut_down();
+        }
+    });
+    drop(wake_on_stop);
+
+    let mut sched = run.lock();
+    let fail_fast = sched.fail_fast;
+    let because = match (cancel.reason(), fail_fast) {
+        (Some(reason), _) => SkipCause::Cancelled { reason },
+        (None, Some(task)) => SkipCause::FailFast { task },
+        (None, None) => SkipCause::Cancelled { reason: run.stop.reason().unwrap_or_else(|| "cancelled".into()) },
+    };
+    let results = (0..n)
+        .map(|task| {
+            sched.results[task].take().unwrap_or_else(|| {
+                run.emit(Event::Skipped { task, because: because.clone() });
+                TaskResult::skipped(because.clone())
+            })
+        })
+        .collect();
+    Ok(RunReport { results, started_at, elapsed: start.elapsed(), cancelled: cancel.reason(), fail_fast })
+}
+
+struct Run<'a> {
+    dag: &'a Dag,
+    options: &'a Options,
+    runner: &'a dyn Runner,
+    events: Option<&'a Sender<Event>>,
+    /// Cancelled with the run's token, or by `fail_fast`; every task token is its child.
+    stop: CancelToken,
+    shared: Arc<Shared>,
+    watchdog: Option<Watchdog>,
+}
+
+struct Shared {
+    sched: Mutex<Sched>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Sched> {
+        self.sched.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct Sched {
+    /// Ready tasks by priority, then by position in the DAG (earlier first).
+    ready: BinaryHeap<(u64, Reverse<usize>)>,
+    waiting: Vec<usize>,
+    results: Vec<Option<TaskResult>>,
+    running: usize,
+    fail_fast: Option<usize>,
+}
+
+impl Run<'_> {
+    fn lock(&self) -> MutexGuard<'_, Sched> {
+        self.shared.lock()
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(events) = self.events {
+            // A subscriber that went away must not stop the run.
+            let _ = events.send(event);
+        }
+    }
+
+    fn work(&self, worker: usize) {
+        let mut sched = self.lock();
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            if let Some((_, Reverse(task))) = sched.ready.pop() {
+                sched.running += 1;
+                drop(sched);
+                let result = self.run_task(task, worker);
+                sched = self.lock();
+                sched.running -= 1;
+                if self.finish(&mut sched, task, result) {
+                    drop(sched);
+                    let reason = format!("cancelled: fail_fast after `{}` failed", self.dag.task(task).id);
+                    self.stop.cancel(reason);
+                    sched = self.lock();
+                }
+                continue;
+            }
+            if sched.running == 0 {
+                // Nothing ready and nothing running: the DAG is done.
+                self.shared.wake.notify_all();
+                return;
+            }
+            sched = self.shared.wake.wait(sched).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Records a finished task, releases or skips what depends on it; true to stop the run.
+    fn finish(&self, sched: &mut Sched, task: usize, result: TaskResult) -> bool {
+        self.emit(Event::Finished {
+            task,
+            status: result.status,
+            attempt: result.attempts,
+            duration: result.duration,
+            message: result.message.clone(),
+            rows_affected: result.rows_affected,
+        });
+        let status = result.status;
+        sched.results[task] = Some(result);
+        let stopping = self.stop.is_cancelled();
+        if status.is_ok() {
+            let mut released = 0;
+            for &child in self.dag.children(task) {
+                sched.waiting[child] -= 1;
+                if sched.waiting[child] == 0 && sched.results[child].is_none() {
+                    sched.ready.push((self.dag.priority(child), Reverse(child)));
+                    released += 1;
+                }
+            }
+            match released {
+                0 => {}
+                1 => self.shared.wake.notify_one(),
+                _ => self.shared.wake.notify_all(),
+            }
+        } else if !stopping {
+            self.skip_descendants(sched, task);
+        }
+        if sched.running == 0 && sched.ready.is_empty() {
+            self.shared.wake.notify_all();
+        }
+        let failed = !status.is_ok() && status != Status::Skipped;
+        if self.options.fail_fast && failed && !stopping && sched.fail_fast.is_none() {
+            sched.fail_fast = Some(task);
+            return true;
+        }
+        false
+    }
+
+    /// Skips every descendant of `root`; none can have started, since `root` never succeeded.
+    fn skip_descendants(&self, sched: &mut Sched, root: usize) {
+        let mut stack: Vec<usize> = self.dag.children(root).to_vec();
+        while let Some(task) = stack.pop() {
+            if sched.results[task].is_some() {
+                continue;
+            }
+            let because = SkipCause::Upstream { task: root };
+            self.emit(Event::Skipped { task, because: because.clone() });
+            sched.results[task] = Some(TaskResult::skipped(because));
+            stack.extend_from_slice(self.dag.children(task));
+        }
+    }
+
+    /// All attempts of one task, outside the scheduler's lock.
+    fn run_task(&self, task: usize, worker: usize) -> TaskResult {
+        let token = self.stop.child();
+        let started_at = SystemTime::now();
+        let start = Instant::now();
+        let mut attempt = 1;
+        let (status, message, rows_affected) = loop {
+            self.emit(Event::Started { task, attempt, at: if attempt == 1 { started_at } else { SystemTime::now() } });
+            let armed = self.watchdog.as_ref().map(|w| w.arm(&token));
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.runner.run(task, attempt, &token)))
+                .unwrap_or_else(|panic| Outcome::Failure { message: panic_message(panic.as_ref()) });
+            drop(armed);
+            match outcome {
+                Outcome::Success { rows_affected, message } => break (Status::Success, message, rows_affected),
+                Outcome::Warn { rows_affected, message } => break (Status::Warn, Some(message), rows_affected),
+                // A query that fails because it was interrupted was cancelled, not wrong.
+                _ if token.is_cancelled() => break (Status::Cancelled, token.reason(), None),
+                Outcome::Cancelled { message } => {
+                    break (Status::Cancelled, Some(message.unwrap_or_else(|| "cancelled".into())), None);
+                }
+                Outcome::Failure { message } if attempt <= self.options.retries => {
+                    let delay = backoff(self.options.retry_delay, attempt);
+                    self.emit(Event::Retrying { task, attempt, delay, message });
+                    if token.wait_timeout(delay) {
+                        break (Status::Cancelled, token.reason(), None);
+                    }
+                    attempt += 1;
+                }
+                Outcome::Failure { message } => break (Status::Error, Some(message), None),
+            }
+        };
+        TaskResult {
+            status,
+            attempts: attempt,
+            started_at: Some(started_at),
+            completed_at: Some(SystemTime::now()),
+            duration: start.elapsed(),
+            message,
+            rows_affected,
+            worker: Some(worker),
+            skipped_because: None,
+        }
+    }
+}
+
+/// The delay after failed `attempt`: `first`, then doubled each time.
+fn backoff(first: Duration, attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    first.checked_mul(factor).unwrap_or(Duration::MAX)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    format!("internal error: the task panicked: {detail}")
+}
+
+/// Cancels the token of an attempt that outlives `node_timeout`.
+struct Watchdog {
+    timeout: Duration,
+    state: Mutex<WatchState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct WatchState {
+    /// Armed attempts: id, deadline, token. Deadlines grow with ids, as the timeout is fixed.
+    armed: Vec<(u64, Instant, CancelToken)>,
+    next_id: u64,
+    done: bool,
+}
+
+struct Armed<'a> {
+    watchdog: &'a Watchdog,
+    id: u64,
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        self.watchdog.lock().armed.retain(|(id, _, _)| *id != self.id);
+    }
+}
+
+impl Watchdog {
+    fn new(timeout: Duration) -> Self {
+        Watchdog { timeout, state: Mutex::default(), wake: Condvar::new() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn arm(&self, token: &CancelToken) -> Armed<'_> {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        let deadline = Instant::now().checked_add(self.timeout).unwrap_or_else(far_future);
+        state.armed.push((id, deadline, token.clone()));
+        // Later arms have later deadlines, so only an idle watchdog needs waking.
+        if state.armed.len() == 1 {
+            self.wake.notify_one();
+        }
+        Armed { watchdog: self, id }
+    }
+
+    fn watch(&self) {
+        let mut state = self.lock();
+        while !state.done {
+            let now = Instant::now();
+            let expired = state.armed.iter().position(|(_, deadline, _)| *deadline <= now);
+            if let Some(index) = expired {
+                let (_, _, token) = state.armed.swap_remove(index);
+                drop(state);
+                token.cancel(format!("timed out after {}", humantime::format_duration(self.timeout)));
+                state = self.lock();
+                continue;
+            }
+            let next = state.armed.iter().map(|(_, deadline, _)| *deadline).min();
+            state = match next {
+                Some(deadline) => self.wake.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0,
+                None => self.wake.wait(state).unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+
+    fn shut_down(&self) {
+        self.lock().done = true;
+        self.wake.notify_all();
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
