@@ -68,7 +68,16 @@ pub(super) fn statements(node: &Node, full_refresh: bool, diagnostics: &mut Diag
         ResourceType::Model => model(node, full_refresh, diagnostics),
         ResourceType::Seed => seed::statements(node, full_refresh, diagnostics),
         ResourceType::Snapshot => snapshot(node, diagnostics),
-        ResourceType::Test => Built { statements: vec![test(node)], ..Built::default() },
+        ResourceType::Test => {
+            if node.config.store_failures == Some(true) {
+                diagnostics.push(warning_at(
+                    node,
+                    "plan::store_failures",
+                    format!("{}: store_failures is not supported yet; the test runs without storing its failures", node.unique_id),
+                ));
+            }
+            Built { statements: vec![test(node)], ..Built::default() }
+        }
         ResourceType::Analysis | ResourceType::Source => Built::default(),
     }
 }
@@ -175,6 +184,12 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
     let sql = node.compiled_code_incremental.as_deref().or(node.compiled_code.as_deref()).unwrap_or("");
     let keys = unique_keys(node);
     let strategy = node.config.incremental_strategy.clone().unwrap_or_else(|| "delete+insert".into());
+    if let Some(change) = node.config.on_schema_change.as_deref().filter(|c| *c != "ignore") {
+        diagnostics.push(
+            warning_at(node, "plan::on_schema_change", format!("{}: on_schema_change `{change}` is not supported yet; columns are matched by name", node.unique_id))
+                .with_help("rebuild with --full-refresh after changing the columns"),
+        );
+    }
     let insert = format!("insert into {target} by name select * from {tmp_name}");
     let body: Vec<String> = match strategy.as_str() {
         "append" => vec![insert],
@@ -253,6 +268,13 @@ fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
         return Built::default();
     }
     let strategy = node.config.strategy.as_deref().unwrap_or("timestamp");
+    if node.config.invalidate_hard_deletes == Some(true) {
+        diagnostics.push(warning_at(
+            node,
+            "plan::hard_deletes",
+            format!("{}: invalidate_hard_deletes is not supported yet; deleted source rows stay current", node.unique_id),
+        ));
+    }
     let (updated, changed): (String, Box<dyn Fn() -> String>) = match strategy {
         "timestamp" => {
             let Some(updated_at) = node.config.updated_at.clone() else {

@@ -91,7 +91,7 @@ fn shop() -> Compiled {
     people.config.column_types.insert("age".into(), "bigint".into());
     let mut eph = node(ResourceType::Model, "eph", "ephemeral", "select * from \"shop\".\"main\".\"people\"");
     eph.depends_on = vec!["seed.shop.people".into()];
-    let mut v = node(ResourceType::Model, "v", "view", "with __dbt__cte__eph as (\nselect 1\n) select * from __dbt__cte__eph");
+    let mut v = node(ResourceType::Model, "v", "view", "with __dbt__cte__eph as (\nselect * from \"shop\".\"main\".\"people\"\n) select * from __dbt__cte__eph");
     v.depends_on = vec!["model.shop.eph".into()];
     v.config.pre_hook = vec!["select 1".into()];
     v.config.post_hook = vec!["select 2".into()];
