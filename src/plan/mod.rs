@@ -1,1 +1,431 @@
-//! Plan types, statements per materialization and adapter, plan files.
+//! The run plan: every selected node with the exact statements that build it, made at compile
+//! time so that `exec` (or another machine with only the plan) runs it without the project.
+
+mod duckdb;
+mod seed;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
+use crate::node::{Compiled, Node, Relation, ResourceType, TargetInfo};
+
+pub use seed::{SeedColumn, infer_seed_columns};
+
+/// Bumped when a plan written by an older orrery can no longer be read.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanKind {
+    /// Written by `compile`: every node runs; reusable.
+    Run,
+    /// Written by `plan -o`: actions against state; applied once.
+    Change,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunPlan {
+    pub format_version: u32,
+    pub orrery_version: String,
+    pub kind: PlanKind,
+    pub pipeline: String,
+    pub target: PlanTarget,
+    /// Every selected node, in a topological order. Ephemeral models are inlined, not listed.
+    pub nodes: Vec<PlanNode>,
+    pub summary: PlanSummary,
+    /// The target's settings, secrets kept as `env_var(...)` references; a DuckDB `path` is absolute.
+    pub connection: IndexMap<String, Value>,
+    /// `[execution]` of the pipeline file, as given.
+    pub execution: Value,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub artifacts: Value,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub state: Value,
+    pub hooks: PlanHooks,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTarget {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub adapter_type: String,
+    pub database: String,
+    pub schema: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+/// Statements around the nodes, each run once per run on one connection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanHooks {
+    /// `create schema if not exists` for every schema a node writes to; first of all.
+    pub create_schemas: Vec<String>,
+    pub on_run_start: Vec<String>,
+    pub on_run_end: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSummary {
+    pub nodes: usize,
+    pub models: usize,
+    pub seeds: usize,
+    pub snapshots: usize,
+    pub tests: usize,
+    pub statements: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRelation {
+    pub database: Option<String>,
+    pub schema: String,
+    pub identifier: String,
+}
+
+impl From<&Relation> for PlanRelation {
+    fn from(r: &Relation) -> Self {
+        PlanRelation { database: r.database.clone(), schema: r.schema.clone(), identifier: r.identifier.clone() }
+    }
+}
+
+impl From<&PlanRelation> for Relation {
+    fn from(r: &PlanRelation) -> Self {
+        Relation { database: r.database.clone(), schema: r.schema.clone(), identifier: r.identifier.clone() }
+    }
+}
+
+/// One node and how to run it.
+///
+/// The executor runs one list of statements, in order, on one connection:
+/// - `statements_other_type` when the relation exists as that other type (a view where a
+///   table is built, or the reverse);
+/// - else `statements_incremental` when present and the relation exists;
+/// - else `statements`.
+///
+/// When a statement fails it calls `rollback` (the statements open a transaction, so the
+/// previous relation stays as it was) and the node fails.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanNode {
+    /// dbt's unique_id, e.g. `model.shop.orders`.
+    pub id: String,
+    pub name: String,
+    /// `model`, `seed`, `snapshot` or `test`.
+    pub resource_type: String,
+    pub materialized: String,
+    pub relation: PlanRelation,
+    /// Ids of the plan's nodes this one waits for (through inlined ephemeral models).
+    pub depends_on: Vec<String>,
+    /// sha256 over the statements and the config: equal fingerprints build the same thing.
+    pub fingerprint: String,
+    /// Always `run` in a run plan.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub statements: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements_incremental: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements_other_type: Option<OtherTypeStatements>,
+    /// Models, seeds, snapshots: the ids of the tests on them (they gate its children with
+    /// `test_behavior = "after_each"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<PlanTest>,
+    pub callbacks: Vec<String>,
+}
+
+/// What runs instead when the relation exists as another type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtherTypeStatements {
+    /// `table` or `view`: the type found in the warehouse.
+    pub existing: String,
+    pub statements: Vec<String>,
+}
+
+/// How to read a test's one result row `(failures, should_warn, should_error)`:
+/// `should_error` and severity `error` → fail; else `should_warn` → warn; else pass.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTest {
+    /// `error` or `warn`.
+    pub severity: String,
+    /// The node the test is attached to, if any.
+    pub attached_node: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    pub full_refresh: bool,
+    pub pipeline: String,
+    /// `[execution]` of the pipeline file.
+    pub execution: Value,
+    pub callbacks: Vec<Value>,
+    pub artifacts: Value,
+    pub state: Value,
+}
+
+/// Builds the run plan of the selected nodes (given in a topological order).
+pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opts: &PlanOptions) -> (RunPlan, Diagnostics) {
+    let mut diagnostics = Diagnostics::new();
+    let target = &compiled.target;
+    let dialect_ok = target.adapter_type == "duckdb";
+    if !dialect_ok {
+        diagnostics.push(
+            Diagnostic::error(
+                "plan::unsupported_adapter",
+                format!("orrery cannot write statements for adapter type `{}` yet", target.adapter_type),
+            )
+            .with_help("use a `duckdb` target"),
+        );
+    }
+
+    let by_id: HashMap<&str, &Node> = compiled.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
+    let planned: Vec<&Node> = selected_in_topo_order.iter().copied().filter(|n| is_planned(n)).collect();
+    let planned_ids: HashSet<&str> = planned.iter().map(|n| n.unique_id.as_str()).collect();
+
+    let mut nodes = Vec::with_capacity(planned.len());
+    let mut schemas: Vec<String> = Vec::new();
+    for node in &planned {
+        let built = if dialect_ok {
+            duckdb::statements(node, effective_full_refresh(node, opts), &mut diagnostics)
+        } else {
+            duckdb::Built::default()
+        };
+        if node.resource_type != ResourceType::Test {
+            let create = duckdb::create_schema(&node.relation);
+            if !schemas.contains(&create) {
+                schemas.push(create);
+            }
+        }
+        let depends_on = resolve_depends_on(node, &by_id, &planned_ids);
+        let test = (node.resource_type == ResourceType::Test).then(|| PlanTest {
+            severity: test_severity(node),
+            attached_node: node.attached_node.clone(),
+        });
+        let fingerprint = fingerprint(node, &built);
+        nodes.push(PlanNode {
+            id: node.unique_id.clone(),
+            name: node.name.clone(),
+            resource_type: node.resource_type.as_str().to_string(),
+            materialized: node.config.materialized.clone(),
+            relation: PlanRelation::from(&node.relation),
+            depends_on,
+            fingerprint,
+            action: "run".into(),
+            reason: None,
+            statements: built.statements,
+            statements_incremental: built.statements_incremental,
+            statements_other_type: built.statements_other_type,
+            tests: Vec::new(),
+            test,
+            callbacks: Vec::new(),
+        });
+    }
+    attach_tests(&mut nodes);
+
+    let summary = PlanSummary {
+        nodes: nodes.len(),
+        models: count(&nodes, "model"),
+        seeds: count(&nodes, "seed"),
+        snapshots: count(&nodes, "snapshot"),
+        tests: count(&nodes, "test"),
+        statements: nodes
+            .iter()
+            .map(|n| n.statements.len() + n.statements_incremental.as_ref().map_or(0, Vec::len))
+            .sum(),
+    };
+    let plan = RunPlan {
+        format_version: FORMAT_VERSION,
+        orrery_version: env!("CARGO_PKG_VERSION").to_string(),
+        kind: PlanKind::Run,
+        pipeline: opts.pipeline.clone(),
+        target: PlanTarget {
+            name: target.name.clone(),
+            adapter_type: target.adapter_type.clone(),
+            database: target.database.clone(),
+            schema: target.schema.clone(),
+            threads: target.threads,
+        },
+        nodes,
+        summary,
+        connection: plan_connection(target, &compiled.project_root),
+        execution: opts.execution.clone(),
+        callbacks: opts.callbacks.clone(),
+        artifacts: opts.artifacts.clone(),
+        state: opts.state.clone(),
+        hooks: PlanHooks {
+            create_schemas: if dialect_ok { schemas } else { Vec::new() },
+            on_run_start: compiled.on_run_start.iter().filter(|s| !s.trim().is_empty()).cloned().collect(),
+            on_run_end: compiled.on_run_end.iter().filter(|s| !s.trim().is_empty()).cloned().collect(),
+        },
+    };
+    (plan, diagnostics)
+}
+
+fn is_planned(node: &Node) -> bool {
+    node.resource_type.is_executable() && node.config.enabled && node.config.materialized != "ephemeral"
+}
+
+fn effective_full_refresh(node: &Node, opts: &PlanOptions) -> bool {
+    // A model's own `full_refresh` config wins over the flag, as in dbt.
+    node.config.full_refresh.unwrap_or(opts.full_refresh)
+}
+
+fn test_severity(node: &Node) -> String {
+    match node.config.severity.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("warn") => "warn".into(),
+        _ => "error".into(),
+    }
+}
+
+/// Dependencies on planned nodes; an inlined ephemeral model passes on its own dependencies.
+fn resolve_depends_on(node: &Node, by_id: &HashMap<&str, &Node>, planned: &HashSet<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut stack: Vec<&str> = node.depends_on.iter().rev().map(String::as_str).collect();
+    let mut seen: HashSet<&str> = HashSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if planned.contains(id) {
+            out.push(id.to_string());
+        } else if let Some(dep) = by_id.get(id).filter(|d| d.config.materialized == "ephemeral") {
+            stack.extend(dep.depends_on.iter().rev().map(String::as_str));
+        }
+    }
+    out
+}
+
+fn attach_tests(nodes: &mut [PlanNode]) {
+    let index: HashMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+    let mut pairs = Vec::new();
+    for node in nodes.iter().filter(|n| n.test.is_some()) {
+        for dep in &node.depends_on {
+            if let Some(&i) = index.get(dep) {
+                pairs.push((i, node.id.clone()));
+            }
+        }
+    }
+    for (i, test) in pairs {
+        nodes[i].tests.push(test);
+    }
+}
+
+fn count(nodes: &[PlanNode], kind: &str) -> usize {
+    nodes.iter().filter(|n| n.resource_type == kind).count()
+}
+
+fn fingerprint(node: &Node, built: &duckdb::Built) -> String {
+    let material = serde_json::json!({
+        "resource_type": node.resource_type.as_str(),
+        "materialized": node.config.materialized,
+        "relation": PlanRelation::from(&node.relation),
+        "statements": built.statements,
+        "statements_incremental": built.statements_incremental,
+        "statements_other_type": built.statements_other_type,
+        "config": node.config,
+    });
+    let digest = Sha256::digest(material.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The connection settings a plan carries: references stay references; a DuckDB file path is
+/// made absolute so the plan runs from anywhere.
+fn plan_connection(target: &TargetInfo, project_root: &Path) -> IndexMap<String, Value> {
+    let mut connection = target.connection.clone();
+    if target.adapter_type == "duckdb" {
+        if let Some(Value::String(path)) = connection.get("path") {
+            let absolute = path != ":memory:" && !path.is_empty() && !path.contains("{{") && !path.contains("://");
+            if absolute && Path::new(path).is_relative() {
+                let full = project_root.join(path).display().to_string();
+                connection.insert("path".into(), Value::String(full));
+            }
+        }
+    }
+    connection
+}
+
+impl RunPlan {
+    /// The target to open connections with (see [`crate::adapter::connect`]).
+    pub fn target_info(&self) -> TargetInfo {
+        TargetInfo {
+            name: self.target.name.clone(),
+            adapter_type: self.target.adapter_type.clone(),
+            database: self.target.database.clone(),
+            schema: self.target.schema.clone(),
+            threads: self.target.threads,
+            connection: self.connection.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Writes the plan atomically (a temporary file renamed over the target).
+    pub fn write(&self, path: &Path) -> Result<(), Diagnostic> {
+        let io_err = |err: std::io::Error| {
+            Diagnostic::error("plan::write", format!("cannot write {}: {err}", path.display())).with_file(path)
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+        file.write_all(self.to_json().as_bytes()).map_err(io_err)?;
+        file.persist(path).map_err(|e| io_err(e.error))?;
+        Ok(())
+    }
+
+    pub fn read(path: &Path) -> Result<RunPlan, Diagnostic> {
+        let source = SourceFile::read(path)?;
+        let plan: RunPlan = serde_json::from_str(&source.text).map_err(|err| {
+            Diagnostic::error("plan::invalid", format!("{} is not a valid plan: {err}", path.display()))
+                .at_line_col(&source, err.line(), err.column())
+                .with_help("write it again with `orrery compile`")
+        })?;
+        if plan.format_version > FORMAT_VERSION {
+            return Err(Diagnostic::error(
+                "plan::format_version",
+                format!(
+                    "{} has plan format {}, this orrery reads up to {FORMAT_VERSION}",
+                    path.display(),
+                    plan.format_version
+                ),
+            )
+            .with_file(path)
+            .with_help("upgrade orrery"));
+        }
+        Ok(plan)
+    }
+}
+
+/// `schemas/plan.schema.json`, as checked in.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RunPlan);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
