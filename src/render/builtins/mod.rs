@@ -2,10 +2,16 @@
 //! relation quoting, ephemeral CTE injection and the global macros of the internal `dbt`
 //! package (our own Jinja, overridable by the project).
 
+pub mod ctes;
+pub mod macros;
 pub mod naming;
+pub mod python;
 pub mod relation;
 
+pub use ctes::{collect_ctes, inject_ctes, Ephemeral};
+pub use macros::macro_files;
 pub use naming::{test_node_name, unique_id_hash, TestName, TestTarget};
+pub use python::python_display;
 pub use relation::{quote_identifier, render_relation, render_relation_with, QuotePolicy};
 
 #[cfg(test)]
