@@ -1,6 +1,107 @@
 //! The clap commands, human and JSON output, exit codes.
 
+mod args;
+mod output;
+mod run;
+mod session;
+
+use clap::Parser;
+
+pub use args::{Cli, Command, Format, Global, GraphSyntax, Selection};
+use output::{EXIT_INVALID, EXIT_OK, fail, print_diagnostics, print_json};
+
+use crate::diagnostics::Diagnostics;
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { EXIT_INVALID } else { EXIT_OK };
+        }
+    };
+    match &cli.command {
+        Command::Validate { pipelines } => validate(&cli.global, pipelines),
+        Command::Compile { selection, full_refresh } => compile(&cli.global, selection, *full_refresh),
+        Command::Graph { selection, syntax } => graph(&cli.global, selection, *syntax),
+        Command::Run { selection, plan, full_refresh, threads } => {
+            run::run(&cli.global, selection, plan.as_deref(), *full_refresh, *threads)
+        }
+    }
+}
+
+fn validate(global: &Global, pipelines: &[std::path::PathBuf]) -> i32 {
+    let mut all = Diagnostics::new();
+    for path in session::pipeline_paths(global, pipelines) {
+        match session::build(global, &path, false) {
+            Ok(build) => match session::select(&build, &Selection::default()) {
+                Ok(_) => all.extend(build.warnings),
+                Err(diagnostics) => {
+                    all.extend(build.warnings);
+                    all.extend(diagnostics);
+                }
+            },
+            Err(diagnostics) => all.extend(diagnostics),
+        }
+    }
+    all.sort();
+    let ok = !all.has_errors();
+    match global.format {
+        Format::Human => {
+            print_diagnostics(&all);
+            if ok {
+                let warnings = all.warnings().count();
+                eprintln!("orrery: valid ({warnings} warning(s))");
+            } else {
+                eprintln!("orrery: {} error(s)", all.errors().count());
+            }
+        }
+        Format::Json => print_json(&serde_json::json!({
+            "ok": ok,
+            "diagnostics": output::diagnostics_json(&all),
+        })),
+    }
+    if ok { EXIT_OK } else { EXIT_INVALID }
+}
+
+fn compile(global: &Global, selection: &Selection, full_refresh: bool) -> i32 {
+    let build = match session::build(global, &global.pipeline, full_refresh) {
+        Ok(build) => build,
+        Err(diagnostics) => return fail(global.format, &diagnostics),
+    };
+    match run::write_compile_artifacts(&build, selection, full_refresh) {
+        Ok(summary) => {
+            match global.format {
+                Format::Human => {
+                    print_diagnostics(&build.warnings);
+                    eprintln!("{summary}");
+                }
+                Format::Json => print_json(&serde_json::json!({
+                    "ok": true,
+                    "summary": summary,
+                    "diagnostics": output::diagnostics_json(&build.warnings),
+                })),
+            }
+            EXIT_OK
+        }
+        Err(diagnostics) => fail(global.format, &diagnostics),
+    }
+}
+
+fn graph(global: &Global, selection: &Selection, syntax: GraphSyntax) -> i32 {
+    let build = match session::build(global, &global.pipeline, false) {
+        Ok(build) => build,
+        Err(diagnostics) => return fail(global.format, &diagnostics),
+    };
+    let (graph, selected) = match session::select(&build, selection) {
+        Ok(selected) => selected,
+        Err(diagnostics) => return fail(global.format, &diagnostics),
+    };
+    match (global.format, syntax) {
+        (Format::Json, _) => print_json(&graph.to_json(&selected)),
+        (Format::Human, GraphSyntax::Dot) => print!("{}", graph.to_dot(&selected)),
+        (Format::Human, GraphSyntax::Mermaid) => print!("{}", graph.to_mermaid(&selected)),
+    }
+    EXIT_OK
 }

@@ -4,6 +4,7 @@
 //! Progress output, callbacks and state are subscribers to the [`Event`] channel.
 
 mod cancel;
+pub mod plan_run;
 mod dag;
 mod event;
 mod scheduler;

@@ -93,6 +93,13 @@ impl Templates {
 
 /// Renders every node of a project to dbt-identical SQL.
 pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, Diagnostics> {
+    let compiled = compile_all(project, options);
+    if compiled.diagnostics.has_errors() { Err(compiled.diagnostics) } else { Ok(compiled) }
+}
+
+/// Like [`compile`], but keeps every node it could compile next to the errors of the others
+/// (in `Compiled::diagnostics`), so later stages can look for more problems in one run.
+pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut diags = project.warnings.clone();
     let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
     let mut templates = Templates { origins: HashMap::new() };
@@ -309,8 +316,8 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
     let mut sources = sources;
     sources.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
 
-    let diags = diags.into_result()?;
-    Ok(Compiled {
+    diags.sort();
+    Compiled {
         project_name: project.name.clone(),
         project_root: project.root.clone(),
         target_path: project.target_path.clone(),
@@ -323,7 +330,7 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
         invocation_id: options.invocation_id.clone(),
         generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         diagnostics: diags,
-    })
+    }
 }
 
 fn collect_ctes(

@@ -1,0 +1,153 @@
+//! The front half of every command: pipeline file → dbt project → compiled nodes → graph →
+//! selection. Each step is one stage's public function; this file only hands values along,
+//! and keeps going after a stage's errors where the next stage can still look for more, so
+//! one run reports every problem.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+use super::args::{Global, Selection};
+use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
+use crate::graph::{Graph, SelectorArg, Selection as Selected};
+use crate::node::Compiled;
+use crate::spec::{LoadedPipeline, Spanned};
+use crate::{project, render, spec};
+
+/// A compiled project, before its graph is built (the graph borrows it).
+pub struct Build {
+    pub pipeline: LoadedPipeline,
+    pub compiled: Compiled,
+    /// Every warning of every stage so far.
+    pub warnings: Diagnostics,
+}
+
+/// `--vars` parsed as a YAML mapping.
+fn cli_vars(vars: Option<&str>) -> Result<IndexMap<String, serde_json::Value>, Diagnostic> {
+    let Some(text) = vars else { return Ok(IndexMap::new()) };
+    match serde_saphyr::from_str::<Option<IndexMap<String, serde_json::Value>>>(text) {
+        Ok(map) => Ok(map.unwrap_or_default()),
+        Err(err) => {
+            let source = SourceFile::new("--vars", text.to_string());
+            Err(Diagnostic::error("cli::vars", format!("--vars is not a YAML mapping: {err}"))
+                .at(&source, 0..text.len())
+                .with_help("pass a mapping, e.g. --vars '{start_date: \"2024-01-01\"}'"))
+        }
+    }
+}
+
+/// Where the dbt project is when the pipeline file itself is invalid: `[project].path` if it
+/// can still be read, else the file's directory, so the project is checked too.
+fn fallback_options(pipeline_path: &Path) -> Option<project::LoadOptions> {
+    let text = std::fs::read_to_string(pipeline_path).ok()?;
+    let dir = pipeline_path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+    let get = |t: &str, k: &str| table.get(t).and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+    Some(project::LoadOptions {
+        project_dir: dir.join(get("project", "path").unwrap_or_else(|| ".".into())),
+        profiles_dir: get("profile", "profiles_dir").map(|p| dir.join(p)),
+        profile: get("profile", "profile"),
+        target: get("profile", "target"),
+        inline_outputs: IndexMap::new(),
+        vars: IndexMap::new(),
+    })
+}
+
+/// Runs spec → project → render for one pipeline file.
+pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Result<Build, Diagnostics> {
+    let mut problems = Diagnostics::new();
+    let loaded = match spec::load(pipeline_path) {
+        Ok(loaded) => Some(loaded),
+        Err(diagnostics) => {
+            problems.extend(diagnostics);
+            None
+        }
+    };
+    let extra_vars = match cli_vars(global.vars.as_deref()) {
+        Ok(vars) => vars,
+        Err(diagnostic) => {
+            problems.push(diagnostic);
+            IndexMap::new()
+        }
+    };
+    let options = match &loaded {
+        Some(loaded) => {
+            let pipeline = &loaded.pipeline;
+            let mut vars = pipeline.project.vars.clone();
+            vars.extend(extra_vars);
+            project::LoadOptions {
+                project_dir: loaded.project_dir(),
+                profiles_dir: loaded.profiles_dir(),
+                profile: pipeline.profile.profile.clone(),
+                target: global.target.clone().or_else(|| pipeline.profile.target.clone()),
+                inline_outputs: pipeline
+                    .profile
+                    .outputs
+                    .iter()
+                    .map(|(name, output)| (name.clone(), serde_json::to_value(output).unwrap_or_default()))
+                    .collect(),
+                vars,
+            }
+        }
+        None => match fallback_options(pipeline_path) {
+            Some(options) => options,
+            None => return Err(problems),
+        },
+    };
+    let project = match project::load(&options) {
+        Ok(project) => project,
+        Err(diagnostics) => {
+            problems.extend(diagnostics);
+            return Err(problems);
+        }
+    };
+    let render_options = render::RenderOptions {
+        full_refresh: full_refresh || loaded.as_ref().is_some_and(|l| l.pipeline.execution.full_refresh),
+        ..render::RenderOptions::default()
+    };
+    let compiled = render::compile_all(&project, &render_options);
+    // Render keeps the nodes it could compile next to its errors: the graph may find more.
+    problems.extend(compiled.diagnostics.clone());
+    if let Err(diagnostics) = Graph::build(&compiled) {
+        problems.extend(diagnostics);
+    }
+    let Some(pipeline) = loaded else { return Err(problems) };
+    if problems.has_errors() {
+        problems.sort();
+        return Err(problems);
+    }
+    let mut warnings = pipeline.warnings.clone();
+    warnings.extend(problems);
+    warnings.sort();
+    Ok(Build { pipeline, compiled, warnings })
+}
+
+/// The graph and selection of a build: `--select` replaces `[select].include`; excludes add
+/// up. Selectors from orrery.toml point back at it in diagnostics.
+pub fn select<'a>(build: &'a Build, selection: &Selection) -> Result<(Graph<'a>, Selected<'a>), Diagnostics> {
+    let graph = Graph::build(&build.compiled)?;
+    let source = &build.pipeline.source;
+    let from_file = |items: &[Spanned<String>]| -> Vec<SelectorArg> {
+        items
+            .iter()
+            .map(|s| match &s.span {
+                Some(span) => SelectorArg::new(s.value.clone()).at(source, span.clone()),
+                None => SelectorArg::new(s.value.clone()),
+            })
+            .collect()
+    };
+    let include = if selection.select.is_empty() {
+        from_file(&build.pipeline.pipeline.select.include)
+    } else {
+        selection.select.iter().map(SelectorArg::from).collect()
+    };
+    let mut exclude = from_file(&build.pipeline.pipeline.select.exclude);
+    exclude.extend(selection.exclude.iter().map(SelectorArg::from));
+    let selected = graph.select(&include, &exclude)?;
+    Ok((graph, selected))
+}
+
+/// The pipeline files `validate` checks: the arguments, else `--pipeline`.
+pub fn pipeline_paths(global: &Global, given: &[PathBuf]) -> Vec<PathBuf> {
+    if given.is_empty() { vec![global.pipeline.clone()] } else { given.to_vec() }
+}

@@ -1,0 +1,231 @@
+//! Running a run plan: the plan's nodes become scheduler tasks (tests placed per
+//! `test_behavior`), and each task runs its node's statements on a pooled connection.
+//! Nothing here reads the dbt project: the plan is all there is.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::{CancelToken, Dag, Outcome, Runner, Task};
+use crate::adapter::{AdapterError, AdapterErrorKind, Connection, RelationType};
+use crate::diagnostics::Diagnostics;
+use crate::node::Relation;
+use crate::plan::{PlanNode, RunPlan};
+
+/// Where a model's tests run, as `[execution] test_behavior`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestBehavior {
+    /// Right after the model; they gate its children.
+    AfterEach,
+    /// After every other node.
+    AfterAll,
+    /// Not at all.
+    None,
+}
+
+impl TestBehavior {
+    pub fn parse(text: &str) -> TestBehavior {
+        match text {
+            "after_all" => TestBehavior::AfterAll,
+            "none" => TestBehavior::None,
+            _ => TestBehavior::AfterEach,
+        }
+    }
+}
+
+/// One scheduler phase: a DAG over some of the plan's nodes.
+pub struct Phase {
+    pub dag: Dag,
+    /// Task index → index in `plan.nodes`.
+    pub nodes: Vec<usize>,
+}
+
+/// The phases a plan runs in: one, or with `after_all` the nodes and then the tests.
+pub fn phases(plan: &RunPlan, behavior: TestBehavior) -> Result<Vec<Phase>, Diagnostics> {
+    let is_test = |n: &PlanNode| n.resource_type == "test";
+    match behavior {
+        TestBehavior::AfterEach => Ok(vec![phase(plan, |_| true, true)?]),
+        TestBehavior::None => Ok(vec![phase(plan, |n| !is_test(n), false)?]),
+        TestBehavior::AfterAll => {
+            Ok(vec![phase(plan, |n| !is_test(n), false)?, phase(plan, is_test, false)?])
+        }
+    }
+}
+
+fn phase(plan: &RunPlan, keep: impl Fn(&PlanNode) -> bool, gate_children: bool) -> Result<Phase, Diagnostics> {
+    let nodes: Vec<usize> = (0..plan.nodes.len()).filter(|&i| keep(&plan.nodes[i])).collect();
+    let task_of: HashMap<&str, usize> = nodes.iter().enumerate().map(|(t, &i)| (plan.nodes[i].id.as_str(), t)).collect();
+    let mut deps: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|&i| plan.nodes[i].depends_on.iter().filter_map(|d| task_of.get(d.as_str()).copied()).collect())
+        .collect();
+    if gate_children {
+        add_test_gates(plan, &nodes, &task_of, &mut deps);
+    }
+    let tasks = nodes
+        .iter()
+        .zip(deps)
+        .map(|(&i, mut deps)| {
+            deps.sort_unstable();
+            deps.dedup();
+            Task::new(plan.nodes[i].id.clone(), deps)
+        })
+        .collect();
+    Ok(Phase { dag: Dag::new(tasks)?, nodes })
+}
+
+/// With `after_each`, a node's children wait for the tests on it — as dbt build does, a test
+/// gates a child only when every node the test reads is the child's ancestor (so a
+/// relationships test between a model and its child does not make a cycle).
+fn add_test_gates(plan: &RunPlan, nodes: &[usize], task_of: &HashMap<&str, usize>, deps: &mut [Vec<usize>]) {
+    let n = nodes.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (t, d) in deps.iter().enumerate() {
+        for &p in d {
+            children[p].push(t);
+        }
+    }
+    let is_test: Vec<bool> = nodes.iter().map(|&i| plan.nodes[i].resource_type == "test").collect();
+    // Ancestor sets of non-test tasks, computed lazily in topological order (plan order is topological).
+    let mut ancestors: Vec<Option<HashSet<usize>>> = vec![None; n];
+    for t in 0..n {
+        if is_test[t] {
+            continue;
+        }
+        let mut set = HashSet::new();
+        for &p in &deps[t] {
+            if is_test[p] {
+                continue;
+            }
+            set.insert(p);
+            if let Some(a) = &ancestors[p] {
+                set.extend(a.iter().copied());
+            }
+        }
+        ancestors[t] = Some(set);
+    }
+    let mut gates: Vec<(usize, usize)> = Vec::new();
+    for t in (0..n).filter(|&t| is_test[t]) {
+        let parents: Vec<usize> = deps[t].iter().copied().filter(|&p| !is_test[p]).collect();
+        for &p in &parents {
+            for &child in &children[p] {
+                if is_test[child] || parents.contains(&child) {
+                    continue;
+                }
+                let Some(child_ancestors) = &ancestors[child] else { continue };
+                if parents.iter().all(|q| child_ancestors.contains(q)) {
+                    gates.push((child, t));
+                }
+            }
+        }
+    }
+    for (child, test) in gates {
+        deps[child].push(test);
+    }
+    let _ = task_of;
+}
+
+/// Runs plan nodes on connections cloned from one, at most one per worker at a time.
+pub struct PlanRunner<'a> {
+    plan: &'a RunPlan,
+    nodes: &'a [usize],
+    base: Mutex<Box<dyn Connection>>,
+    pool: Mutex<Vec<Box<dyn Connection>>>,
+    full_refresh: bool,
+}
+
+impl<'a> PlanRunner<'a> {
+    pub fn new(plan: &'a RunPlan, phase: &'a Phase, base: Box<dyn Connection>, full_refresh: bool) -> Self {
+        PlanRunner { plan, nodes: &phase.nodes, base: Mutex::new(base), pool: Mutex::new(Vec::new()), full_refresh }
+    }
+
+    fn checkout(&self) -> Result<Box<dyn Connection>, AdapterError> {
+        if let Some(conn) = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        self.base.lock().unwrap_or_else(|e| e.into_inner()).try_clone()
+    }
+
+    fn checkin(&self, conn: Box<dyn Connection>) {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+    }
+
+    fn run_node(&self, node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, AdapterError> {
+        if node.resource_type == "test" {
+            return run_test(node, conn);
+        }
+        let statements = self.choose_statements(node, conn)?;
+        let mut rows = None;
+        for sql in statements {
+            match conn.execute(sql) {
+                Ok(result) => rows = result.rows_affected.or(rows),
+                Err(err) => {
+                    let _ = conn.rollback();
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Outcome::Success { rows_affected: rows, message: None })
+    }
+
+    /// The statement list DESIGN.md's plan describes: by what exists in the warehouse.
+    fn choose_statements<'n>(&self, node: &'n PlanNode, conn: &mut dyn Connection) -> Result<&'n [String], AdapterError> {
+        let needs_lookup = node.statements_incremental.is_some() || node.statements_other_type.is_some();
+        if !needs_lookup {
+            return Ok(&node.statements);
+        }
+        let existing = conn.relation_type(&Relation::from(&node.relation))?;
+        if let (Some(other), Some(found)) = (&node.statements_other_type, existing) {
+            let found = match found {
+                RelationType::Table => "table",
+                RelationType::View => "view",
+            };
+            if other.existing == found {
+                return Ok(&other.statements);
+            }
+        }
+        match (&node.statements_incremental, existing) {
+            (Some(incremental), Some(_)) if !self.full_refresh => Ok(incremental),
+            _ => Ok(&node.statements),
+        }
+    }
+}
+
+/// A test's statement returns one row `(failures, should_warn, should_error)`.
+fn run_test(node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, AdapterError> {
+    let sql = node.statements.first().map(String::as_str).unwrap_or("select 0, false, false");
+    let rows = conn.query(sql)?;
+    let row = rows.rows.first().cloned().unwrap_or_default();
+    let failures = row.first().and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64))).unwrap_or(0);
+    let flag = |i: usize| row.get(i).is_some_and(|v| v.as_bool().unwrap_or(false));
+    let (should_warn, should_error) = (flag(1), flag(2));
+    let severity = node.test.as_ref().map_or("error", |t| t.severity.as_str());
+    let noun = if failures == 1 { "result" } else { "results" };
+    if should_error && severity == "error" {
+        Ok(Outcome::Failure { message: format!("Got {failures} {noun}, configured to fail if != 0") })
+    } else if should_warn || should_error {
+        Ok(Outcome::Warn { rows_affected: Some(failures), message: format!("Got {failures} {noun}, configured to warn if != 0") })
+    } else {
+        Ok(Outcome::Success { rows_affected: Some(failures), message: None })
+    }
+}
+
+impl Runner for PlanRunner<'_> {
+    fn run(&self, task: usize, _attempt: u32, cancel: &CancelToken) -> Outcome {
+        let node = &self.plan.nodes[self.nodes[task]];
+        let mut conn = match self.checkout() {
+            Ok(conn) => conn,
+            Err(err) => return Outcome::Failure { message: err.message },
+        };
+        let interrupt = conn.interrupt_handle();
+        let _guard = cancel.on_cancel(move || interrupt.interrupt());
+        let outcome = match self.run_node(node, conn.as_mut()) {
+            Ok(outcome) => outcome,
+            Err(err) if err.kind == AdapterErrorKind::Interrupted || cancel.is_cancelled() => {
+                Outcome::Cancelled { message: Some(err.message) }
+            }
+            Err(err) => Outcome::Failure { message: err.message },
+        };
+        self.checkin(conn);
+        outcome
+    }
+}

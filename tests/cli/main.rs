@@ -1,0 +1,6 @@
+//! Integration tests: the real `orrery` binary, run in temp dirs through one fluent builder.
+//! All in one test binary so it links once.
+
+mod harness;
+
+mod validate;
