@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use orrery::exec::{CancelToken, Dag, Event, Options, Outcome, Task, execute};
 
+type Shape = fn(usize) -> Vec<Task>;
+
 fn main() {
     println!("## Overhead: 10k no-op tasks (execute only; best and median of 7 runs)\n");
     println!("| DAG | threads | build Dag | execute best | execute median |");
     println!("|---|---|---|---|---|");
-    let shapes: [(&str, fn(usize) -> Vec<Task>); 4] = [
+    let shapes: [(&str, Shape); 4] = [
         ("independent", |n| (0..n).map(|i| Task::new(format!("t{i}"), [])).collect()),
         ("chain", |n| (0..n).map(|i| Task::new(format!("t{i}"), if i == 0 { vec![] } else { vec![i - 1] })).collect()),
         ("layered 100x100, 3 deps", |n| layered(n / 100, 100, |_, _| 3)),
@@ -29,14 +31,14 @@ fn main() {
     }
 
     println!("\n## Quality: sleeping tasks where max(critical path, work / threads) is attainable\n");
-    println!("| DAG | threads | bound | elapsed | ratio |");
-    println!("|---|---|---|---|---|");
     let d = Duration::from_millis(10);
     let slept = Instant::now();
     for _ in 0..20 {
         std::thread::sleep(d);
     }
     println!("(the OS alone: 20 sleeps of 10 ms in a row take {}, part of every ratio below)\n", ms(slept.elapsed()));
+    println!("| DAG | threads | bound | elapsed | ratio |");
+    println!("|---|---|---|---|---|");
     for (threads, layers, per_thread) in [(2, 10, 2), (4, 10, 2), (4, 5, 5), (8, 10, 1), (8, 6, 3)] {
         let width = threads * per_thread;
         let tasks = layered(layers, width, |layer, i| 1 + (layer * 7 + i * 3) % 3);

@@ -275,6 +275,9 @@ impl Run<'_> {
         let mut attempt = 1;
         let (status, message, rows_affected) = loop {
             self.emit(Event::Started { task, attempt, at: if attempt == 1 { started_at } else { SystemTime::now() } });
+            if token.is_cancelled() {
+                break (Status::Cancelled, token.reason(), None);
+            }
             let armed = self.watchdog.as_ref().map(|w| w.arm(&token));
             let outcome = catch_unwind(AssertUnwindSafe(|| self.runner.run(task, attempt, &token)))
                 .unwrap_or_else(|panic| Outcome::Failure { message: panic_message(panic.as_ref()) });
