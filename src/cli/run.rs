@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::args::{Format, Global, Selection};
-use super::output::{EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, EXIT_OK, fail, print_diagnostics, print_json};
+use super::output::{EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail, print_diagnostics, print_json};
 use super::session::{self, Build};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::exec::plan_run::{PlanRunner, TestBehavior, phases};
@@ -141,7 +141,8 @@ fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh
     let cancel = CancelToken::new();
     let _signals = watch_signals(&cancel);
     let started = std::time::Instant::now();
-    let mut reports: Vec<(usize, RunReport)> = Vec::new();
+    let run_started = chrono::Utc::now();
+    let mut reports: Vec<(usize, RunReport, Vec<Option<u64>>)> = Vec::new();
     let mut printer = Printer::new(global.format, plan);
     for (index, phase) in phases.iter().enumerate() {
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -160,7 +161,8 @@ fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh
             report
         });
         let report = report.map_err(|d| Diagnostics::from(*d))?;
-        reports.push((index, report));
+        let failures = (0..phase.nodes.len()).map(|t| runner.failures(t)).collect();
+        reports.push((index, report, failures));
         if cancel.is_cancelled() {
             break;
         }
@@ -173,33 +175,93 @@ fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh
         }
     }
     let elapsed = started.elapsed();
-    let results = collect_results(plan, &phases, &reports);
-    write_run_results(plan, target_dir, &results, elapsed)?;
+    let results = collect_results(&phases, &reports);
+    write_run_results(global, plan, target_dir, &results, run_started, elapsed)?;
     printer.summary(&results, elapsed);
     Ok(if cancel.is_cancelled() {
         EXIT_CANCELLED
-    } else if results.iter().any(|r| matches!(r.1.status, Status::Error | Status::Cancelled | Status::Skipped)) {
+    } else if results.iter().any(|r| matches!(r.result.status, Status::Error | Status::Cancelled)) {
         EXIT_FAILED
     } else {
         EXIT_OK
     })
 }
 
-/// (plan node index, result) for every node that was part of a phase.
-fn collect_results(plan: &RunPlan, phases: &[crate::exec::plan_run::Phase], reports: &[(usize, RunReport)]) -> Vec<(usize, crate::exec::TaskResult)> {
-    let _ = plan;
+/// One executed (or skipped) plan node.
+struct NodeOutcome {
+    node: usize,
+    result: crate::exec::TaskResult,
+    failures: Option<u64>,
+}
+
+type PhaseReport = (usize, RunReport, Vec<Option<u64>>);
+
+/// Every node that was part of a phase, with its result.
+fn collect_results(phases: &[crate::exec::plan_run::Phase], reports: &[PhaseReport]) -> Vec<NodeOutcome> {
     let mut out = Vec::new();
-    for (index, report) in reports {
+    for (index, report, failures) in reports {
         for (task, result) in report.results.iter().enumerate() {
-            out.push((phases[*index].nodes[task], result.clone()));
+            out.push(NodeOutcome { node: phases[*index].nodes[task], result: result.clone(), failures: failures[task] });
         }
     }
     out
 }
 
-fn write_run_results(plan: &RunPlan, target_dir: &Path, results: &[(usize, crate::exec::TaskResult)], elapsed: Duration) -> Result<(), Diagnostics> {
-    let _ = (plan, target_dir, results, elapsed);
-    Ok(())
+fn write_run_results(
+    global: &Global,
+    plan: &RunPlan,
+    target_dir: &Path,
+    outcomes: &[NodeOutcome],
+    started_at: chrono::DateTime<chrono::Utc>,
+    elapsed: Duration,
+) -> Result<(), Diagnostics> {
+    use crate::artifacts::run_results::{Invocation, NodeResult, NodeStatus, Timing};
+    let results: Vec<NodeResult> = outcomes
+        .iter()
+        .map(|o| {
+            let node = &plan.nodes[o.node];
+            let is_test = node.resource_type == "test";
+            let status = match o.result.status {
+                Status::Success => NodeStatus::Success,
+                Status::Warn => NodeStatus::Warn,
+                Status::Error if is_test && o.failures.is_some() => NodeStatus::Fail,
+                Status::Error => NodeStatus::Error,
+                Status::Skipped => NodeStatus::Skipped,
+                Status::Cancelled => NodeStatus::Cancelled,
+            };
+            let execute = match (o.result.started_at, o.result.completed_at) {
+                (Some(s), Some(c)) => Some(Timing { started_at: s.into(), completed_at: c.into() }),
+                _ => None,
+            };
+            let relation = crate::node::Relation::from(&node.relation);
+            NodeResult {
+                unique_id: node.id.clone(),
+                resource_type: node.resource_type.clone(),
+                status,
+                thread: o.result.worker,
+                compile: execute,
+                execute,
+                execution_time: o.result.duration,
+                message: o.result.message.clone().or_else(|| o.result.status.is_ok().then(|| "OK".to_string())),
+                adapter_message: o.result.status.is_ok().then(|| "OK".to_string()),
+                adapter_code: None,
+                rows_affected: o.result.rows_affected,
+                failures: o.failures,
+                compiled_code: None,
+                relation_name: (!is_test).then(|| crate::render::builtins::render_relation(&plan.target.adapter_type, &relation)),
+            }
+        })
+        .collect();
+    let invocation = Invocation {
+        invocation_id: uuid::Uuid::new_v4().to_string(),
+        started_at,
+        generated_at: chrono::Utc::now(),
+        elapsed,
+        args: serde_json::json!({ "which": "run", "target": global.target, "vars": global.vars }),
+        env: crate::artifacts::run_results::custom_env(),
+    };
+    crate::artifacts::run_results::write(&target_dir.join("run_results.json"), &invocation, &results)
+        .map_err(|d| Diagnostics::from(*d))
 }
 
 /// The first SIGINT/SIGTERM cancels the run; a second exits at once.
@@ -274,8 +336,8 @@ impl<'p> Printer<'p> {
         }
     }
 
-    fn summary(&self, results: &[(usize, crate::exec::TaskResult)], elapsed: Duration) {
-        let count = |s: Status| results.iter().filter(|r| r.1.status == s).count();
+    fn summary(&self, results: &[NodeOutcome], elapsed: Duration) {
+        let count = |s: Status| results.iter().filter(|r| r.result.status == s).count();
         let (pass, warn, error, skip, cancelled) =
             (count(Status::Success), count(Status::Warn), count(Status::Error), count(Status::Skipped), count(Status::Cancelled));
         if self.format == Format::Json {
@@ -291,14 +353,14 @@ impl<'p> Printer<'p> {
             elapsed.as_secs_f64(),
             results.len()
         );
-        for (index, result) in results {
-            if result.status == Status::Error || result.status == Status::Cancelled {
-                let node = &self.plan.nodes[*index];
-                eprintln!("  {} {}: {}", if result.status == Status::Error { "ERROR" } else { "CANCELLED" }, node.id, result.message.as_deref().unwrap_or(""));
-            }
+        for outcome in results {
+            let word = match outcome.result.status {
+                Status::Error => "ERROR",
+                Status::Cancelled => "CANCELLED",
+                _ => continue,
+            };
+            let node = &self.plan.nodes[outcome.node];
+            eprintln!("  {word} {}: {}", node.id, outcome.result.message.as_deref().unwrap_or(""));
         }
     }
 }
-
-#[allow(dead_code)]
-const _EXIT_INVALID: i32 = EXIT_INVALID;

@@ -131,11 +131,25 @@ pub struct PlanRunner<'a> {
     base: Mutex<Box<dyn Connection>>,
     pool: Mutex<Vec<Box<dyn Connection>>>,
     full_refresh: bool,
+    /// Tests: failing rows of the last attempt, by task.
+    failures: Mutex<HashMap<usize, u64>>,
 }
 
 impl<'a> PlanRunner<'a> {
     pub fn new(plan: &'a RunPlan, phase: &'a Phase, base: Box<dyn Connection>, full_refresh: bool) -> Self {
-        PlanRunner { plan, nodes: &phase.nodes, base: Mutex::new(base), pool: Mutex::new(Vec::new()), full_refresh }
+        PlanRunner {
+            plan,
+            nodes: &phase.nodes,
+            base: Mutex::new(base),
+            pool: Mutex::new(Vec::new()),
+            full_refresh,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The failing rows a test task found, when it ran.
+    pub fn failures(&self, task: usize) -> Option<u64> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).get(&task).copied()
     }
 
     fn checkout(&self) -> Result<Box<dyn Connection>, AdapterError> {
@@ -149,9 +163,11 @@ impl<'a> PlanRunner<'a> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
     }
 
-    fn run_node(&self, node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, AdapterError> {
+    fn run_node(&self, task: usize, node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, AdapterError> {
         if node.resource_type == "test" {
-            return run_test(node, conn);
+            let (failures, outcome) = run_test(node, conn)?;
+            self.failures.lock().unwrap_or_else(|e| e.into_inner()).insert(task, failures);
+            return Ok(outcome);
         }
         let statements = self.choose_statements(node, conn)?;
         let mut rows = None;
@@ -191,7 +207,7 @@ impl<'a> PlanRunner<'a> {
 }
 
 /// A test's statement returns one row `(failures, should_warn, should_error)`.
-fn run_test(node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, AdapterError> {
+fn run_test(node: &PlanNode, conn: &mut dyn Connection) -> Result<(u64, Outcome), AdapterError> {
     let sql = node.statements.first().map(String::as_str).unwrap_or("select 0, false, false");
     let rows = conn.query(sql)?;
     let row = rows.rows.first().cloned().unwrap_or_default();
@@ -200,13 +216,14 @@ fn run_test(node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, Adapt
     let (should_warn, should_error) = (flag(1), flag(2));
     let severity = node.test.as_ref().map_or("error", |t| t.severity.as_str());
     let noun = if failures == 1 { "result" } else { "results" };
-    if should_error && severity == "error" {
-        Ok(Outcome::Failure { message: format!("Got {failures} {noun}, configured to fail if != 0") })
+    let outcome = if should_error && severity == "error" {
+        Outcome::Failure { message: format!("Got {failures} {noun}, configured to fail if != 0") }
     } else if should_warn || should_error {
-        Ok(Outcome::Warn { rows_affected: Some(failures), message: format!("Got {failures} {noun}, configured to warn if != 0") })
+        Outcome::Warn { rows_affected: None, message: format!("Got {failures} {noun}, configured to warn if != 0") }
     } else {
-        Ok(Outcome::Success { rows_affected: Some(failures), message: None })
-    }
+        Outcome::Success { rows_affected: None, message: None }
+    };
+    Ok((failures, outcome))
 }
 
 impl Runner for PlanRunner<'_> {
@@ -218,7 +235,7 @@ impl Runner for PlanRunner<'_> {
         };
         let interrupt = conn.interrupt_handle();
         let _guard = cancel.on_cancel(move || interrupt.interrupt());
-        let outcome = match self.run_node(node, conn.as_mut()) {
+        let outcome = match self.run_node(task, node, conn.as_mut()) {
             Ok(outcome) => outcome,
             Err(err) if err.kind == AdapterErrorKind::Interrupted || cancel.is_cancelled() => {
                 Outcome::Cancelled { message: Some(err.message) }
