@@ -11,7 +11,8 @@ mod selector;
 mod tests;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -115,7 +116,7 @@ impl<'a> Member<'a> {
 pub struct Graph<'a> {
     compiled: &'a Compiled,
     dag: DiGraph<Member<'a>, ()>,
-    index: HashMap<&'a str, NodeIndex>,
+    index: FastMap<&'a str, NodeIndex>,
     /// Every vertex in a stable topological order (ties by unique_id).
     topo: Vec<NodeIndex>,
     warnings: Diagnostics,
@@ -125,7 +126,7 @@ pub struct Graph<'a> {
 struct Unvalidated<'a> {
     compiled: &'a Compiled,
     dag: DiGraph<Member<'a>, ()>,
-    index: HashMap<&'a str, NodeIndex>,
+    index: FastMap<&'a str, NodeIndex>,
     problems: Diagnostics,
 }
 
@@ -251,10 +252,10 @@ impl<'a> Unvalidated<'a> {
             .chain(compiled.sources.iter().map(Member::Source))
             .collect();
         // Sorted vertices make index order unique_id order: stable ties everywhere after.
-        members.sort_by(|a, b| a.unique_id().cmp(b.unique_id()));
+        members.sort_unstable_by(|a, b| a.unique_id().cmp(b.unique_id()));
 
         let mut dag = DiGraph::with_capacity(members.len(), members.len() * 2);
-        let mut index = HashMap::with_capacity(members.len());
+        let mut index = FastMap::with_capacity_and_hasher(members.len(), Default::default());
         let mut previous: Option<Member<'a>> = None;
         for member in members {
             if let Some(prev) = previous.filter(|p| p.unique_id() == member.unique_id()) {
@@ -275,45 +276,53 @@ impl<'a> Unvalidated<'a> {
     }
 
     fn add_edges(&mut self) {
-        let disabled: HashSet<&str> =
-            self.compiled.nodes.iter().filter(|n| !n.config.enabled).map(|n| n.unique_id.as_str()).collect();
         let mut edges = Vec::new();
+        let mut missing = Vec::new();
         for child in self.dag.node_indices() {
             let Member::Node(node) = self.dag[child] else { continue };
-            for (position, dep) in node.depends_on.iter().enumerate() {
-                if node.depends_on[..position].contains(dep) {
-                    continue;
-                }
+            for dep in &node.depends_on {
                 match self.index.get(dep.as_str()) {
                     Some(&parent) => edges.push((parent, child)),
-                    None if disabled.contains(dep.as_str()) => self.problems.push(
-                        locate(
-                            self.compiled,
-                            error("graph::disabled_dependency", format!("`{}` depends on `{dep}`, which is disabled", node.unique_id)),
-                            Member::Node(node),
-                        )
-                        .with_help(format!("enable `{dep}` or disable `{}` as well", node.name)),
-                    ),
-                    None => {
-                        let suggestion = did_you_mean(dep, self.index.keys().copied());
-                        let help = match suggestion {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => "check the ref() and source() calls of this node".to_string(),
-                        };
-                        self.problems.push(
-                            locate(
-                                self.compiled,
-                                error("graph::unknown_dependency", format!("`{}` depends on `{dep}`, which does not exist", node.unique_id)),
-                                Member::Node(node),
-                            )
-                            .with_help(help),
-                        );
-                    }
+                    None => missing.push((node, dep.as_str())),
                 }
             }
         }
+        edges.sort_unstable();
+        edges.dedup();
         for (parent, child) in edges {
             self.dag.add_edge(parent, child, ());
+        }
+        missing.dedup_by(|a, b| std::ptr::eq(a.0, b.0) && a.1 == b.1);
+        if !missing.is_empty() {
+            self.report_missing(&missing);
+        }
+    }
+
+    /// Dependencies on nodes that are disabled or do not exist (render normally catches these).
+    fn report_missing(&mut self, missing: &[(&'a Node, &str)]) {
+        let disabled: FastMap<&str, ()> =
+            self.compiled.nodes.iter().filter(|n| !n.config.enabled).map(|n| (n.unique_id.as_str(), ())).collect();
+        // Suggestions scan every id: keep them for the first few so a broken project stays fast.
+        let mut suggestions_left = 20;
+        for &(node, dep) in missing {
+            let diagnostic = if disabled.contains_key(dep) {
+                error("graph::disabled_dependency", format!("`{}` depends on `{dep}`, which is disabled", node.unique_id))
+                    .with_help(format!("enable `{dep}` or disable `{}` as well", node.name))
+            } else {
+                let suggestion = if suggestions_left > 0 {
+                    suggestions_left -= 1;
+                    did_you_mean(dep, self.index.keys().copied())
+                } else {
+                    None
+                };
+                let help = match suggestion {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "check the ref() and source() calls of this node".to_string(),
+                };
+                error("graph::unknown_dependency", format!("`{}` depends on `{dep}`, which does not exist", node.unique_id))
+                    .with_help(help)
+            };
+            self.problems.push(locate(self.compiled, diagnostic, Member::Node(node)));
         }
     }
 
@@ -335,8 +344,8 @@ impl<'a> Unvalidated<'a> {
 
     /// Two refable nodes of one package with one name, or two nodes building one relation.
     fn check_duplicate_names(&mut self) {
-        let mut names: HashMap<(&str, &str, Option<&str>), &Node> = HashMap::new();
-        let mut relations: HashMap<String, &Node> = HashMap::new();
+        let mut names: FastMap<(&str, &str, Option<&str>), &Node> = FastMap::default();
+        let mut relations: FastMap<(Option<&str>, &str, &str), &Node> = FastMap::default();
         for ix in self.dag.node_indices() {
             let Member::Node(node) = self.dag[ix] else { continue };
             if !matches!(node.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
@@ -358,9 +367,11 @@ impl<'a> Unvalidated<'a> {
             if node.config.materialized == "ephemeral" {
                 continue;
             }
-            let relation = relation_name(node);
+            let r = &node.relation;
+            let relation = (r.database.as_deref(), r.schema.as_str(), r.identifier.as_str());
             if let Some(first) = relations.get(&relation) {
-                let message = format!("`{}` and `{}` both build the relation {relation}", first.unique_id, node.unique_id);
+                let message =
+                    format!("`{}` and `{}` both build the relation {}", first.unique_id, node.unique_id, relation_name(node));
                 self.problems.push(
                     locate(self.compiled, error("graph::duplicate", message), Member::Node(node))
                         .with_help("give one of them another `alias` or `schema`")
@@ -432,6 +443,45 @@ impl<'a> Unvalidated<'a> {
             }
         }
         vec![start, start]
+    }
+}
+
+/// A HashMap with a fast non-cryptographic hash: keys here are our own ids, not attacker input.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The multiply-rotate hash of rustc's FxHasher, written out to avoid a dependency.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &byte in chunks.remainder() {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 

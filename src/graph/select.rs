@@ -6,7 +6,7 @@ use petgraph::graph::NodeIndex;
 
 use super::Graph;
 use super::selector::{Criterion, MatchContext, SelectorArg, parse_criterion};
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::diagnostics::{Diagnostic, Diagnostics, did_you_mean};
 use crate::node::ResourceType;
 
 /// The vertices (nodes and sources) a selection chose. Tied to the graph that made it.
@@ -66,10 +66,16 @@ impl<'a> Graph<'a> {
                 let selected = self.eval_item(item);
                 if !selected.contains(&true) {
                     let message = format!("selector `{}` matches no enabled node or source", item.text);
-                    let help = if item.criteria.len() > 1 {
-                        "each part of `a,b` may match, but no node matches all of them"
-                    } else {
-                        "check the spelling; `orrery graph` lists what can be selected"
+                    let suggestion = match item.criteria.as_slice() {
+                        [only] => only.bare_name().and_then(|name| did_you_mean(name, self.members().map(|m| m.name()))),
+                        _ => None,
+                    };
+                    let help = match suggestion {
+                        Some(name) => format!("did you mean `{name}`?"),
+                        None if item.criteria.len() > 1 => {
+                            "each part of `a,b` may match, but no node matches all of them".to_string()
+                        }
+                        None => "check the spelling; `orrery graph` lists what can be selected".to_string(),
                     };
                     problems.push(item.arg.locate(
                         Diagnostic::error("graph::empty_selector", message).with_help(help),
@@ -169,7 +175,7 @@ fn parse_items<'s>(args: &'s [SelectorArg], problems: &mut Diagnostics) -> Vec<I
                     Ok(criterion) => criteria.push(criterion),
                     Err(diagnostic) => {
                         parsed = false;
-                        problems.push(arg.locate(diagnostic, part_offset, part.len()));
+                        problems.push(arg.locate(*diagnostic, part_offset, part.len()));
                     }
                 }
                 part_offset += part.len() + 1;

@@ -74,7 +74,7 @@ pub(crate) struct Criterion {
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Method {
-    Fqn,
+    Fqn(FqnPattern),
     Tag,
     Source,
     Path,
@@ -133,6 +133,9 @@ fn invalid(raw: &str, why: impl std::fmt::Display) -> Diagnostic {
     Diagnostic::error("graph::invalid_selector", format!("invalid selector `{raw}`: {why}"))
 }
 
+/// Diagnostics are large; boxing keeps the parser's `Result`s small.
+type Parsed<T> = Result<T, Box<Diagnostic>>;
+
 /// Splits `digits+` off the front of `s`; `None` when `s` does not start that way.
 fn leading_depth(s: &str) -> Option<(Option<&str>, &str)> {
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
@@ -146,11 +149,11 @@ fn trailing_depth(s: &str) -> Option<(&str, Option<&str>)> {
     head.strip_suffix('+').map(|value| (value, (digits > 0).then(|| &s[s.len() - digits..])))
 }
 
-fn depth(raw: &str, digits: Option<&str>) -> Result<Option<usize>, Diagnostic> {
-    digits.map(|d| d.parse::<usize>().map_err(|_| invalid(raw, format!("depth `{d}` is too large")))).transpose()
+fn depth(raw: &str, digits: Option<&str>) -> Parsed<Option<usize>> {
+    digits.map(|d| d.parse::<usize>().map_err(|_| Box::new(invalid(raw, format!("depth `{d}` is too large"))))).transpose()
 }
 
-pub(crate) fn parse_criterion(raw: &str) -> Result<Criterion, Diagnostic> {
+pub(crate) fn parse_criterion(raw: &str) -> Parsed<Criterion> {
     let mut rest = raw;
     let childrens_parents = rest.starts_with('@');
     if childrens_parents {
@@ -167,12 +170,12 @@ pub(crate) fn parse_criterion(raw: &str) -> Result<Criterion, Diagnostic> {
         rest = value;
     }
     if childrens_parents && children.is_some() {
-        return Err(invalid(raw, "the `@` prefix and a `+` suffix cannot be combined")
-            .with_help("`@name` already selects every descendant of `name` and their parents"));
+        return Err(Box::new(invalid(raw, "the `@` prefix and a `+` suffix cannot be combined")
+            .with_help("`@name` already selects every descendant of `name` and their parents")));
     }
     if childrens_parents && parents.is_some() {
-        return Err(invalid(raw, "the `@` prefix and a `+` prefix cannot be combined")
-            .with_help("`@name` already selects the parents of every descendant of `name`"));
+        return Err(Box::new(invalid(raw, "the `@` prefix and a `+` prefix cannot be combined")
+            .with_help("`@name` already selects the parents of every descendant of `name`")));
     }
 
     let (method, value) = match rest.split_once(':') {
@@ -182,12 +185,29 @@ pub(crate) fn parse_criterion(raw: &str) -> Result<Criterion, Diagnostic> {
         _ => (default_method(rest), rest),
     };
     if value.is_empty() {
-        return Err(invalid(raw, "no value to search for").with_help("write e.g. `orders`, `+orders`, `tag:nightly`"));
+        return Err(Box::new(invalid(raw, "no value to search for").with_help("write e.g. `orders`, `+orders`, `tag:nightly`")));
     }
     if method == Method::Source && value.split('.').count() > 3 {
-        return Err(invalid(raw, "a source is `source_name`, `source_name.table` or `package.source_name.table`"));
+        return Err(Box::new(invalid(raw, "a source is `source_name`, `source_name.table` or `package.source_name.table`")));
     }
     Ok(Criterion { method, value: value.to_string(), childrens_parents, parents, children })
+}
+
+/// A qualified-name selector split once: `shop.staging.*`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FqnPattern {
+    text: String,
+    parts: Vec<String>,
+    /// The first part with a wildcard, from which the rest is matched as one glob.
+    wildcard_at: Option<usize>,
+}
+
+impl FqnPattern {
+    fn new(text: &str) -> Self {
+        let parts: Vec<String> = text.split('.').map(str::to_string).collect();
+        let wildcard_at = parts.iter().position(|p| has_wildcard(p));
+        FqnPattern { text: text.to_string(), parts, wildcard_at }
+    }
 }
 
 /// dbt's default: a path when it has a slash, a file name for .sql/.py/.csv, else an fqn.
@@ -198,26 +218,26 @@ fn default_method(value: &str) -> Method {
     } else if lower.ends_with(".sql") || lower.ends_with(".py") || lower.ends_with(".csv") {
         Method::File
     } else {
-        Method::Fqn
+        Method::Fqn(FqnPattern::new(value))
     }
 }
 
-fn parse_method(raw: &str, method: &str, value: &str) -> Result<Method, Diagnostic> {
+fn parse_method(raw: &str, method: &str, value: &str) -> Parsed<Method> {
     let mut parts = method.split('.');
     let name = parts.next().unwrap_or_default();
     let arguments: Vec<String> = parts.map(str::to_string).collect();
     if name != "config" && !arguments.is_empty() {
-        return Err(invalid(raw, format!("`{name}` takes no `.{}` argument", arguments.join("."))));
+        return Err(Box::new(invalid(raw, format!("`{name}` takes no `.{}` argument", arguments.join(".")))));
     }
     Ok(match name {
-        "fqn" => Method::Fqn,
+        "fqn" => Method::Fqn(FqnPattern::new(value)),
         "tag" => Method::Tag,
         "source" => Method::Source,
         "path" => Method::Path,
         "file" => Method::File,
         "package" => Method::Package,
         "config" if arguments.is_empty() || arguments.iter().any(String::is_empty) => {
-            return Err(invalid(raw, "`config` needs a key").with_help("write e.g. `config.materialized:table`"));
+            return Err(Box::new(invalid(raw, "`config` needs a key").with_help("write e.g. `config.materialized:table`")));
         }
         "config" => Method::Config(arguments),
         "resource_type" => match value {
@@ -234,40 +254,40 @@ fn parse_method(raw: &str, method: &str, value: &str) -> Result<Method, Diagnost
                     Some(s) => format!("did you mean `resource_type:{s}`?"),
                     None => format!("one of: {}", known.join(", ")),
                 };
-                return Err(invalid(raw, format!("`{other}` is not a resource type")).with_help(help));
+                return Err(Box::new(invalid(raw, format!("`{other}` is not a resource type")).with_help(help)));
             }
         },
         "test_name" => Method::TestName,
         "test_type" => match value {
             "generic" | "schema" | "singular" | "data" | "unit" => Method::TestType,
             other => {
-                return Err(invalid(raw, format!("`{other}` is not a test type"))
-                    .with_help("one of: generic, singular, unit, data"));
+                return Err(Box::new(invalid(raw, format!("`{other}` is not a test type"))
+                    .with_help("one of: generic, singular, unit, data")));
             }
         },
         "version" => match value {
             "latest" | "prerelease" | "old" | "none" => Method::Version,
             other => {
-                return Err(invalid(raw, format!("`{other}` is not a version selector"))
-                    .with_help("one of: latest, prerelease, old, none"));
+                return Err(Box::new(invalid(raw, format!("`{other}` is not a version selector"))
+                    .with_help("one of: latest, prerelease, old, none")));
             }
         },
         "group" => Method::Group,
         "access" => Method::Access,
         "exposure" | "metric" | "semantic_model" | "saved_query" | "unit_test" => Method::Nothing,
         "state" | "result" | "source_status" | "selector" => {
-            return Err(Diagnostic::error(
+            return Err(Box::new(Diagnostic::error(
                 "graph::unsupported_selector",
                 format!("`{name}:` selectors are not supported by orrery (in `{raw}`)"),
             )
-            .with_help("orrery keeps no previous manifest or run results to compare against; select by name, tag or path"));
+            .with_help("orrery keeps no previous manifest or run results to compare against; select by name, tag or path")));
         }
         other => {
             let help = match did_you_mean(other, METHODS.iter().copied()) {
                 Some(s) => format!("did you mean `{s}:`?"),
                 None => format!("selector methods: {}", METHODS[..13].join(", ")),
             };
-            return Err(invalid(raw, format!("unknown method `{other}`")).with_help(help));
+            return Err(Box::new(invalid(raw, format!("unknown method `{other}`")).with_help(help)));
         }
     })
 }
@@ -278,14 +298,22 @@ pub(crate) struct MatchContext<'p> {
 }
 
 impl Criterion {
+    /// A bare node name, which a did-you-mean can correct.
+    pub fn bare_name(&self) -> Option<&str> {
+        match &self.method {
+            Method::Fqn(p) if p.parts.len() == 1 && p.wildcard_at.is_none() => Some(&p.text),
+            _ => None,
+        }
+    }
+
     /// Whether the method part (without graph operators) selects `member`.
     pub fn matches(&self, member: Member<'_>, ctx: &MatchContext<'_>) -> bool {
         let value = self.value.as_str();
         match &self.method {
-            Method::Fqn => match member {
+            Method::Fqn(pattern) => match member {
                 Member::Node(n) => {
                     let versioned = n.version.is_some();
-                    fqn_selected(&n.fqn, value, versioned) || fqn_selected(n.fqn.get(1..).unwrap_or(&[]), value, versioned)
+                    fqn_selected(&n.fqn, pattern, versioned) || fqn_selected(n.fqn.get(1..).unwrap_or(&[]), pattern, versioned)
                 }
                 Member::Source(_) => false,
             },
@@ -345,37 +373,47 @@ impl Criterion {
 }
 
 /// dbt's qualified-name match: the leaf name, an fqn prefix, or a wildcard pattern.
-fn fqn_selected(fqn: &[String], selector: &str, versioned: bool) -> bool {
+fn fqn_selected(fqn: &[String], pattern: &FqnPattern, versioned: bool) -> bool {
     let Some(last) = fqn.last() else { return false };
+    let selector = pattern.text.as_str();
     let leaf = if versioned && fqn.len() >= 2 { &fqn[fqn.len() - 2] } else { last };
     if leaf == selector {
         return true;
     }
-    let parts: Vec<&str> = selector.split('.').collect();
     if versioned && fqn.len() >= 2 {
-        let tail = format!("{}_{}", fqn[fqn.len() - 2], last);
-        if tail == parts[parts.len().saturating_sub(2)..].join("_") {
+        // `dim_customers_v2` or `dim_customers.v2`: the last two parts joined by `_`.
+        let tail = &pattern.parts[pattern.parts.len().saturating_sub(2)..];
+        if tail.join("_") == format!("{leaf}_{last}") {
             return true;
         }
     }
-    if parts.len() == 1 && !has_wildcard(selector) {
+    if pattern.parts.len() == 1 && pattern.wildcard_at.is_none() {
         // The common case, a bare name: past the leaf, only a first fqn part can match.
         return fqn[0].split('.').next() == Some(selector);
     }
-    let flat: Vec<&str> = fqn.iter().flat_map(|s| s.split('.')).collect();
-    if flat.len() < parts.len() {
+    if pattern.parts.len() > 1 && fqn.iter().map(|s| s.split('.').count()).sum::<usize>() < pattern.parts.len() {
         return false;
     }
-    for (i, part) in parts.iter().enumerate() {
-        if has_wildcard(part) {
-            return fnmatch(&flat[i..].join("."), &parts[i..].join("."))
-                || (!selector.contains('.') && fnmatch(leaf, selector));
+    let mut flat = fqn.iter().flat_map(|s| s.split('.'));
+    for (i, part) in pattern.parts.iter().enumerate() {
+        if pattern.wildcard_at == Some(i) {
+            let dotted = fqn.join(".");
+            return fnmatch(after_dots(&dotted, i), after_dots(selector, i))
+                || (pattern.parts.len() == 1 && fnmatch(leaf, selector));
         }
-        if flat[i] != *part {
+        if flat.next() != Some(part.as_str()) {
             return false;
         }
     }
     true
+}
+
+/// The part of `s` after its `n`th dot (all of `s` for 0).
+fn after_dots(s: &str, n: usize) -> &str {
+    match n {
+        0 => s,
+        _ => s.match_indices('.').nth(n - 1).map_or("", |(i, _)| &s[i + 1..]),
+    }
 }
 
 /// `path:` matches a file itself or anything below a directory, relative to the project root.
@@ -508,52 +546,62 @@ pub(crate) fn fnmatch(name: &str, pattern: &str) -> bool {
     if !has_wildcard(pattern) {
         return name == pattern;
     }
-    let name: Vec<char> = name.chars().collect();
-    let pattern: Vec<char> = pattern.chars().collect();
+    if name.is_ascii() && pattern.is_ascii() {
+        glob(name.as_bytes(), pattern.as_bytes())
+    } else {
+        glob(&name.chars().collect::<Vec<_>>(), &pattern.chars().collect::<Vec<_>>())
+    }
+}
+
+/// Backtracking glob over bytes (ASCII, no allocation) or chars.
+fn glob<T: Copy + PartialOrd + From<u8>>(name: &[T], pattern: &[T]) -> bool {
+    let star = T::from(b'*');
     let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
+    let mut resume: Option<(usize, usize)> = None;
     while n < name.len() {
-        if p < pattern.len() && pattern[p] == '*' {
-            star = Some((p, n));
+        if p < pattern.len() && pattern[p] == star {
+            resume = Some((p, n));
             p += 1;
             continue;
         }
-        if p < pattern.len() {
-            if let Some(next) = match_one(&pattern, p, name[n]) {
-                p = next;
-                n += 1;
-                continue;
-            }
+        if let Some(next) = (p < pattern.len()).then(|| match_one(pattern, p, name[n])).flatten() {
+            p = next;
+            n += 1;
+            continue;
         }
-        match star {
+        match resume {
             Some((sp, sn)) => {
-                star = Some((sp, sn + 1));
+                resume = Some((sp, sn + 1));
                 p = sp + 1;
                 n = sn + 1;
             }
             None => return false,
         }
     }
-    pattern[p..].iter().all(|c| *c == '*')
+    pattern[p..].iter().all(|c| *c == star)
 }
 
 /// Matches one pattern element at `p` against `c`; the index after it on success.
-fn match_one(pattern: &[char], p: usize, c: char) -> Option<usize> {
-    match pattern[p] {
-        '?' => Some(p + 1),
-        '[' => match char_class(pattern, p, c) {
+fn match_one<T: Copy + PartialOrd + From<u8>>(pattern: &[T], p: usize, c: T) -> Option<usize> {
+    let element = pattern[p];
+    if element == T::from(b'?') {
+        Some(p + 1)
+    } else if element == T::from(b'[') {
+        match char_class(pattern, p, c) {
             Some((true, next)) => Some(next),
             Some((false, _)) => None,
-            None => (c == '[').then_some(p + 1),
-        },
-        literal => (literal == c).then_some(p + 1),
+            None => (c == element).then_some(p + 1),
+        }
+    } else {
+        (element == c).then_some(p + 1)
     }
 }
 
 /// `[...]` at `start`: whether `c` is in it and the index after it; `None` when unclosed.
-fn char_class(pattern: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+fn char_class<T: Copy + PartialOrd + From<u8>>(pattern: &[T], start: usize, c: T) -> Option<(bool, usize)> {
+    let (close, dash) = (T::from(b']'), T::from(b'-'));
     let mut i = start + 1;
-    let negate = pattern.get(i) == Some(&'!');
+    let negate = pattern.get(i) == Some(&T::from(b'!'));
     if negate {
         i += 1;
     }
@@ -561,12 +609,12 @@ fn char_class(pattern: &[char], start: usize, c: char) -> Option<(bool, usize)> 
     let mut first = true;
     loop {
         let ch = *pattern.get(i)?;
-        if ch == ']' && !first {
+        if ch == close && !first {
             break;
         }
         first = false;
         match (pattern.get(i + 1), pattern.get(i + 2)) {
-            (Some('-'), Some(&end)) if end != ']' => {
+            (Some(d), Some(&end)) if *d == dash && end != close => {
                 matched |= ch <= c && c <= end;
                 i += 3;
             }

@@ -549,12 +549,17 @@ fn ten_thousand_nodes() {
         }
     }
     let c = compiled(nodes, vec![]);
-    let start = std::time::Instant::now();
-    let graph = Graph::build(&c).expect("valid");
-    let built = start.elapsed();
-    let selection = graph.select_strs(&["+m09999 tag:nightly m05*", "path:models/l3"], &["m00001+"]).expect("selects");
-    let selected = start.elapsed() - built;
-    let order = graph.topo_order(&selection);
-    println!("build {built:?}, select {selected:?}, {} of {} selected", order.len(), graph.len());
-    assert!(order.len() > 1000);
+    let include = ["+m09999 tag:nightly m05*", "path:models/l3"];
+    // The fastest of ten runs: the machine is shared, the minimum is the honest figure.
+    let (mut build, mut select) = (std::time::Duration::MAX, std::time::Duration::MAX);
+    for _ in 0..10 {
+        let start = std::time::Instant::now();
+        let graph = Graph::build(&c).expect("valid");
+        build = build.min(start.elapsed());
+        let start = std::time::Instant::now();
+        let selection = graph.select_strs(&include, &["m00001+"]).expect("selects");
+        select = select.min(start.elapsed());
+        assert!(graph.topo_order(&selection).len() > 1000);
+    }
+    println!("10k models + 2k tests: build {build:?}, select {select:?}");
 }
