@@ -4,3 +4,8 @@
 mod harness;
 
 mod validate;
+
+#[cfg(feature = "duckdb")]
+mod relations;
+#[cfg(feature = "duckdb")]
+mod run;
