@@ -83,7 +83,7 @@ mod tests {
         fn call_method(self: &Arc<Self>, _: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
             let key = args.first().and_then(|a| a.as_str()).unwrap_or_default();
             match (method, self.0.get(key)) {
-                ("get", Some(v)) if !v.is_null() => Ok(to_value(&v)),
+                ("get", Some(v)) if !v.is_null() => Ok(to_value(v)),
                 ("get", _) => Ok(args.get(1).cloned().unwrap_or(Value::from(()))),
                 _ => Err(Error::from(ErrorKind::UnknownMethod)),
             }
@@ -160,7 +160,7 @@ mod tests {
                     let source = if looks_like_call.is_match(s) { format!("{{{{ {s} }}}}") } else { s.to_string() };
                     Value::from_safe_string(env.render_str(&source, ()).expect("kwarg renders"))
                 }
-                _ => to_value(&value),
+                _ => to_value(value),
             };
             kwargs.push((key.clone(), rendered));
         }
