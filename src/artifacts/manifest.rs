@@ -148,7 +148,9 @@ fn config_json(kind: ResourceType, c: &NodeConfig) -> Value {
     };
     put("enabled", json!(c.enabled));
     put("alias", json!(c.alias));
-    put("schema", json!(c.schema));
+    // dbt gives every test the custom schema `dbt_test__audit` unless configured otherwise.
+    let schema = c.schema.as_deref().or((kind == ResourceType::Test).then_some("dbt_test__audit"));
+    put("schema", json!(schema));
     put("database", json!(c.database));
     put("tags", json!(c.tags));
     put("meta", json!(c.meta));

@@ -41,8 +41,9 @@ impl TestTarget<'_> {
 pub struct TestName {
     /// The node's `name` and last fqn part: the full synthesized name.
     pub name: String,
-    /// Set when `name` is 64 characters or longer: the hashed short name dbt uses as the
-    /// config alias and the compiled file name.
+    /// Set when `name` is 64 characters or longer: the hashed short name dbt puts in
+    /// `config.alias` (unless the test configures an alias), the relation identifier and the
+    /// compiled file name.
     pub alias: Option<String>,
     /// The 10 hex characters ending the unique_id: `test.<pkg>.<name>.<suffix>`.
     pub unique_id_suffix: String,
@@ -55,7 +56,8 @@ impl TestName {
     }
 }
 
-/// Names a generic test as dbt does. `test_name` is the test without namespace (`unique`),
+/// Names a generic test as dbt does (a test with a `name:` in yml takes that name instead, with
+/// no alias, and [`unique_id_hash`] of it). `test_name` is the test without namespace (`unique`),
 /// `namespace` the package before the dot (`dbt_utils.expression_is_true`), `kwargs` the test's
 /// arguments as `test_metadata.kwargs` holds them: `column_name` when on a column, `model`
 /// (see [`TestTarget::model_kwarg`]) and the test's own, without config keys.
