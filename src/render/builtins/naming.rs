@@ -194,7 +194,8 @@ mod tests {
             assert_eq!(got.name, expected_name);
             assert_eq!(got.file_name(), t["alias"].as_str().expect("alias"), "{expected_name}");
             assert_eq!(format!("{}.sql", got.file_name()), t["path"].as_str().expect("path"));
-            assert_eq!(format!("test.shop.{}.{}", got.name, got.unique_id_suffix), expected_uid);
+            let package = expected_uid.split('.').nth(1).expect("package");
+            assert_eq!(format!("test.{package}.{}.{}", got.name, got.unique_id_suffix), expected_uid);
         }
     }
 }
