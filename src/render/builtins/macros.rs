@@ -105,6 +105,8 @@ mod tests {
     /// An environment with the built-in macros, the globals they need and the fixture's relations.
     fn environment(manifest: &Json, config: &Json) -> Environment<'static> {
         let mut env = Environment::new();
+        // Strict, so the macros are known to work whatever undefined behaviour render picks.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_formatter(|out, state, value| match crate::render::builtins::python_display(value) {
             Some(text) => out.write_str(&text).map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string())),
             None => minijinja::escape_formatter(out, state, value),
