@@ -1,4 +1,5 @@
 //! dbt-compatible artifacts: target/compiled/**, target/manifest.json (v12) and target/run_results.json (v6).
 
 pub mod compiled;
+pub mod manifest;
 pub mod run_results;

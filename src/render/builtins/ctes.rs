@@ -329,8 +329,8 @@ mod tests {
                 continue;
             }
             let got = inject_ctes(sql, &collect_ctes(direct, &lookup));
-            let path = nodes[id]["original_file_path"].as_str().expect("path").trim_start_matches("models/");
-            assert_eq!(got, fixtures::read(&format!("expected/compiled/models/{path}")), "{id}");
+            let path = nodes[id]["compiled_path"].as_str().expect("path").trim_start_matches("target/");
+            assert_eq!(got, fixtures::read(&format!("expected/{path}")), "{id}");
             checked += 1;
         }
         // orders, customer_events, customer_totals and the nested stg_payments.

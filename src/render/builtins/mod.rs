@@ -1,6 +1,12 @@
 //! dbt's built-in behaviour that a compile reproduces byte for byte: generic test names,
 //! relation quoting, ephemeral CTE injection and the global macros of the internal `dbt`
 //! package (our own Jinja, overridable by the project).
+//!
+//! For the render stage: name a generic test with [`test_node_name`] (its `model` kwarg from
+//! [`TestTarget::model_kwarg`]) and its `raw_code` with [`generic_test_raw_code`]; load
+//! [`macro_files`] as package `dbt`; print values through [`python_display`] in the
+//! environment's formatter (dbt prints `None`, `True`, `1e+20`, `['a']`); inline ephemerals
+//! with [`collect_ctes`] then [`inject_ctes`]; write relations with [`render_relation`].
 
 pub mod ctes;
 pub mod macros;
@@ -10,7 +16,7 @@ pub mod relation;
 
 pub use ctes::{collect_ctes, inject_ctes, Ephemeral};
 pub use macros::macro_files;
-pub use naming::{test_node_name, unique_id_hash, TestName, TestTarget};
+pub use naming::{generic_test_raw_code, test_node_name, unique_id_hash, TestName, TestTarget, TEST_CONFIG_KEYS};
 pub use python::python_display;
 pub use relation::{quote_identifier, render_relation, render_relation_with, QuotePolicy};
 

@@ -41,8 +41,9 @@ impl TestTarget<'_> {
 pub struct TestName {
     /// The node's `name` and last fqn part: the full synthesized name.
     pub name: String,
-    /// Set when `name` is 64 characters or longer: the hashed short name dbt uses as the
-    /// config alias and the compiled file name.
+    /// Set when `name` is 64 characters or longer: the hashed short name dbt puts in
+    /// `config.alias` (unless the test configures an alias), the relation identifier and the
+    /// compiled file name.
     pub alias: Option<String>,
     /// The 10 hex characters ending the unique_id: `test.<pkg>.<name>.<suffix>`.
     pub unique_id_suffix: String,
@@ -55,7 +56,8 @@ impl TestName {
     }
 }
 
-/// Names a generic test as dbt does. `test_name` is the test without namespace (`unique`),
+/// Names a generic test as dbt does (a test with a `name:` in yml takes that name instead, with
+/// no alias, and [`unique_id_hash`] of it). `test_name` is the test without namespace (`unique`),
 /// `namespace` the package before the dot (`dbt_utils.expression_is_true`), `kwargs` the test's
 /// arguments as `test_metadata.kwargs` holds them: `column_name` when on a column, `model`
 /// (see [`TestTarget::model_kwarg`]) and the test's own, without config keys.
@@ -80,6 +82,40 @@ pub fn test_node_name(
     });
     let unique_id_suffix = unique_id_hash(&full, test_name, namespace, kwargs);
     TestName { name: full, alias, unique_id_suffix }
+}
+
+/// Test config keys dbt lifts out of a generic test's arguments, in the order its `raw_code`
+/// lists them.
+pub const TEST_CONFIG_KEYS: [&str; 14] = [
+    "severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc", "store_failures",
+    "store_failures_as", "meta", "database", "schema", "alias",
+];
+
+/// dbt's `raw_code` of a generic test node: `{{ test_x(**_dbt_generic_test_kwargs) }}` and a
+/// `config()` call with the test's config. `config` holds the keys given in the yml (top-level
+/// or under `config:`, nulls dropped) in yml order; `alias` is [`TestName::alias`].
+pub fn generic_test_raw_code(
+    test_name: &str,
+    namespace: Option<&str>,
+    config: &IndexMap<String, Value>,
+    alias: Option<&str>,
+) -> String {
+    let known = TEST_CONFIG_KEYS.iter().filter_map(|k| config.get_key_value(*k));
+    let others = config.iter().filter(|(k, _)| !TEST_CONFIG_KEYS.contains(&k.as_str()));
+    let mut items: Vec<String> = known
+        .chain(others)
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| match v {
+            Value::String(text) => format!("{k}=\"{}\"", text.replace('"', "\\\"")),
+            other => format!("{k}={}", py_str(other)),
+        })
+        .collect();
+    if let Some(alias) = alias.filter(|_| !config.contains_key("alias")) {
+        items.push(format!("alias=\"{alias}\""));
+    }
+    let ns = namespace.map(|n| format!("{n}.")).unwrap_or_default();
+    let call = format!("{{{{ {ns}test_{test_name}(**_dbt_generic_test_kwargs) }}}}");
+    if items.is_empty() { call } else { format!("{call}{{{{ config({}) }}}}", items.join(",")) }
 }
 
 /// The unique_id suffix of a test named `name` (synthesized, or given with `name:`).
@@ -169,6 +205,33 @@ mod tests {
     }
 
     #[test]
+    fn raw_code_lists_config_as_dbt_does() {
+        let manifest: Value = serde_json::from_str(&crate::render::builtins::fixtures::read("expected/manifest.json")).expect("json");
+        let raw = |id: &str| manifest["nodes"][id]["raw_code"].as_str().expect("raw_code").to_string();
+        let config = |pairs: Value| -> IndexMap<String, Value> { serde_json::from_value(pairs).expect("object") };
+        // Given in yml order (store_failures after where, limit before severity): dbt reorders.
+        assert_eq!(
+            generic_test_raw_code("not_null", None, &config(serde_json::json!({"where": "id > 0", "store_failures": true})), None),
+            raw("test.shop.not_null_stg_orders_id.8cf5724805")
+        );
+        assert_eq!(
+            generic_test_raw_code("unique", None, &config(serde_json::json!({"limit": 10, "severity": "warn"})), None),
+            raw("test.shop.unique_stg_orders_id.beb6e97f2f")
+        );
+        assert_eq!(
+            generic_test_raw_code("expression_is_true", Some("mypkg"), &config(serde_json::json!({"where": "status != 'returned'"})), None),
+            raw("test.shop.mypkg_expression_is_true_stg_orders_amount_0.1892d87eb3")
+        );
+        let long = "source_accepted_values_raw_ord_53505cf66d61669205cf78822766f478";
+        let id = "test.shop.source_accepted_values_raw_orders_status__placed__shipped__completed__return_pending__returned__very_long_status_name.8a92f35a3f";
+        assert_eq!(generic_test_raw_code("accepted_values", None, &IndexMap::new(), Some(long)), raw(id));
+        assert_eq!(
+            generic_test_raw_code("unique", None, &config(serde_json::json!({"where": "a = \"b\"", "tags": ["x"], "custom": 1.5})), None),
+            r#"{{ test_unique(**_dbt_generic_test_kwargs) }}{{ config(tags=['x'],where="a = \"b\"",custom=1.5) }}"#
+        );
+    }
+
+    #[test]
     fn names_match_a_real_dbt_manifest() {
         let tests: Vec<Value> = serde_json::from_str(&crate::render::builtins::fixtures::read("expected/test_names.json"))
             .expect("json");
@@ -192,7 +255,8 @@ mod tests {
             assert_eq!(got.name, expected_name);
             assert_eq!(got.file_name(), t["alias"].as_str().expect("alias"), "{expected_name}");
             assert_eq!(format!("{}.sql", got.file_name()), t["path"].as_str().expect("path"));
-            assert_eq!(format!("test.shop.{}.{}", got.name, got.unique_id_suffix), expected_uid);
+            let package = expected_uid.split('.').nth(1).expect("package");
+            assert_eq!(format!("test.{package}.{}.{}", got.name, got.unique_id_suffix), expected_uid);
         }
     }
 }

@@ -29,7 +29,7 @@
 {% macro default__generate_alias_name(custom_alias_name=none, node=none) -%}
     {%- if custom_alias_name -%}
         {{ custom_alias_name | trim }}
-    {%- elif node.version -%}
+    {%- elif node.version is defined and node.version -%}
         {{ return(node.name ~ '_v' ~ (node.version | string | replace('.', '_'))) }}
     {%- else -%}
         {{ node.name }}

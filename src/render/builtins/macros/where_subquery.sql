@@ -16,7 +16,7 @@
 {#- Whether a test keeps its failing rows: its `store_failures` config, else the flag. -#}
 {% macro should_store_failures() -%}
     {%- set configured = config.get('store_failures') -%}
-    {%- if configured is none and flags is defined -%}
+    {%- if configured is none and flags is defined and flags.STORE_FAILURES is defined -%}
         {%- set configured = flags.STORE_FAILURES -%}
     {%- endif -%}
     {{ return(configured) }}
