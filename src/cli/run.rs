@@ -65,7 +65,7 @@ pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refres
 
 fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
     artifacts::compiled::write(&build.compiled)?;
-    // MANIFEST artifacts::manifest::write(&build.compiled)?;
+    artifacts::manifest::write(&build.compiled)?;
     plan.write(&target_dir(build).join("plan.json"))?;
     Ok(())
 }
