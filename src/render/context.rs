@@ -82,6 +82,32 @@ pub struct Recorded {
     pub depends_on: Vec<String>,
     pub ephemerals: Vec<String>,
     pub macros: Vec<String>,
+    /// The node's rendered `(pre_hook, post_hook)`, once rendered.
+    pub hooks: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl Recorded {
+    /// Adds another render's calls to these, keeping first-use order without repeats.
+    pub fn absorb(&mut self, other: Recorded) {
+        fn extend<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
+            for item in from {
+                if !into.contains(&item) {
+                    into.push(item);
+                }
+            }
+        }
+        extend(&mut self.refs, other.refs);
+        extend(&mut self.sources, other.sources);
+        extend(&mut self.depends_on, other.depends_on);
+        extend(&mut self.ephemerals, other.ephemerals);
+        extend(&mut self.macros, other.macros);
+        for (k, v) in other.config {
+            self.config.insert(k, v);
+        }
+        if other.hooks.is_some() {
+            self.hooks = other.hooks;
+        }
+    }
 }
 
 /// One render of one node.

@@ -252,8 +252,14 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             if d.test.is_some() {
                 match drafts::test_kwargs(&env, &node, d, &templates) {
                     Ok(kw) => {
+                        // The kwargs' own ref()/source() calls (the tested model) are dependencies too.
+                        let from_kwargs = take_recorded(&node);
                         let node2 = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), Some(kw));
-                        return Some(render_draft(&env, d, &node2, &templates).map(|sql| (sql, None, take_recorded(&node2))));
+                        return Some(render_draft(&env, d, &node2, &templates).map(|sql| {
+                            let mut rec = from_kwargs;
+                            rec.absorb(take_recorded(&node2));
+                            (sql, None, rec)
+                        }));
                     }
                     Err(diag) => return Some(Err(diag)),
                 }
@@ -262,7 +268,10 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 Ok(s) => s,
                 Err(e) => return Some(Err(e)),
             };
-            let rec = take_recorded(&node);
+            let mut rec = take_recorded(&node);
+            if let Err(e) = render_node_hooks(&env, &node, d, &mut rec) {
+                return Some(Err(e));
+            }
             let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
                 let inc = new_render(&shared, d, true, true, Some(d.relation.clone()), model, None);
                 match render_draft(&env, d, &inc, &templates) {
@@ -306,7 +315,14 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         let inject = |s: String| stub_builtins::stub_inject_ctes(&s, &ctes);
         let compiled_code = if d.resource_type == ResourceType::Seed { None } else { sql.map(inject) };
         let compiled_code_incremental = inc.map(inject);
-        nodes.push(d.to_node(compiled_code, compiled_code_incremental, rec, &mut diags));
+        let mut node = d.to_node(compiled_code, compiled_code_incremental, rec, &mut diags);
+        if let Some(rec) = rec {
+            if let Some((pre, post)) = &rec.hooks {
+                node.config.pre_hook = pre.clone();
+                node.config.post_hook = post.clone();
+            }
+        }
+        nodes.push(node);
     }
     nodes.sort_by(|a: &Node, b: &Node| a.unique_id.cmp(&b.unique_id));
 
@@ -459,6 +475,34 @@ fn resolve_relation(
         call_generate(env, shared, d, "generate_alias_name", cfg.get("alias"), templates)?
     };
     Ok(Relation { database: Some(database), schema, identifier })
+}
+
+/// Renders a node's `pre_hook` / `post_hook` with the node's own context (`this`, `target`…),
+/// as dbt renders them when the node runs.
+fn render_node_hooks(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft, rec: &mut Recorded) -> Result<(), Diagnostic> {
+    let mut config = d.config.clone();
+    for (k, v) in &rec.config {
+        context::merge_config(&mut config, k, v.clone());
+    }
+    let typed = node_config(&config, true);
+    if typed.pre_hook.is_empty() && typed.post_hook.is_empty() {
+        return Ok(());
+    }
+    let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
+    let render = |hooks: &[String]| -> Result<Vec<String>, Diagnostic> {
+        hooks
+            .iter()
+            .map(|hook| {
+                env.render_str(hook, root.clone()).map_err(|e| {
+                    Diagnostic::error("render::hook", format!("hook of {}: {}", d.unique_id, e.detail().unwrap_or("error")))
+                        .at(&d.source, 0..0)
+                        .with_help("hooks are Jinja templates rendered with the node's context (this, target, var…)")
+                })
+            })
+            .collect()
+    };
+    rec.hooks = Some((render(&typed.pre_hook)?, render(&typed.post_hook)?));
+    Ok(())
 }
 
 fn render_hooks(env: &Environment<'static>, shared: &Arc<Shared>, hooks: &[String], diags: &mut Diagnostics) -> Vec<String> {
