@@ -420,7 +420,7 @@ pub fn collect(
                         match render_yml_str(env, shared, &pkg.name, s) {
                             Ok(r) => Some(r),
                             Err(e) => {
-                                let origin = TemplateOrigin { source: f.source.clone(), offset: f.source.text.find(s).unwrap_or(0) };
+                                let origin = TemplateOrigin::new(f.source.clone(), f.source.text.find(s).unwrap_or(0));
                                 let d = Diagnostic::error("render::yaml", format!("in source `{sname}`: {}", e.detail().unwrap_or("template error")));
                                 let _ = origin;
                                 eprintln_diag(d);
@@ -806,7 +806,7 @@ pub fn test_kwargs(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft
     static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
     let Some(t) = &d.test else { return Ok(Value::from(())) };
-    let origin = TemplateOrigin { source: d.source.clone(), offset: 0 };
+    let origin = TemplateOrigin::new(d.source.clone(), 0);
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
     let mut out: IndexMap<String, Value> = IndexMap::new();
     fn render_value(

@@ -7,6 +7,9 @@ pub mod builtins;
 pub mod context;
 mod drafts;
 mod env;
+mod pyformat;
+mod pytime;
+mod rewrite;
 mod stub_builtins;
 
 use std::collections::HashMap;
@@ -46,6 +49,30 @@ pub(crate) struct TemplateOrigin {
     pub source: SourceFile,
     /// Byte offset of the template text in the file (snapshot bodies).
     pub offset: usize,
+    /// Where the template text was rewritten before minijinja saw it: back to the file's text.
+    pub map: Option<Arc<rewrite::SourceMap>>,
+}
+
+impl TemplateOrigin {
+    pub fn new(source: SourceFile, offset: usize) -> Self {
+        TemplateOrigin { source, offset, map: None }
+    }
+
+    /// A byte range of the template minijinja compiled, as a range of the file.
+    fn file_range(&self, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        match &self.map {
+            Some(m) => self.offset + m.original(r.start)..self.offset + m.original(r.end).max(m.original(r.start)),
+            None => self.offset + r.start..self.offset + r.end,
+        }
+    }
+}
+
+/// The text minijinja compiles for a template, and its map back when it differs.
+pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) {
+    match rewrite::python_operators(text) {
+        Some((t, m)) => (t, Some(Arc::new(m))),
+        None => (text.to_string(), None),
+    }
 }
 
 pub(crate) struct Templates {
@@ -74,7 +101,7 @@ impl Templates {
         let diag = Diagnostic::error(code, message);
         match located {
             Some((me, origin)) => match me.range() {
-                Some(r) => diag.at(&origin.source, origin.offset + r.start..origin.offset + r.end),
+                Some(r) => diag.at(&origin.source, origin.file_range(r)),
                 None => {
                     let (base_line, _) = origin.source.line_col(origin.offset);
                     let line = base_line + me.line().unwrap_or(1) - 1;
@@ -108,15 +135,19 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut macros: HashMap<String, HashMap<String, MacroRef>> = HashMap::new();
     let mut add_macro_file = |env: &mut Environment<'static>, package: &str, file_name: &str, text: &str, source: SourceFile, diags: &mut Diagnostics| {
         let template = format!("{package}://{file_name}");
-        let processed = env::preprocess_macros(text);
-        if let Err(err) = env.add_template_owned(template.clone(), processed.clone()) {
-            let origin = TemplateOrigin { source: source.clone(), offset: 0 };
+        let (processed, pre_map) = env::preprocess_macros(text);
+        let (compiled_text, ops_map) = match rewrite::python_operators(&processed) {
+            Some((t, m)) => (t, pre_map.then(&m)),
+            None => (processed.clone(), pre_map),
+        };
+        let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
+        if let Err(err) = env.add_template_owned(template.clone(), compiled_text) {
             let mut t = Templates { origins: HashMap::new() };
             t.origins.insert(template.clone(), origin.clone());
             diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
             return;
         }
-        templates.origins.insert(template.clone(), TemplateOrigin { source, offset: 0 });
+        templates.origins.insert(template.clone(), origin);
         for name in env::macro_names(&processed) {
             macros.entry(package.to_string()).or_default().insert(
                 name.clone(),
@@ -131,7 +162,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     for pkg in &project.packages {
         for f in pkg.files.iter().filter(|f| f.kind == crate::project::FileKind::Macro) {
             add_macro_file(&mut env, &pkg.name, &f.original_file_path, &f.source.text, f.source.clone(), &mut diags);
-            for name in env::macro_names(&env::preprocess_macros(&f.source.text)) {
+            for name in env::macro_names(&env::preprocess_macros(&f.source.text).0) {
                 macro_infos.push(crate::node::MacroInfo {
                     unique_id: format!("macro.{}.{name}", pkg.name),
                     name,
@@ -170,14 +201,15 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut broken = std::collections::HashSet::new();
     for d in &drafts {
         if let Some(tname) = &d.template {
-            if let Err(err) = env.add_template_owned(tname.clone(), d.template_text.clone()) {
-                let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+            let (text, map) = prepared(&d.template_text);
+            let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset, map };
+            if let Err(err) = env.add_template_owned(tname.clone(), text) {
                 let mut t = Templates { origins: HashMap::new() };
                 t.origins.insert(tname.clone(), origin.clone());
                 diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
                 broken.insert(d.unique_id.clone());
             }
-            templates.origins.insert(tname.clone(), TemplateOrigin { source: d.source.clone(), offset: d.offset });
+            templates.origins.insert(tname.clone(), origin);
         }
     }
     {
@@ -382,7 +414,7 @@ fn new_render(
 
 fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
     let Some(tname) = &d.template else { return Ok(String::new()) };
-    let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+    let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let tmpl = env.get_template(tname).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::syntax"))?;
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
     tmpl.render(root).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))
@@ -417,7 +449,7 @@ fn call_generate(
     custom: Option<&Json>,
     templates: &Templates,
 ) -> Result<String, Diagnostic> {
-    let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+    let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let Some(m) = shared.find_macro(&d.package, macro_name) else {
         return Err(Diagnostic::error("render::missing_macro", format!("macro `{macro_name}` not found")));
     };
