@@ -386,7 +386,7 @@ impl NodeFn {
         });
         if target.ephemeral && node.execute {
             return Ok(Value::from_object(RelationObj {
-                rel: Relation { database: None, schema: String::new(), identifier: format!("__dbt__cte__{}", target.name) },
+                rel: Relation { database: None, schema: String::new(), identifier: format!("__dbt__cte__{}", target.relation.identifier) },
                 cte: true,
                 shared: node.shared.clone(),
             }));

@@ -10,7 +10,6 @@ mod env;
 mod pyformat;
 mod pytime;
 mod rewrite;
-mod stub_builtins;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -155,7 +154,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             );
         }
     };
-    for (file, text) in stub_builtins::stub_macro_files() {
+    for (file, text) in builtins::macro_files() {
         add_macro_file(&mut env, "dbt", file, text, SourceFile::new(format!("<dbt>/{file}"), *text), &mut diags);
     }
     let mut macro_infos = Vec::new();
@@ -331,11 +330,13 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             Some((s, inc, rec)) => (Some(s.clone()), inc.clone(), Some(rec)),
             None => (None, None, None),
         };
-        let mut ctes: Vec<(String, String)> = Vec::new();
-        if let Some(rec) = rec {
-            collect_ctes(&rec.ephemerals, &drafts, &results, &index, &mut ctes, &mut Vec::new());
-        }
-        let inject = |s: String| stub_builtins::stub_inject_ctes(&s, &ctes);
+        let lookup = |uid: &str| {
+            let i = *index.get(uid)?;
+            let (sql, _, rec) = results[i].as_ref()?;
+            Some(builtins::Ephemeral { identifier: &drafts[i].relation.identifier, sql, ctes: &rec.ephemerals })
+        };
+        let ctes = rec.map(|r| builtins::collect_ctes(&r.ephemerals, &lookup)).unwrap_or_default();
+        let inject = |s: String| builtins::inject_ctes(&s, &ctes);
         let compiled_code = if d.resource_type == ResourceType::Seed { None } else { sql.map(inject) };
         let compiled_code_incremental = inc.map(inject);
         nodes.push(d.to_node(compiled_code, compiled_code_incremental, rec, &mut diags));
@@ -362,26 +363,6 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         invocation_id: options.invocation_id.clone(),
         generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         diagnostics: diags,
-    }
-}
-
-fn collect_ctes(
-    ephemerals: &[String],
-    drafts: &[Draft],
-    results: &[Option<(String, Option<String>, Recorded)>],
-    index: &HashMap<&str, usize>,
-    out: &mut Vec<(String, String)>,
-    seen: &mut Vec<String>,
-) {
-    for uid in ephemerals {
-        if seen.contains(uid) {
-            continue;
-        }
-        seen.push(uid.clone());
-        let Some(&i) = index.get(uid.as_str()) else { continue };
-        let Some((sql, _, rec)) = &results[i] else { continue };
-        collect_ctes(&rec.ephemerals, drafts, results, index, out, seen);
-        out.push((drafts[i].name.clone(), sql.clone()));
     }
 }
 
