@@ -163,8 +163,12 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     env.set_recursion_limit(1000);
     env.add_function("return", dbt_return);
     env.add_function("env_var", env_var_function);
-    env.add_function("log", |_msg: Value, _info: Option<Value>| Value::from(""));
-    env.add_function("print", |_msg: Value| Value::from(""));
+    // dbt's `log(msg, info=true)` and `print(msg)` write to its log, never into the SQL.
+    env.add_function("log", |_msg: Value, kw: minijinja::value::Kwargs| {
+        let _ = kw.get::<Option<Value>>("info");
+        Value::from("")
+    });
+    env.add_function("print", |_args: minijinja::value::Rest<Value>| Value::from(""));
     env.add_function("fromjson", |s: String, default: Option<Value>| -> Result<Value, Error> {
         match serde_json::from_str::<serde_json::Value>(&s) {
             Ok(v) => Ok(super::context::json_value(&v)),

@@ -266,7 +266,12 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     }
     let mut shared = Arc::try_unwrap(shared_arc).unwrap_or_else(|a| (*a).clone());
     shared.targets = target_map(&drafts, &project.target);
-    shared.graph = context::json_value(&drafts::graph_json(&drafts, &sources));
+    // `graph` is large; build it only when some template could read it.
+    let mentions_graph = drafts.iter().any(|d| d.template_text.contains("graph"))
+        || project.packages.iter().flat_map(|p| &p.files).any(|f| f.kind == crate::project::FileKind::Macro && f.source.text.contains("graph"));
+    if mentions_graph {
+        shared.graph = context::json_value(&drafts::graph_json(&drafts, &sources));
+    }
     let shared = Arc::new(shared);
 
     // Compile pass.
@@ -428,12 +433,19 @@ fn call_generate(
     d: &Draft,
     macro_name: &str,
     custom: Option<&Json>,
+    target: &crate::node::TargetInfo,
     templates: &Templates,
 ) -> Result<String, Diagnostic> {
     let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let Some(m) = shared.find_macro(&d.package, macro_name) else {
         return Err(Diagnostic::error("render::missing_macro", format!("macro `{macro_name}` not found")));
     };
+    // dbt's own macros, not overridden anywhere: their result without rendering them.
+    if m.package == "dbt" && shared.dispatch(&d.package, macro_name, Some("dbt")).is_some_and(|i| i.package == "dbt" && i.name.starts_with("default__")) {
+        if let Some(name) = default_generated_name(d, macro_name, custom, target) {
+            return Ok(name);
+        }
+    }
     let node = new_render(shared, d, true, false, None, context::json_value(&d.model_json(None)), None);
     let f = context::macro_value(&node, m);
     let state = env.empty_state();
@@ -441,6 +453,30 @@ fn call_generate(
     let mut st = state;
     let v = f.call(&mut st, &[custom, node.model.clone()]).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))?;
     Ok(v.to_string().trim().to_string())
+}
+
+/// dbt's default `generate_*_name` results; `None` for a value only Jinja can print.
+fn default_generated_name(d: &Draft, macro_name: &str, custom: Option<&Json>, target: &crate::node::TargetInfo) -> Option<String> {
+    let custom = custom.filter(|v| !v.is_null());
+    let text = |v: &Json| match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    };
+    let name = match (macro_name, custom) {
+        ("generate_schema_name", None) => target.schema.clone(),
+        ("generate_schema_name", Some(c)) => format!("{}_{}", target.schema, text(c)?.trim()),
+        ("generate_database_name", None) => target.database.clone(),
+        ("generate_database_name", Some(c)) => text(c)?,
+        ("generate_alias_name", Some(Json::String(c))) if !c.is_empty() => c.trim().to_string(),
+        ("generate_alias_name", Some(c)) if !matches!(c, Json::String(_) | Json::Bool(false)) => return None,
+        ("generate_alias_name", _) => match &d.version {
+            Some(v) if !v.is_empty() => format!("{}_v{}", d.name, v.replace('.', "_")),
+            _ => d.name.clone(),
+        },
+        _ => return None,
+    };
+    Some(name.trim().to_string())
 }
 
 fn resolve_relation(
@@ -460,16 +496,16 @@ fn resolve_relation(
         (cfg.get("database"), cfg.get("schema"))
     };
     let legacy_snapshot = d.resource_type == ResourceType::Snapshot && cfg.contains_key("target_schema");
-    let database = call_generate(env, shared, d, "generate_database_name", db_cfg, templates)?;
+    let database = call_generate(env, shared, d, "generate_database_name", db_cfg, target, templates)?;
     let schema = if legacy_snapshot {
         schema_cfg.and_then(Json::as_str).unwrap_or(&target.schema).to_string()
     } else {
-        call_generate(env, shared, d, "generate_schema_name", schema_cfg, templates)?
+        call_generate(env, shared, d, "generate_schema_name", schema_cfg, target, templates)?
     };
     let identifier = if d.resource_type == ResourceType::Test {
         cfg.get("alias").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| d.name.clone())
     } else {
-        call_generate(env, shared, d, "generate_alias_name", cfg.get("alias"), templates)?
+        call_generate(env, shared, d, "generate_alias_name", cfg.get("alias"), target, templates)?
     };
     Ok(Relation { database: Some(database), schema, identifier })
 }
