@@ -64,6 +64,22 @@ impl Shared {
         self.package_order.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(name)))
     }
 
+    /// What `adapter.dispatch(name, namespace)` picks, seen from `package`.
+    pub fn dispatch(&self, package: &str, name: &str, namespace: Option<&str>) -> Option<&MacroRef> {
+        let packages: Vec<String> = match namespace {
+            Some(ns) => self.dispatch.get(ns).cloned().unwrap_or_else(|| vec![ns.to_string()]),
+            None => Vec::new(),
+        };
+        [self.adapter.as_str(), "default"].into_iter().find_map(|prefix| {
+            let candidate = format!("{prefix}__{name}");
+            if packages.is_empty() {
+                self.find_macro(package, &candidate)
+            } else {
+                packages.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(&candidate)))
+            }
+        })
+    }
+
     pub fn quote(&self, ident: &str) -> String {
         super::builtins::quote_identifier(&self.adapter, ident)
     }
@@ -412,7 +428,7 @@ impl NodeFn {
         });
         if target.ephemeral && node.execute {
             return Ok(Value::from_object(RelationObj {
-                rel: Relation { database: None, schema: String::new(), identifier: format!("__dbt__cte__{}", target.name) },
+                rel: Relation { database: None, schema: String::new(), identifier: format!("__dbt__cte__{}", target.relation.identifier) },
                 cte: true,
                 shared: node.shared.clone(),
             }));
@@ -642,21 +658,8 @@ impl Object for Adapter {
                     .cloned()
                     .or_else(|| kw.and_then(|k| k.get::<Value>("macro_namespace").ok()))
                     .and_then(|v| v.as_str().map(str::to_string));
-                let prefixes = [shared.adapter.as_str(), "default"];
-                let packages: Vec<String> = match &namespace {
-                    Some(ns) => shared.dispatch.get(ns).cloned().unwrap_or_else(|| vec![ns.clone()]),
-                    None => Vec::new(),
-                };
-                for prefix in prefixes {
-                    let candidate = format!("{prefix}__{name}");
-                    let found = if packages.is_empty() {
-                        shared.find_macro(&self.ctx.package, &candidate)
-                    } else {
-                        packages.iter().find_map(|p| shared.macros.get(p).and_then(|m| m.get(&candidate)))
-                    };
-                    if let Some(m) = found {
-                        return Ok(macro_value(&self.ctx.node, m));
-                    }
+                if let Some(m) = shared.dispatch(&self.ctx.package, &name, namespace.as_deref()) {
+                    return Ok(macro_value(&self.ctx.node, m));
                 }
                 Err(Error::new(ErrorKind::UnknownFunction, format!("no implementation of macro `{name}` for adapter {}", shared.adapter)))
             }

@@ -389,6 +389,7 @@ pub fn collect(
     let mut drafts = Vec::new();
     let mut pending_tests = Vec::new();
     let target = &project.target;
+    let yml_errors = std::cell::RefCell::new(Vec::new());
 
     for pkg in &project.packages {
         let mut patches: HashMap<(&'static str, String), Patch> = HashMap::new();
@@ -420,10 +421,12 @@ pub fn collect(
                         match render_yml_str(env, shared, &pkg.name, s) {
                             Ok(r) => Some(r),
                             Err(e) => {
-                                let origin = TemplateOrigin { source: f.source.clone(), offset: f.source.text.find(s).unwrap_or(0) };
-                                let d = Diagnostic::error("render::yaml", format!("in source `{sname}`: {}", e.detail().unwrap_or("template error")));
-                                let _ = origin;
-                                eprintln_diag(d);
+                                // The value's own text in the file, then the error's place inside it.
+                                let base = f.source.text.find(s).unwrap_or(0);
+                                let r = e.range().unwrap_or(0..s.len());
+                                let span = base + r.start.min(s.len())..base + r.end.min(s.len());
+                                let msg = format!("in source `{sname}`: {}", e.detail().unwrap_or("template error"));
+                                yml_errors.borrow_mut().push(Diagnostic::error("render::yaml", msg).at(&f.source, span));
                                 None
                             }
                         }
@@ -647,6 +650,9 @@ pub fn collect(
         }
     }
 
+    for d in yml_errors.into_inner() {
+        diags.push(d);
+    }
     for t in pending_tests {
         match generic_test(project, env, shared, t) {
             Ok(d) => drafts.push(d),
@@ -657,7 +663,6 @@ pub fn collect(
     (sources, drafts)
 }
 
-fn eprintln_diag(_d: Diagnostic) {}
 
 fn json_scalar(v: &Json) -> String {
     match v {
@@ -806,7 +811,7 @@ pub fn test_kwargs(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft
     static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
     let Some(t) = &d.test else { return Ok(Value::from(())) };
-    let origin = TemplateOrigin { source: d.source.clone(), offset: 0 };
+    let origin = TemplateOrigin::new(d.source.clone(), 0);
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
     let mut out: IndexMap<String, Value> = IndexMap::new();
     fn render_value(

@@ -1,7 +1,6 @@
 //! The one minijinja environment of a compile: dbt's global functions and source rewrites
 //! for the block tags minijinja does not know (`test`, `materialization`, `snapshot`).
 
-use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
@@ -10,6 +9,7 @@ use minijinja::{Environment, Error, ErrorKind, State};
 use regex::Regex;
 
 use super::context::dbt_return;
+use super::rewrite::{SourceMap, insert_all, replace_all};
 
 static TEST_OPEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*test\s+(\w+)\s*\(").expect("regex"));
 static TEST_CLOSE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*endtest\s*(-?)%\}").expect("regex"));
@@ -21,16 +21,16 @@ pub static SNAPSHOT: LazyLock<Regex> =
 pub static DOCS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)\{%-?\s*docs\s+(\w+)\s*-?%\}(.*?)\{%-?\s*enddocs\s*-?%\}").expect("regex"));
 
-/// Rewrites `{% test %}` blocks to macros and blanks out materializations (keeping lines).
-pub fn preprocess_macros(text: &str) -> String {
-    let text = TEST_OPEN.replace_all(text, "{%$1 macro test_$2(");
-    let text = TEST_CLOSE.replace_all(&text, "{%$1 endmacro $2%}");
-    let text = MATERIALIZATION
-        .replace_all(&text, |c: &regex::Captures| c[0].chars().filter(|ch| *ch == '\n').collect::<String>())
-        .into_owned();
-    let text = add_extra_params(&text);
+/// Rewrites `{% test %}` blocks to macros and blanks out materializations (keeping lines),
+/// with the map back to the original text.
+pub fn preprocess_macros(text: &str) -> (String, SourceMap) {
+    let (t1, m1) = replace_all(&TEST_OPEN, text, |c| format!("{{%{} macro test_{}(", &c[1], &c[2]));
+    let (t2, m2) = replace_all(&TEST_CLOSE, &t1, |c| format!("{{%{} endmacro {}%}}", &c[1], &c[2]));
+    let (t3, m3) = replace_all(&MATERIALIZATION, &t2, |c| c[0].chars().filter(|ch| *ch == '\n').collect());
+    let (t4, m4) = add_extra_params(&t3);
     // Same-file calls must go through the dbt wrapper too (for `return`), so hide the real names.
-    MACRO_DEF.replace_all(&text, "{%$1 macro __dbt_macro__$2(").into_owned()
+    let (t5, m5) = replace_all(&MACRO_DEF, &t4, |c| format!("{{%{} macro __dbt_macro__{}(", &c[1], &c[2]));
+    (t5, m1.then(&m2).then(&m3).then(&m4).then(&m5))
 }
 
 static MACRO_DEF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*macro\s+(\w+)\s*\(").expect("regex"));
@@ -41,9 +41,8 @@ pub fn hidden_name(name: &str) -> String {
 }
 
 /// Appends `varargs=none, kwargs=none` to each macro's parameters (dbt's implicit ones).
-fn add_extra_params(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut last = 0;
+fn add_extra_params(text: &str) -> (String, SourceMap) {
+    let mut inserts = Vec::new();
     for m in MACRO_NAME.find_iter(text) {
         let open = m.end() - 1;
         let bytes = text.as_bytes();
@@ -74,12 +73,9 @@ fn add_extra_params(text: &str) -> String {
         if inner.split(',').any(|p| matches!(p.split('=').next().map(str::trim), Some("kwargs" | "varargs"))) {
             continue;
         }
-        out.push_str(&text[last..close]);
-        out.push_str(if inner.is_empty() { "varargs=none, kwargs=none" } else { ", varargs=none, kwargs=none" });
-        last = close;
+        inserts.push((close, if inner.is_empty() { "varargs=none, kwargs=none" } else { ", varargs=none, kwargs=none" }.to_string()));
     }
-    out.push_str(&text[last..]);
-    out
+    insert_all(text, inserts)
 }
 
 pub fn macro_names(text: &str) -> Vec<String> {
@@ -94,38 +90,6 @@ pub fn env_var_function(name: String, default: Option<Value>) -> Result<Value, E
             Some(d) => Ok(d),
             None => Err(Error::new(ErrorKind::InvalidOperation, format!("env var `{name}` is not set and has no default"))),
         },
-    }
-}
-
-/// `run_started_at`: renders as Python's `str(datetime)` and supports `strftime`/`isoformat`.
-#[derive(Debug)]
-pub struct DateTimeObj(pub DateTime<Utc>);
-
-impl Object for DateTimeObj {
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "strftime" => {
-                let fmt = args.first().and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d");
-                Ok(Value::from(self.0.format(fmt).to_string()))
-            }
-            "isoformat" => Ok(Value::from(self.0.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string())),
-            "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        use chrono::Datelike;
-        Some(match key.as_str()? {
-            "year" => Value::from(self.0.year()),
-            "month" => Value::from(self.0.month()),
-            "day" => Value::from(self.0.day()),
-            _ => return None,
-        })
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
     }
 }
 
@@ -172,33 +136,6 @@ impl Object for Re {
     }
 }
 
-#[derive(Debug)]
-struct DateTimeModule(DateTime<Utc>);
-
-impl Object for DateTimeModule {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "datetime" | "date" => Some(Value::from_object(DateTimeModule(self.0))),
-            _ => None,
-        }
-    }
-
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "now" | "utcnow" | "today" => Ok(Value::from_object(DateTimeObj(Utc::now()))),
-            "strptime" => {
-                let s = args.first().and_then(|v| v.as_str()).unwrap_or_default();
-                let fmt = args.get(1).and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d");
-                let parsed = chrono::NaiveDateTime::parse_from_str(s, fmt)
-                    .or_else(|_| chrono::NaiveDate::parse_from_str(s, fmt).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()))
-                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("strptime({s:?}, {fmt:?}): {e}")))?;
-                Ok(Value::from_object(NaiveObj { dt: parsed, date_only: false }))
-            }
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-}
-
 fn to_json_string(value: Value, sort_keys: Option<bool>) -> Result<String, Error> {
     let mut json = serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
     if sort_keys == Some(true) {
@@ -226,8 +163,12 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     env.set_recursion_limit(1000);
     env.add_function("return", dbt_return);
     env.add_function("env_var", env_var_function);
-    env.add_function("log", |_msg: Value, _info: Option<Value>| Value::from(""));
-    env.add_function("print", |_msg: Value| Value::from(""));
+    // dbt's `log(msg, info=true)` and `print(msg)` write to its log, never into the SQL.
+    env.add_function("log", |_msg: Value, kw: minijinja::value::Kwargs| {
+        let _ = kw.get::<Option<Value>>("info");
+        Value::from("")
+    });
+    env.add_function("print", |_args: minijinja::value::Rest<Value>| Value::from(""));
     env.add_function("fromjson", |s: String, default: Option<Value>| -> Result<Value, Error> {
         match serde_json::from_str::<serde_json::Value>(&s) {
             Ok(v) => Ok(super::context::json_value(&v)),
@@ -267,10 +208,11 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     env.add_global("exceptions", Value::from_object(Exceptions));
     let modules = minijinja::context! {
         re => Value::from_object(Re),
-        datetime => Value::from_object(DateTimeModule(run_started_at)),
+        datetime => Value::from_object(super::pytime::DateTimeModule),
     };
     env.add_global("modules", modules);
-    env.add_global("run_started_at", Value::from_object(DateTimeObj(run_started_at)));
+    env.add_global("run_started_at", super::pytime::utc_datetime(run_started_at));
+    super::rewrite::register(&mut env);
     env.add_global("invocation_id", Value::from(invocation_id.to_string()));
     env.add_global("dbt_version", Value::from("1.11.0"));
     env.add_global(
@@ -278,27 +220,4 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
         minijinja::context! { FULL_REFRESH => full_refresh, WHICH => "compile", STORE_FAILURES => false, WARN_ERROR => false },
     );
     env
-}
-
-/// A naive datetime or date from `modules.datetime` (Python's `str()` when rendered).
-#[derive(Debug)]
-struct NaiveObj {
-    dt: chrono::NaiveDateTime,
-    date_only: bool,
-}
-
-impl Object for NaiveObj {
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "date" => Ok(Value::from_object(NaiveObj { dt: self.dt, date_only: true })),
-            "strftime" => Ok(Value::from(self.dt.format(args.first().and_then(|v| v.as_str()).unwrap_or("%Y-%m-%d")).to_string())),
-            "isoformat" if self.date_only => Ok(Value::from(self.dt.format("%Y-%m-%d").to_string())),
-            "isoformat" => Ok(Value::from(self.dt.format("%Y-%m-%dT%H:%M:%S").to_string())),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.date_only { write!(f, "{}", self.dt.format("%Y-%m-%d")) } else { write!(f, "{}", self.dt.format("%Y-%m-%d %H:%M:%S")) }
-    }
 }

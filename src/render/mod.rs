@@ -7,7 +7,9 @@ pub mod builtins;
 pub mod context;
 mod drafts;
 mod env;
-mod stub_builtins;
+mod pyformat;
+mod pytime;
+mod rewrite;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,30 @@ pub(crate) struct TemplateOrigin {
     pub source: SourceFile,
     /// Byte offset of the template text in the file (snapshot bodies).
     pub offset: usize,
+    /// Where the template text was rewritten before minijinja saw it: back to the file's text.
+    pub map: Option<Arc<rewrite::SourceMap>>,
+}
+
+impl TemplateOrigin {
+    pub fn new(source: SourceFile, offset: usize) -> Self {
+        TemplateOrigin { source, offset, map: None }
+    }
+
+    /// A byte range of the template minijinja compiled, as a range of the file.
+    fn file_range(&self, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        match &self.map {
+            Some(m) => self.offset + m.original(r.start)..self.offset + m.original(r.end).max(m.original(r.start)),
+            None => self.offset + r.start..self.offset + r.end,
+        }
+    }
+}
+
+/// The text minijinja compiles for a template, and its map back when it differs.
+pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) {
+    match rewrite::python_operators(text) {
+        Some((t, m)) => (t, Some(Arc::new(m))),
+        None => (text.to_string(), None),
+    }
 }
 
 pub(crate) struct Templates {
@@ -74,7 +100,7 @@ impl Templates {
         let diag = Diagnostic::error(code, message);
         match located {
             Some((me, origin)) => match me.range() {
-                Some(r) => diag.at(&origin.source, origin.offset + r.start..origin.offset + r.end),
+                Some(r) => diag.at(&origin.source, origin.file_range(r)),
                 None => {
                     let (base_line, _) = origin.source.line_col(origin.offset);
                     let line = base_line + me.line().unwrap_or(1) - 1;
@@ -108,15 +134,19 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut macros: HashMap<String, HashMap<String, MacroRef>> = HashMap::new();
     let mut add_macro_file = |env: &mut Environment<'static>, package: &str, file_name: &str, text: &str, source: SourceFile, diags: &mut Diagnostics| {
         let template = format!("{package}://{file_name}");
-        let processed = env::preprocess_macros(text);
-        if let Err(err) = env.add_template_owned(template.clone(), processed.clone()) {
-            let origin = TemplateOrigin { source: source.clone(), offset: 0 };
+        let (processed, pre_map) = env::preprocess_macros(text);
+        let (compiled_text, ops_map) = match rewrite::python_operators(&processed) {
+            Some((t, m)) => (t, pre_map.then(&m)),
+            None => (processed.clone(), pre_map),
+        };
+        let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
+        if let Err(err) = env.add_template_owned(template.clone(), compiled_text) {
             let mut t = Templates { origins: HashMap::new() };
             t.origins.insert(template.clone(), origin.clone());
             diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
             return;
         }
-        templates.origins.insert(template.clone(), TemplateOrigin { source, offset: 0 });
+        templates.origins.insert(template.clone(), origin);
         for name in env::macro_names(&processed) {
             macros.entry(package.to_string()).or_default().insert(
                 name.clone(),
@@ -124,14 +154,14 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             );
         }
     };
-    for (file, text) in stub_builtins::stub_macro_files() {
+    for (file, text) in builtins::macro_files() {
         add_macro_file(&mut env, "dbt", file, text, SourceFile::new(format!("<dbt>/{file}"), *text), &mut diags);
     }
     let mut macro_infos = Vec::new();
     for pkg in &project.packages {
         for f in pkg.files.iter().filter(|f| f.kind == crate::project::FileKind::Macro) {
             add_macro_file(&mut env, &pkg.name, &f.original_file_path, &f.source.text, f.source.clone(), &mut diags);
-            for name in env::macro_names(&env::preprocess_macros(&f.source.text)) {
+            for name in env::macro_names(&env::preprocess_macros(&f.source.text).0) {
                 macro_infos.push(crate::node::MacroInfo {
                     unique_id: format!("macro.{}.{name}", pkg.name),
                     name,
@@ -170,14 +200,15 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut broken = std::collections::HashSet::new();
     for d in &drafts {
         if let Some(tname) = &d.template {
-            if let Err(err) = env.add_template_owned(tname.clone(), d.template_text.clone()) {
-                let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+            let (text, map) = prepared(&d.template_text);
+            let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset, map };
+            if let Err(err) = env.add_template_owned(tname.clone(), text) {
                 let mut t = Templates { origins: HashMap::new() };
                 t.origins.insert(tname.clone(), origin.clone());
                 diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
                 broken.insert(d.unique_id.clone());
             }
-            templates.origins.insert(tname.clone(), TemplateOrigin { source: d.source.clone(), offset: d.offset });
+            templates.origins.insert(tname.clone(), origin);
         }
     }
     {
@@ -235,7 +266,12 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     }
     let mut shared = Arc::try_unwrap(shared_arc).unwrap_or_else(|a| (*a).clone());
     shared.targets = target_map(&drafts, &project.target);
-    shared.graph = context::json_value(&drafts::graph_json(&drafts, &sources));
+    // `graph` is large; build it only when some template could read it.
+    let mentions_graph = drafts.iter().any(|d| d.template_text.contains("graph"))
+        || project.packages.iter().flat_map(|p| &p.files).any(|f| f.kind == crate::project::FileKind::Macro && f.source.text.contains("graph"));
+    if mentions_graph {
+        shared.graph = context::json_value(&drafts::graph_json(&drafts, &sources));
+    }
     let shared = Arc::new(shared);
 
     // Compile pass.
@@ -308,11 +344,13 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             Some((s, inc, rec)) => (Some(s.clone()), inc.clone(), Some(rec)),
             None => (None, None, None),
         };
-        let mut ctes: Vec<(String, String)> = Vec::new();
-        if let Some(rec) = rec {
-            collect_ctes(&rec.ephemerals, &drafts, &results, &index, &mut ctes, &mut Vec::new());
-        }
-        let inject = |s: String| stub_builtins::stub_inject_ctes(&s, &ctes);
+        let lookup = |uid: &str| {
+            let i = *index.get(uid)?;
+            let (sql, _, rec) = results[i].as_ref()?;
+            Some(builtins::Ephemeral { identifier: &drafts[i].relation.identifier, sql, ctes: &rec.ephemerals })
+        };
+        let ctes = rec.map(|r| builtins::collect_ctes(&r.ephemerals, &lookup)).unwrap_or_default();
+        let inject = |s: String| builtins::inject_ctes(&s, &ctes);
         let compiled_code = if d.resource_type == ResourceType::Seed { None } else { sql.map(inject) };
         let compiled_code_incremental = inc.map(inject);
         let mut node = d.to_node(compiled_code, compiled_code_incremental, rec, &mut diags);
@@ -349,26 +387,6 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     }
 }
 
-fn collect_ctes(
-    ephemerals: &[String],
-    drafts: &[Draft],
-    results: &[Option<(String, Option<String>, Recorded)>],
-    index: &HashMap<&str, usize>,
-    out: &mut Vec<(String, String)>,
-    seen: &mut Vec<String>,
-) {
-    for uid in ephemerals {
-        if seen.contains(uid) {
-            continue;
-        }
-        seen.push(uid.clone());
-        let Some(&i) = index.get(uid.as_str()) else { continue };
-        let Some((sql, _, rec)) = &results[i] else { continue };
-        collect_ctes(&rec.ephemerals, drafts, results, index, out, seen);
-        out.push((drafts[i].name.clone(), sql.clone()));
-    }
-}
-
 fn take_recorded(node: &Arc<NodeRender>) -> Recorded {
     let mut guard = node.rec.lock().unwrap_or_else(|e| e.into_inner());
     std::mem::take(&mut *guard)
@@ -398,7 +416,7 @@ fn new_render(
 
 fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
     let Some(tname) = &d.template else { return Ok(String::new()) };
-    let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+    let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let tmpl = env.get_template(tname).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::syntax"))?;
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
     tmpl.render(root).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))
@@ -431,12 +449,19 @@ fn call_generate(
     d: &Draft,
     macro_name: &str,
     custom: Option<&Json>,
+    target: &crate::node::TargetInfo,
     templates: &Templates,
 ) -> Result<String, Diagnostic> {
-    let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset };
+    let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let Some(m) = shared.find_macro(&d.package, macro_name) else {
         return Err(Diagnostic::error("render::missing_macro", format!("macro `{macro_name}` not found")));
     };
+    // dbt's own macros, not overridden anywhere: their result without rendering them.
+    if m.package == "dbt" && shared.dispatch(&d.package, macro_name, Some("dbt")).is_some_and(|i| i.package == "dbt" && i.name.starts_with("default__")) {
+        if let Some(name) = default_generated_name(d, macro_name, custom, target) {
+            return Ok(name);
+        }
+    }
     let node = new_render(shared, d, true, false, None, context::json_value(&d.model_json(None)), None);
     let f = context::macro_value(&node, m);
     let state = env.empty_state();
@@ -444,6 +469,30 @@ fn call_generate(
     let mut st = state;
     let v = f.call(&mut st, &[custom, node.model.clone()]).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))?;
     Ok(v.to_string().trim().to_string())
+}
+
+/// dbt's default `generate_*_name` results; `None` for a value only Jinja can print.
+fn default_generated_name(d: &Draft, macro_name: &str, custom: Option<&Json>, target: &crate::node::TargetInfo) -> Option<String> {
+    let custom = custom.filter(|v| !v.is_null());
+    let text = |v: &Json| match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    };
+    let name = match (macro_name, custom) {
+        ("generate_schema_name", None) => target.schema.clone(),
+        ("generate_schema_name", Some(c)) => format!("{}_{}", target.schema, text(c)?.trim()),
+        ("generate_database_name", None) => target.database.clone(),
+        ("generate_database_name", Some(c)) => text(c)?,
+        ("generate_alias_name", Some(Json::String(c))) if !c.is_empty() => c.trim().to_string(),
+        ("generate_alias_name", Some(c)) if !matches!(c, Json::String(_) | Json::Bool(false)) => return None,
+        ("generate_alias_name", _) => match &d.version {
+            Some(v) if !v.is_empty() => format!("{}_v{}", d.name, v.replace('.', "_")),
+            _ => d.name.clone(),
+        },
+        _ => return None,
+    };
+    Some(name.trim().to_string())
 }
 
 fn resolve_relation(
@@ -463,16 +512,16 @@ fn resolve_relation(
         (cfg.get("database"), cfg.get("schema"))
     };
     let legacy_snapshot = d.resource_type == ResourceType::Snapshot && cfg.contains_key("target_schema");
-    let database = call_generate(env, shared, d, "generate_database_name", db_cfg, templates)?;
+    let database = call_generate(env, shared, d, "generate_database_name", db_cfg, target, templates)?;
     let schema = if legacy_snapshot {
         schema_cfg.and_then(Json::as_str).unwrap_or(&target.schema).to_string()
     } else {
-        call_generate(env, shared, d, "generate_schema_name", schema_cfg, templates)?
+        call_generate(env, shared, d, "generate_schema_name", schema_cfg, target, templates)?
     };
     let identifier = if d.resource_type == ResourceType::Test {
         cfg.get("alias").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| d.name.clone())
     } else {
-        call_generate(env, shared, d, "generate_alias_name", cfg.get("alias"), templates)?
+        call_generate(env, shared, d, "generate_alias_name", cfg.get("alias"), target, templates)?
     };
     Ok(Relation { database: Some(database), schema, identifier })
 }
