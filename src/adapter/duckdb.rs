@@ -39,6 +39,16 @@ impl DuckDbConnection {
             AdapterError::new(AdapterErrorKind::Connection, format!("cannot open DuckDB database `{path}`: {err}"))
         })?;
         let mut this = DuckDbConnection { conn };
+        // Plans name relations as "<database>"."schema"."table"; DuckDB names the catalog after the file.
+        let current = this.query("select current_database()")?;
+        let name = current.rows.first().and_then(|r| r.first()).and_then(Value::as_str).unwrap_or_default().to_string();
+        if !target.database.is_empty() && !name.eq_ignore_ascii_case(&target.database) {
+            return Err(AdapterError::new(
+                AdapterErrorKind::Config,
+                format!("target `{}` expects database `{}`, but `{path}` opens as `{name}`", target.name, target.database),
+            )
+            .with_help("DuckDB names the database after the file: rename the file or set `database` to match"));
+        }
         if let Some(Value::Object(map)) = settings.get("settings") {
             for (key, value) in map {
                 let value = resolve_setting(key, value)?.unwrap_or_default();

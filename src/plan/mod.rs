@@ -21,6 +21,11 @@ use crate::node::{Compiled, Node, Relation, ResourceType, TargetInfo};
 
 pub use seed::{SeedColumn, infer_seed_columns};
 
+/// A relation as DuckDB statements name it: `"db"."schema"."identifier"`.
+pub fn render_relation(relation: &Relation) -> String {
+    duckdb::render(relation)
+}
+
 /// Bumped when a plan written by an older orrery can no longer be read.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -206,7 +211,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
     let mut schemas: Vec<String> = Vec::new();
     for node in &planned {
         let built = if dialect_ok {
-            duckdb::statements(node, effective_full_refresh(node, opts), &mut diagnostics)
+            duckdb::statements(node, effective_full_refresh(node, opts), &compiled.project_root, &mut diagnostics)
         } else {
             duckdb::Built::default()
         };
