@@ -95,7 +95,7 @@ impl Connection for DuckDbConnection {
             if first {
                 out.columns = (0..stmt.column_count())
                     .map(|i| {
-                        let name = stmt.column_name(i).map(String::clone).unwrap_or_default();
+                        let name = stmt.column_name(i).cloned().unwrap_or_default();
                         (name, type_name(&stmt.column_logical_type(i)))
                     })
                     .collect();
@@ -111,7 +111,7 @@ impl Connection for DuckDbConnection {
         if first {
             let stmt = rows.as_ref().ok_or_else(|| AdapterError::new(AdapterErrorKind::Query, "no statement"))?;
             out.columns = (0..stmt.column_count())
-                .map(|i| (stmt.column_name(i).map(String::clone).unwrap_or_default(), type_name(&stmt.column_logical_type(i))))
+                .map(|i| (stmt.column_name(i).cloned().unwrap_or_default(), type_name(&stmt.column_logical_type(i))))
                 .collect();
         }
         Ok(out)

@@ -357,13 +357,11 @@ fn fingerprint(node: &Node, built: &duckdb::Built) -> String {
 /// made absolute so the plan runs from anywhere.
 fn plan_connection(target: &TargetInfo, project_root: &Path) -> IndexMap<String, Value> {
     let mut connection = target.connection.clone();
-    if target.adapter_type == "duckdb" {
-        if let Some(Value::String(path)) = connection.get("path") {
-            let absolute = path != ":memory:" && !path.is_empty() && !path.contains("{{") && !path.contains("://");
-            if absolute && Path::new(path).is_relative() {
-                let full = project_root.join(path).display().to_string();
-                connection.insert("path".into(), Value::String(full));
-            }
+    if let (true, Some(Value::String(path))) = (target.adapter_type == "duckdb", connection.get("path")) {
+        let local = path != ":memory:" && !path.is_empty() && !path.contains("{{") && !path.contains("://");
+        if local && Path::new(path).is_relative() {
+            let full = project_root.join(path).display().to_string();
+            connection.insert("path".into(), Value::String(full));
         }
     }
     connection

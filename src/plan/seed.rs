@@ -100,7 +100,8 @@ pub fn infer_seed_columns(header: &[String], rows: &[Vec<String>], column_types:
 
 /// The first of agate's types (in dbt's order) that every value passes.
 fn infer<'a>(values: impl Iterator<Item = &'a str> + Clone) -> String {
-    let tests: [(Inferred, fn(&str) -> bool); 5] = [
+    type Test = (Inferred, fn(&str) -> bool);
+    let tests: [Test; 5] = [
         (Inferred::Number, |v| number_places(v).is_some()),
         (Inferred::Date, is_date),
         (Inferred::DateTime, is_datetime),
