@@ -138,7 +138,10 @@ fn plan_for(compiled: &Compiled, full_refresh: bool) -> RunPlan {
 }
 
 /// What `exec` does per node: pick the variant, run the statements, roll back on failure.
-fn run(conn: &mut dyn Connection, plan: &RunPlan) -> Vec<(String, Result<Option<Vec<Value>>, String>)> {
+/// Per node: its name and the test row (tests), or the database error.
+type Outcomes = Vec<(String, Result<Option<Vec<Value>>, String>)>;
+
+fn run(conn: &mut dyn Connection, plan: &RunPlan) -> Outcomes {
     for s in plan.hooks.create_schemas.iter().chain(&plan.hooks.on_run_start) {
         conn.execute(s).expect("hook runs");
     }
@@ -198,7 +201,7 @@ fn path(p: &Project) -> PathBuf {
     p.dir.path().to_path_buf()
 }
 
-fn all_ok(outcomes: &[(String, Result<Option<Vec<Value>>, String>)]) {
+fn all_ok(outcomes: &Outcomes) {
     let failed: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
 }
@@ -256,7 +259,7 @@ fn a_failing_table_model_leaves_the_previous_table() {
     assert_eq!(rows(p.conn.as_mut(), "select id, name from shop.main.t order by id").len(), 3);
     // A view where a table now goes is replaced too.
     for n in compiled.nodes.iter_mut().filter(|n| n.name == "t") {
-        n.compiled_code = Some(format!("select id from {PEOPLE}"));
+        n.compiled_code = Some(format!("select id, name from {PEOPLE} where id < 3"));
     }
     for n in compiled.nodes.iter_mut().filter(|n| n.name == "v") {
         n.config.materialized = "table".into();
@@ -264,6 +267,8 @@ fn a_failing_table_model_leaves_the_previous_table() {
     all_ok(&run(p.conn.as_mut(), &plan_for(&compiled, false)));
     let rel = Relation { database: Some("shop".into()), schema: "main".into(), identifier: "v".into() };
     assert_eq!(p.conn.relation_type(&rel).ok().flatten(), Some(RelationType::Table));
+    // Fixed: the table is rebuilt from the new SQL.
+    assert_eq!(rows(p.conn.as_mut(), "select count(*) from shop.main.t"), vec![vec![json!(2)]]);
 }
 
 #[test]

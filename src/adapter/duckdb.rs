@@ -39,6 +39,16 @@ impl DuckDbConnection {
             AdapterError::new(AdapterErrorKind::Connection, format!("cannot open DuckDB database `{path}`: {err}"))
         })?;
         let mut this = DuckDbConnection { conn };
+        // Plans name relations as "<database>"."schema"."table"; DuckDB names the catalog after the file.
+        let current = this.query("select current_database()")?;
+        let name = current.rows.first().and_then(|r| r.first()).and_then(Value::as_str).unwrap_or_default().to_string();
+        if !target.database.is_empty() && !name.eq_ignore_ascii_case(&target.database) {
+            return Err(AdapterError::new(
+                AdapterErrorKind::Config,
+                format!("target `{}` expects database `{}`, but `{path}` opens as `{name}`", target.name, target.database),
+            )
+            .with_help("DuckDB names the database after the file: rename the file or set `database` to match"));
+        }
         if let Some(Value::Object(map)) = settings.get("settings") {
             for (key, value) in map {
                 let value = resolve_setting(key, value)?.unwrap_or_default();
@@ -85,7 +95,7 @@ impl Connection for DuckDbConnection {
             if first {
                 out.columns = (0..stmt.column_count())
                     .map(|i| {
-                        let name = stmt.column_name(i).map(String::clone).unwrap_or_default();
+                        let name = stmt.column_name(i).cloned().unwrap_or_default();
                         (name, type_name(&stmt.column_logical_type(i)))
                     })
                     .collect();
@@ -101,7 +111,7 @@ impl Connection for DuckDbConnection {
         if first {
             let stmt = rows.as_ref().ok_or_else(|| AdapterError::new(AdapterErrorKind::Query, "no statement"))?;
             out.columns = (0..stmt.column_count())
-                .map(|i| (stmt.column_name(i).map(String::clone).unwrap_or_default(), type_name(&stmt.column_logical_type(i))))
+                .map(|i| (stmt.column_name(i).cloned().unwrap_or_default(), type_name(&stmt.column_logical_type(i))))
                 .collect();
         }
         Ok(out)

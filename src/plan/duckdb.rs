@@ -63,10 +63,10 @@ fn hooks(hooks: &[String]) -> impl Iterator<Item = String> + '_ {
     hooks.iter().filter(|h| !h.trim().is_empty()).cloned()
 }
 
-pub(super) fn statements(node: &Node, full_refresh: bool, diagnostics: &mut Diagnostics) -> Built {
+pub(super) fn statements(node: &Node, full_refresh: bool, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Built {
     match node.resource_type {
         ResourceType::Model => model(node, full_refresh, diagnostics),
-        ResourceType::Seed => seed::statements(node, full_refresh, diagnostics),
+        ResourceType::Seed => seed::statements(node, full_refresh, project_root, diagnostics),
         ResourceType::Snapshot => snapshot(node, diagnostics),
         ResourceType::Test => {
             if node.config.store_failures == Some(true) {

@@ -21,6 +21,11 @@ use crate::node::{Compiled, Node, Relation, ResourceType, TargetInfo};
 
 pub use seed::{SeedColumn, infer_seed_columns};
 
+/// A relation as DuckDB statements name it: `"db"."schema"."identifier"`.
+pub fn render_relation(relation: &Relation) -> String {
+    duckdb::render(relation)
+}
+
 /// Bumped when a plan written by an older orrery can no longer be read.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -206,7 +211,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
     let mut schemas: Vec<String> = Vec::new();
     for node in &planned {
         let built = if dialect_ok {
-            duckdb::statements(node, effective_full_refresh(node, opts), &mut diagnostics)
+            duckdb::statements(node, effective_full_refresh(node, opts), &compiled.project_root, &mut diagnostics)
         } else {
             duckdb::Built::default()
         };
@@ -352,13 +357,11 @@ fn fingerprint(node: &Node, built: &duckdb::Built) -> String {
 /// made absolute so the plan runs from anywhere.
 fn plan_connection(target: &TargetInfo, project_root: &Path) -> IndexMap<String, Value> {
     let mut connection = target.connection.clone();
-    if target.adapter_type == "duckdb" {
-        if let Some(Value::String(path)) = connection.get("path") {
-            let absolute = path != ":memory:" && !path.is_empty() && !path.contains("{{") && !path.contains("://");
-            if absolute && Path::new(path).is_relative() {
-                let full = project_root.join(path).display().to_string();
-                connection.insert("path".into(), Value::String(full));
-            }
+    if let (true, Some(Value::String(path))) = (target.adapter_type == "duckdb", connection.get("path")) {
+        let local = path != ":memory:" && !path.is_empty() && !path.contains("{{") && !path.contains("://");
+        if local && Path::new(path).is_relative() {
+            let full = project_root.join(path).display().to_string();
+            connection.insert("path".into(), Value::String(full));
         }
     }
     connection

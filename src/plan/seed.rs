@@ -100,7 +100,8 @@ pub fn infer_seed_columns(header: &[String], rows: &[Vec<String>], column_types:
 
 /// The first of agate's types (in dbt's order) that every value passes.
 fn infer<'a>(values: impl Iterator<Item = &'a str> + Clone) -> String {
-    let tests: [(Inferred, fn(&str) -> bool); 5] = [
+    type Test = (Inferred, fn(&str) -> bool);
+    let tests: [Test; 5] = [
         (Inferred::Number, |v| number_places(v).is_some()),
         (Inferred::Date, is_date),
         (Inferred::DateTime, is_datetime),
@@ -123,8 +124,8 @@ fn infer<'a>(values: impl Iterator<Item = &'a str> + Clone) -> String {
     }
 }
 
-fn read_csv(node: &Node, diagnostics: &mut Diagnostics) -> Option<(Vec<String>, Vec<Vec<String>>)> {
-    let path = node.seed_file.clone().unwrap_or_else(|| node.original_file_path.clone().into());
+fn read_csv(node: &Node, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let path = node.seed_file.clone().unwrap_or_else(|| project_root.join(&node.original_file_path));
     let delimiter = node.config.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',');
     let fail = |message: String| {
         Diagnostic::error("plan::seed_csv", message).with_file(&node.original_file_path).with_help("fix the CSV file")
@@ -158,8 +159,8 @@ fn read_csv(node: &Node, diagnostics: &mut Diagnostics) -> Option<(Vec<String>, 
     Some((header, rows))
 }
 
-pub(super) fn statements(node: &Node, full_refresh: bool, diagnostics: &mut Diagnostics) -> Built {
-    let Some((header, rows)) = read_csv(node, diagnostics) else { return Built::default() };
+pub(super) fn statements(node: &Node, full_refresh: bool, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Built {
+    let Some((header, rows)) = read_csv(node, project_root, diagnostics) else { return Built::default() };
     let columns = infer_seed_columns(&header, &rows, &node.config.column_types);
     let quote_columns = node.config.quote_columns.unwrap_or(true);
     let col = |name: &str| if quote_columns { quote(name) } else { name.to_string() };
