@@ -529,11 +529,8 @@ fn resolve_relation(
 /// Renders a node's `pre_hook` / `post_hook` with the node's own context (`this`, `target`…),
 /// as dbt renders them when the node runs.
 fn render_node_hooks(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft, rec: &mut Recorded) -> Result<(), Diagnostic> {
-    let mut config = d.config.clone();
-    for (k, v) in &rec.config {
-        context::merge_config(&mut config, k, v.clone());
-    }
-    let typed = node_config(&config, true);
+    // d.config already holds the parse pass's config() calls, hooks included.
+    let typed = node_config(&d.config, true);
     if typed.pre_hook.is_empty() && typed.post_hook.is_empty() {
         return Ok(());
     }

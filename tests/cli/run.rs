@@ -125,7 +125,7 @@ mod incremental {
 
         let model = project.join("models/event_counts.sql");
         let good = std::fs::read_to_string(&model).expect("read model");
-        std::fs::write(&model, good.replace("count(*)", "count(*) +* oops")).expect("break model");
+        std::fs::write(&model, good.replace("select", "selekt")).expect("break model");
         write_events(project, &["1,paid,2024-01-02 00:00:00", "2,new,2024-01-01 00:00:00", "3,new,2024-01-02 00:00:00"]);
         let ran = Test::new().current_dir(project).args(["run"]).run().status(1);
         let stderr = ran.stderr();
