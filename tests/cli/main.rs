@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod commands;
 mod validate;
 
 #[cfg(feature = "duckdb")]

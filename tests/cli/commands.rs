@@ -1,0 +1,76 @@
+//! `compile` and `graph` on the example, as a user runs them.
+
+use crate::harness::{Test, project_copy};
+
+#[test]
+fn compile_writes_dbt_artifacts_and_a_run_plan() {
+    let dir = project_copy("examples/shop");
+    let ran = Test::new().current_dir(dir.path()).args(["compile", "--format", "json"]).run().status(0);
+    assert_eq!(ran.json()["ok"], true);
+    let target = dir.path().join("target");
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(target.join("manifest.json")).expect("manifest.json")).expect("JSON");
+    assert_eq!(manifest["metadata"]["dbt_schema_version"], "https://schemas.getdbt.com/dbt/manifest/v12.json");
+    let fct = &manifest["nodes"]["model.shop.fct_baskets"];
+    assert_eq!(fct["config"]["materialized"], "incremental");
+    assert!(fct["depends_on"]["nodes"].as_array().is_some_and(|d| !d.is_empty()), "{fct}");
+    assert!(manifest["child_map"]["model.shop.stg_baskets"].as_array().is_some_and(|c| !c.is_empty()));
+
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(target.join("plan.json")).expect("plan.json")).expect("JSON");
+    assert_eq!(plan["kind"], "run");
+    let node = plan["nodes"].as_array().expect("nodes").iter().find(|n| n["id"] == "model.shop.fct_baskets").expect("planned");
+    assert!(node["statements_incremental"].as_array().is_some_and(|s| !s.is_empty()), "both variants planned");
+    assert!(target.join("compiled/shop/models/marts/fct_baskets.sql").exists());
+    assert!(target.join("compiled/shop/analyses/patron_city_mix.sql").exists());
+}
+
+#[test]
+fn a_plan_never_holds_a_secret() {
+    let dir = project_copy("examples/shop");
+    let secret = "hunter2-orrery-secret";
+    // a DuckDB output with a credential in its settings, given through env_var as dbt allows
+    let profiles = dir.path().join("profiles.yml");
+    let text = std::fs::read_to_string(&profiles).expect("profiles.yml");
+    let text = text.replace(
+        "      threads: 4\n",
+        "      threads: 4\n      settings:\n        s3_secret_access_key: \"{{ env_var('SHOP_S3_SECRET') }}\"\n",
+    );
+    std::fs::write(&profiles, text).expect("write profiles.yml");
+    Test::new().current_dir(dir.path()).env("SHOP_S3_SECRET", secret).env("SHOP_PG_PASSWORD", secret).args(["compile"]).run().status(0);
+    // and compiling works with the secret unset: it is resolved only when a connection opens
+    Test::new().current_dir(dir.path()).args(["validate"]).run().status(0);
+    for file in ["target/plan.json", "target/manifest.json"] {
+        let text = std::fs::read_to_string(dir.path().join(file)).expect("artifact");
+        assert!(!text.contains(secret), "{file} holds the secret");
+    }
+    let plan = std::fs::read_to_string(dir.path().join("target/plan.json")).expect("plan");
+    assert!(plan.contains("SHOP_S3_SECRET"), "the plan keeps the reference to the secret");
+}
+
+#[test]
+fn graph_prints_the_selected_dag() {
+    let ran = Test::new()
+        .args(["graph", "-p", "examples/shop/orrery.toml", "--format", "json", "--select", "+fct_baskets"])
+        .run()
+        .status(0);
+    let graph = ran.json();
+    let ids: Vec<&str> = graph["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
+    assert!(ids.contains(&"model.shop.fct_baskets") && ids.contains(&"model.shop.stg_baskets"), "{ids:?}");
+    assert!(!ids.contains(&"model.shop.dim_patrons"), "a descendant is not an ancestor: {ids:?}");
+    let edges = graph["edges"].as_array().expect("edges");
+    assert!(edges.iter().any(|e| e[0] == "model.shop.stg_baskets" && e[1] == "model.shop.fct_baskets"));
+
+    let mermaid = Test::new().args(["graph", "-p", "examples/shop/orrery.toml", "--syntax", "mermaid"]).run().status(0);
+    assert!(mermaid.stdout().starts_with("flowchart"), "{}", mermaid.stdout());
+}
+
+#[test]
+fn a_selector_that_matches_nothing_is_an_input_error() {
+    Test::new()
+        .args(["compile", "-p", "examples/shop/orrery.toml", "--select", "no_such_model"])
+        .run()
+        .status(2)
+        .stderr_contains("no_such_model");
+}
