@@ -74,3 +74,29 @@ fn a_selector_that_matches_nothing_is_an_input_error() {
         .status(2)
         .stderr_contains("no_such_model");
 }
+
+/// `test_behavior`: how a compiled plan's tests are placed for the scheduler.
+#[test]
+fn tests_gate_their_models_children_only_with_after_each() {
+    use orrery::exec::plan_run::{TestBehavior, phases};
+    let dir = project_copy("examples/shop");
+    Test::new().current_dir(dir.path()).args(["compile"]).run().status(0);
+    let plan = orrery::plan::RunPlan::read(&dir.path().join("target/plan.json")).expect("plan");
+    let task = |phase: &orrery::exec::plan_run::Phase, id: &str| {
+        (0..phase.dag.len()).find(|&t| phase.dag.task(t).id == id).unwrap_or_else(|| panic!("{id} not planned"))
+    };
+    let test_on_stg_baskets = "test.shop.not_null_stg_baskets_basket_id.cb2f500adb";
+
+    let each = phases(&plan, TestBehavior::AfterEach).expect("a DAG, even with relationships tests");
+    assert_eq!(each.len(), 1);
+    let (child, test) = (task(&each[0], "model.shop.fct_baskets"), task(&each[0], test_on_stg_baskets));
+    assert!(each[0].dag.task(child).deps.contains(&test), "fct_baskets waits for the tests on stg_baskets");
+
+    let all = phases(&plan, TestBehavior::AfterAll).expect("phases");
+    assert_eq!(all.len(), 2, "models first, then every test");
+    assert!(all[0].nodes.iter().all(|&i| plan.nodes[i].resource_type != "test"));
+    assert!(all[1].nodes.iter().all(|&i| plan.nodes[i].resource_type == "test"));
+
+    let none = phases(&plan, TestBehavior::None).expect("phases");
+    assert!(none[0].nodes.iter().all(|&i| plan.nodes[i].resource_type != "test"));
+}
