@@ -111,6 +111,7 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
     if let Err(diagnostics) = Graph::build(&compiled) {
         problems.extend(diagnostics);
     }
+    problems.extend(crate::graph::unknown_config_keys(&compiled));
     let Some(pipeline) = loaded else { return Err(problems) };
     if problems.has_errors() {
         problems.sort();

@@ -4,6 +4,7 @@
 //! [`Graph::select`] evaluates dbt selectors into a [`Selection`]; the queries and the
 //! `orrery graph` outputs (dot, mermaid, JSON) work on a selection.
 
+mod config_keys;
 mod output;
 mod select;
 mod selector;
@@ -20,6 +21,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::diagnostics::{Diagnostic, Diagnostics, did_you_mean, display_path};
 use crate::node::{Compiled, Node, Origin, ResourceType, SourceTable};
 
+pub use config_keys::unknown_config_keys;
 pub use select::Selection;
 pub use selector::SelectorArg;
 

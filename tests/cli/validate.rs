@@ -99,3 +99,21 @@ fn garbage_inputs_never_panic() {
         assert_eq!(ran.output.status.code(), Some(2), "{file}: {text:?}\n{stderr}");
     }
 }
+
+#[test]
+fn unknown_config_keys_are_warnings_with_a_suggestion() {
+    let ran = Test::new()
+        .args(["validate", "-p", "tests/fixtures/projects/config_keys/orrery.toml", "--format", "json"])
+        .run()
+        .status(0);
+    let report = ran.json();
+    let warning = report["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .find(|d| d["code"] == "graph::unknown_config_key")
+        .unwrap_or_else(|| panic!("no warning: {report}"));
+    assert_eq!(warning["severity"], "warning");
+    assert!(warning["message"].as_str().is_some_and(|m| m.contains("materalized_as")));
+    assert_eq!((warning["line"].as_u64(), warning["column"].as_u64()), (Some(1), Some(33)));
+}
