@@ -304,6 +304,58 @@ impl MacroFn {
     }
 }
 
+/// A template with no macros, imported when a call block's callee is not a project macro.
+pub const EMPTY_TEMPLATE: &str = "<empty>";
+
+/// `__dbt_call_template(m)`: the template defining macro `m` (see `env::call_blocks`).
+pub fn call_template(callee: Value) -> Value {
+    match callee.downcast_object_ref::<MacroFn>() {
+        Some(f) => Value::from(f.m.template.clone()),
+        None => Value::from(EMPTY_TEMPLATE),
+    }
+}
+
+/// `__dbt_call_target(m, imported)`: `m` bound to its definition imported into the caller's state.
+pub fn call_target(callee: Value, imported: Value) -> Value {
+    match callee.downcast_object_ref::<MacroFn>() {
+        Some(f) if !imported.is_undefined() => {
+            Value::from_object(BoundMacro { node: f.node.clone(), m: f.m.clone(), mac: imported })
+        }
+        _ => callee,
+    }
+}
+
+/// A project macro evaluated in the calling template's state, so that it can call `caller()`.
+struct BoundMacro {
+    node: Arc<NodeRender>,
+    m: MacroRef,
+    mac: Value,
+}
+
+impl fmt::Debug for BoundMacro {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<macro {}>", self.m.name)
+    }
+}
+
+impl Object for BoundMacro {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.node.record(|r| {
+            if !r.macros.contains(&self.m.unique_id) {
+                r.macros.push(self.m.unique_id.clone());
+            }
+        });
+        let args = spread_extra_args(&self.mac, args);
+        match self.mac.call(state, &args) {
+            Ok(v) => Ok(v),
+            Err(err) => match returned_value(&err) {
+                Some(v) => Ok(v),
+                None => Err(err),
+            },
+        }
+    }
+}
+
 impl Object for MacroFn {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         self.invoke(state, args)

@@ -68,9 +68,16 @@ impl TemplateOrigin {
 
 /// The text minijinja compiles for a template, and its map back when it differs.
 pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) {
-    match rewrite::python_operators(text) {
-        Some((t, m)) => (t, Some(Arc::new(m))),
-        None => (text.to_string(), None),
+    let calls = env::call_blocks(text);
+    let (text, calls_map) = match &calls {
+        Some((t, m)) => (t.as_str(), Some(m)),
+        None => (text, None),
+    };
+    match (rewrite::python_operators(text), calls_map) {
+        (Some((t, m)), Some(c)) => (t, Some(Arc::new(c.then(&m)))),
+        (Some((t, m)), None) => (t, Some(Arc::new(m))),
+        (None, Some(c)) => (text.to_string(), Some(Arc::new(c.clone()))),
+        (None, None) => (text.to_string(), None),
     }
 }
 
