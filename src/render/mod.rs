@@ -124,6 +124,12 @@ impl Templates {
     }
 }
 
+/// dbt_project.yml's `quoting:` (every part quoted unless set false).
+fn quote_policy(project_yml: &Json) -> builtins::QuotePolicy {
+    let part = |key: &str| project_yml.get("quoting").and_then(|q| q.get(key)).and_then(Json::as_bool).unwrap_or(true);
+    builtins::QuotePolicy { database: part("database"), schema: part("schema"), identifier: part("identifier") }
+}
+
 /// Renders every node of a project to dbt-identical SQL.
 pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, Diagnostics> {
     let compiled = compile_all(project, options);
@@ -199,6 +205,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         vars,
         graph: Value::from(()),
         docs,
+        quoting: quote_policy(&project.root_package().project_yml),
     };
 
     // Sources and drafts from files and properties yml (yml Jinja rendered with the base context).
