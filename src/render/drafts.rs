@@ -401,6 +401,9 @@ pub fn collect(
                     continue;
                 }
             };
+            for d in crate::project::properties::check(&f.source, &doc) {
+                diags.push(d);
+            }
             for (key, kind) in [("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"), ("analyses", "analysis")] {
                 if let Some(Json::Array(items)) = doc.get(key) {
                     for item in items {
