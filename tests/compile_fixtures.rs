@@ -62,13 +62,11 @@ fn shop_compiles_like_dbt() {
 }
 
 #[test]
-#[ignore = "`{% call %}` of a macro from another file: minijinja's caller is bound to its template state"]
 fn clinic_compiles_like_dbt() {
     compiles_like_dbt("clinic", None, "clinic/compiled");
 }
 
 #[test]
-#[ignore = "`{% call %}` of a macro from another file: minijinja's caller is bound to its template state"]
 fn clinic_prod_target_compiles_like_dbt() {
     compiles_like_dbt("clinic", Some("prod"), "clinic/compiled@prod");
 }

@@ -2,6 +2,7 @@
 //! Reads files only; rendering and resolution happen in `render`.
 
 pub mod profiles;
+pub mod properties;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

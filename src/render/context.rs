@@ -53,6 +53,8 @@ pub struct Shared {
     pub vars: HashMap<String, IndexMap<String, Json>>,
     pub graph: Value,
     pub docs: HashMap<String, String>,
+    /// The root project's `quoting:`.
+    pub quoting: super::builtins::QuotePolicy,
 }
 
 impl Shared {
@@ -85,7 +87,7 @@ impl Shared {
     }
 
     pub fn render_relation(&self, rel: &Relation) -> String {
-        super::builtins::render_relation(&self.adapter, rel)
+        super::builtins::render_relation_with(&self.adapter, rel, self.quoting)
     }
 }
 
@@ -304,6 +306,58 @@ impl MacroFn {
     }
 }
 
+/// A template with no macros, imported when a call block's callee is not a project macro.
+pub const EMPTY_TEMPLATE: &str = "<empty>";
+
+/// `__dbt_call_template(m)`: the template defining macro `m` (see `env::call_blocks`).
+pub fn call_template(callee: Value) -> Value {
+    match callee.downcast_object_ref::<MacroFn>() {
+        Some(f) => Value::from(f.m.template.clone()),
+        None => Value::from(EMPTY_TEMPLATE),
+    }
+}
+
+/// `__dbt_call_target(m, imported)`: `m` bound to its definition imported into the caller's state.
+pub fn call_target(callee: Value, imported: Value) -> Value {
+    match callee.downcast_object_ref::<MacroFn>() {
+        Some(f) if !imported.is_undefined() => {
+            Value::from_object(BoundMacro { node: f.node.clone(), m: f.m.clone(), mac: imported })
+        }
+        _ => callee,
+    }
+}
+
+/// A project macro evaluated in the calling template's state, so that it can call `caller()`.
+struct BoundMacro {
+    node: Arc<NodeRender>,
+    m: MacroRef,
+    mac: Value,
+}
+
+impl fmt::Debug for BoundMacro {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<macro {}>", self.m.name)
+    }
+}
+
+impl Object for BoundMacro {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.node.record(|r| {
+            if !r.macros.contains(&self.m.unique_id) {
+                r.macros.push(self.m.unique_id.clone());
+            }
+        });
+        let args = spread_extra_args(&self.mac, args);
+        match self.mac.call(state, &args) {
+            Ok(v) => Ok(v),
+            Err(err) => match returned_value(&err) {
+                Some(v) => Ok(v),
+                None => Err(err),
+            },
+        }
+    }
+}
+
 impl Object for MacroFn {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         self.invoke(state, args)
@@ -431,6 +485,7 @@ impl NodeFn {
                 rel: Relation { database: None, schema: String::new(), identifier: format!("__dbt__cte__{}", target.relation.identifier) },
                 cte: true,
                 shared: node.shared.clone(),
+                quoting: node.shared.quoting,
             }));
         }
         Ok(relation_value(shared, target.relation.clone()))
@@ -460,7 +515,8 @@ impl NodeFn {
                 r.depends_on.push(uid.clone());
             }
         });
-        Ok(relation_value(&node.shared, rel.clone()))
+        // dbt quotes sources by their own `quoting:` (all parts by default), not the project's.
+        Ok(Value::from_object(RelationObj { rel: rel.clone(), cte: false, shared: node.shared.clone(), quoting: Default::default() }))
     }
 
     fn call_config(&self, args: &[Value]) -> Result<Value, Error> {
@@ -577,10 +633,12 @@ pub struct RelationObj {
     pub rel: Relation,
     pub cte: bool,
     pub shared: Arc<Shared>,
+    pub quoting: super::builtins::QuotePolicy,
 }
 
+/// A node's relation, quoted as the project's `quoting:` says.
 pub fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
-    Value::from_object(RelationObj { rel, cte: false, shared: shared.clone() })
+    Value::from_object(RelationObj { rel, cte: false, shared: shared.clone(), quoting: shared.quoting })
 }
 
 impl fmt::Debug for RelationObj {
@@ -617,9 +675,9 @@ impl Object for RelationObj {
                         }
                     }
                 }
-                Ok(Value::from_object(RelationObj { rel, cte: self.cte, shared: self.shared.clone() }))
+                Ok(Value::from_object(RelationObj { rel, cte: self.cte, shared: self.shared.clone(), quoting: self.quoting }))
             }
-            "incorporate" => Ok(Value::from_object(RelationObj { rel: self.rel.clone(), cte: self.cte, shared: self.shared.clone() })),
+            "incorporate" => Ok(Value::from_object(RelationObj { rel: self.rel.clone(), cte: self.cte, shared: self.shared.clone(), quoting: self.quoting })),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }
@@ -634,7 +692,7 @@ impl RelationObj {
         if self.cte {
             return self.rel.identifier.clone();
         }
-        self.shared.render_relation(&self.rel)
+        super::builtins::render_relation_with(&self.shared.adapter, &self.rel, self.quoting)
     }
 }
 

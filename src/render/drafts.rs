@@ -401,6 +401,9 @@ pub fn collect(
                     continue;
                 }
             };
+            for d in crate::project::properties::check(&f.source, &doc) {
+                diags.push(d);
+            }
             for (key, kind) in [("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"), ("analyses", "analysis")] {
                 if let Some(Json::Array(items)) = doc.get(key) {
                     for item in items {
@@ -497,6 +500,19 @@ pub fn collect(
             }
         }
 
+        // Model versions whose file is named by `defined_in`: file stem → (model, version, latest).
+        let mut defined_in: HashMap<String, (String, String, Option<String>)> = HashMap::new();
+        for ((kind, name), p) in &patches {
+            let Some(Json::Array(vs)) = p.entry.get("versions").filter(|_| *kind == "model") else { continue };
+            let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
+            let latest = p.entry.get("latest_version").map(json_scalar).or_else(|| max_version(&versions));
+            for (ve, v) in vs.iter().zip(&versions) {
+                if let Some(file) = yaml::str_at(ve, "defined_in") {
+                    defined_in.insert(file.to_string(), (name.clone(), v.clone(), latest.clone()));
+                }
+            }
+        }
+
         for f in &pkg.files {
             let stem = f.path.rsplit('/').next().unwrap_or(&f.path);
             let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s).to_string();
@@ -523,7 +539,11 @@ pub fn collect(
                 let mut version = None;
                 let mut latest = None;
                 if rt == ResourceType::Model {
-                    if let Some((base, v)) = stem.rsplit_once("_v") {
+                    if let Some((base, v, l)) = defined_in.get(&stem) {
+                        name = base.clone();
+                        version = Some(v.clone());
+                        latest = l.clone();
+                    } else if let Some((base, v)) = stem.rsplit_once("_v") {
                         if let Some(p) = patches.get(&("model", base.to_string())) {
                             if let Some(Json::Array(vs)) = p.entry.get("versions") {
                                 let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
@@ -562,7 +582,7 @@ pub fn collect(
                         }
                     }
                     description = yaml::str_at(&p.entry, "description").unwrap_or_default().to_string();
-                    columns = columns_of(&p.entry);
+                    columns = columns_of(&version_entry(&p.entry, version.as_deref()));
                     if let Some(v) = &version {
                         if let Some(Json::Array(vs)) = p.entry.get("versions") {
                             if let Some(ve) = vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v.as_str())) {
@@ -633,10 +653,11 @@ pub fn collect(
                                 definition: def,
                             })
                         };
-                        for def in tests_of(&p.entry) {
+                        let entry = version_entry(&p.entry, version.as_deref());
+                        for def in tests_of(&entry) {
                             add(None, def);
                         }
-                        if let Some(Json::Array(cols)) = p.entry.get("columns") {
+                        if let Some(Json::Array(cols)) = entry.get("columns") {
                             for c in cols {
                                 let cname = yaml::str_at(c, "name").map(str::to_string);
                                 for def in tests_of(c) {
@@ -663,6 +684,46 @@ pub fn collect(
     (sources, drafts)
 }
 
+
+/// A model's yml entry as one of its versions sees it: the version's tests (else the model's)
+/// and the model's columns narrowed by `include` / `exclude`, the version's own ones last.
+fn version_entry(entry: &Json, version: Option<&str>) -> Json {
+    let Some(v) = version else { return entry.clone() };
+    let Some(ve) = entry.get("versions").and_then(Json::as_array).and_then(|vs| vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v))) else {
+        return entry.clone();
+    };
+    let mut out = entry.clone();
+    let Some(obj) = out.as_object_mut() else { return entry.clone() };
+    for key in ["data_tests", "tests"] {
+        if ve.get(key).is_some() {
+            obj.remove("data_tests");
+            obj.remove("tests");
+            obj.insert(key.to_string(), ve[key].clone());
+        }
+    }
+    if let Some(Json::Array(vcols)) = ve.get("columns") {
+        let base: Vec<Json> = entry.get("columns").and_then(Json::as_array).cloned().unwrap_or_default();
+        let mut cols = Vec::new();
+        let own: Vec<&Json> = vcols.iter().filter(|c| c.get("include").is_none()).collect();
+        if let Some(rule) = vcols.iter().find(|c| c.get("include").is_some()) {
+            let included = |n: &str| match rule.get("include") {
+                Some(Json::String(s)) if s == "all" || s == "*" => true,
+                Some(Json::Array(names)) => names.iter().any(|x| x.as_str() == Some(n)),
+                _ => false,
+            };
+            let excluded = |n: &str| rule.get("exclude").and_then(Json::as_array).is_some_and(|xs| xs.iter().any(|x| x.as_str() == Some(n)));
+            for c in &base {
+                let n = yaml::str_at(c, "name").unwrap_or_default();
+                if included(n) && !excluded(n) && !own.iter().any(|o| yaml::str_at(o, "name") == Some(n)) {
+                    cols.push(c.clone());
+                }
+            }
+        }
+        cols.extend(own.into_iter().cloned());
+        obj.insert("columns".into(), Json::Array(cols));
+    }
+    out
+}
 
 fn json_scalar(v: &Json) -> String {
     match v {

@@ -29,15 +29,40 @@ pub fn preprocess_macros(text: &str) -> (String, SourceMap) {
     let (t3, m3) = replace_all(&MATERIALIZATION, &t2, |c| c[0].chars().filter(|ch| *ch == '\n').collect());
     let (t4, m4) = add_extra_params(&t3);
     // Same-file calls must go through the dbt wrapper too (for `return`), so hide the real names.
-    let (t5, m5) = replace_all(&MACRO_DEF, &t4, |c| format!("{{%{} macro __dbt_macro__{}(", &c[1], &c[2]));
-    (t5, m1.then(&m2).then(&m3).then(&m4).then(&m5))
+    let (t5, m5) = replace_all(&MACRO_DEF, &t4, |c| format!("{{%{} macro orrery_macro__{}(", &c[1], &c[2]));
+    let map = m1.then(&m2).then(&m3).then(&m4).then(&m5);
+    match call_blocks(&t5) {
+        Some((t6, m6)) => (t6, map.then(&m6)),
+        None => (t5, map),
+    }
+}
+
+static CALL_BLOCK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{%(-?)\s*call\b(\s*\([^)]*\))?\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(").expect("regex"));
+
+/// `{% call m(...) %}`: imports `m`'s macro into the calling template's own state first, since
+/// minijinja only lets a macro call `caller()` when both live in one state.
+pub fn call_blocks(text: &str) -> Option<(String, SourceMap)> {
+    if !text.contains("call") || !CALL_BLOCK.is_match(text) {
+        return None;
+    }
+    Some(replace_all(&CALL_BLOCK, text, |c| {
+        let name = &c[3];
+        let last = name.rsplit('.').next().unwrap_or(name);
+        let params = c.get(2).map_or("", |m| m.as_str());
+        format!(
+            "{{%{} from __dbt_call_template({name}) import {} as __dbt_called %}}{{% call{params} __dbt_call_target({name}, __dbt_called)(",
+            &c[1],
+            hidden_name(last)
+        )
+    }))
 }
 
 static MACRO_DEF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*macro\s+(\w+)\s*\(").expect("regex"));
 
 /// The name a macro has inside its template after `preprocess_macros`.
 pub fn hidden_name(name: &str) -> String {
-    format!("__dbt_macro__{name}")
+    format!("orrery_macro__{name}")
 }
 
 /// Appends `varargs=none, kwargs=none` to each macro's parameters (dbt's implicit ones).
@@ -79,7 +104,7 @@ fn add_extra_params(text: &str) -> (String, SourceMap) {
 }
 
 pub fn macro_names(text: &str) -> Vec<String> {
-    MACRO_NAME.captures_iter(text).map(|c| c[1].trim_start_matches("__dbt_macro__").to_string()).collect()
+    MACRO_NAME.captures_iter(text).map(|c| c[1].trim_start_matches("orrery_macro__").to_string()).collect()
 }
 
 /// `env_var(name, default)`: unset without a default is an error naming the variable.
@@ -213,6 +238,9 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     env.add_global("modules", modules);
     env.add_global("run_started_at", super::pytime::utc_datetime(run_started_at));
     super::rewrite::register(&mut env);
+    env.add_function("__dbt_call_template", super::context::call_template);
+    env.add_function("__dbt_call_target", super::context::call_target);
+    env.add_template(super::context::EMPTY_TEMPLATE, "").expect("empty template");
     env.add_global("invocation_id", Value::from(invocation_id.to_string()));
     env.add_global("dbt_version", Value::from("1.11.0"));
     env.add_global(

@@ -68,9 +68,16 @@ impl TemplateOrigin {
 
 /// The text minijinja compiles for a template, and its map back when it differs.
 pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) {
-    match rewrite::python_operators(text) {
-        Some((t, m)) => (t, Some(Arc::new(m))),
-        None => (text.to_string(), None),
+    let calls = env::call_blocks(text);
+    let (text, calls_map) = match &calls {
+        Some((t, m)) => (t.as_str(), Some(m)),
+        None => (text, None),
+    };
+    match (rewrite::python_operators(text), calls_map) {
+        (Some((t, m)), Some(c)) => (t, Some(Arc::new(c.then(&m)))),
+        (Some((t, m)), None) => (t, Some(Arc::new(m))),
+        (None, Some(c)) => (text.to_string(), Some(Arc::new(c.clone()))),
+        (None, None) => (text.to_string(), None),
     }
 }
 
@@ -115,6 +122,12 @@ impl Templates {
             },
         }
     }
+}
+
+/// dbt_project.yml's `quoting:` (every part quoted unless set false).
+fn quote_policy(project_yml: &Json) -> builtins::QuotePolicy {
+    let part = |key: &str| project_yml.get("quoting").and_then(|q| q.get(key)).and_then(Json::as_bool).unwrap_or(true);
+    builtins::QuotePolicy { database: part("database"), schema: part("schema"), identifier: part("identifier") }
 }
 
 /// Renders every node of a project to dbt-identical SQL.
@@ -192,6 +205,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         vars,
         graph: Value::from(()),
         docs,
+        quoting: quote_policy(&project.root_package().project_yml),
     };
 
     // Sources and drafts from files and properties yml (yml Jinja rendered with the base context).
