@@ -231,6 +231,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         shared.targets = target_map(&drafts, &project.target);
     }
 
+    let kwarg_exprs = drafts::KwargExprs::default();
     // Parse pass.
     let parsed: Vec<Result<Recorded, Diagnostic>> = drafts
         .par_iter()
@@ -240,7 +241,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             }
             let node = new_render(&base, d, false, false, None, context::json_value(&d.model_json(None)), None);
             if d.test.is_some() {
-                return drafts::test_kwargs(&env, &node, d, &templates).map(|_| take_recorded(&node));
+                return drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates).map(|_| take_recorded(&node));
             }
             render_draft(&env, d, &node, &templates).map(|_| take_recorded(&node))
         })
@@ -300,7 +301,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             let kwargs = d.test.as_ref().map(|_| Value::from(()));
             let node = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), kwargs);
             if d.test.is_some() {
-                match drafts::test_kwargs(&env, &node, d, &templates) {
+                match drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates) {
                     Ok(kw) => {
                         // The kwargs' own ref()/source() calls (the tested model) are dependencies too.
                         let from_kwargs = take_recorded(&node);
