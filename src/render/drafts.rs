@@ -15,12 +15,14 @@ use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::node::{ColumnInfo, Node, RefCall, Relation, ResourceType, SourceTable, TestMetadata};
 use crate::project::{FileKind, Package, Project, yaml};
 
+#[derive(Clone)]
 pub struct TestDraft {
     pub metadata: TestMetadata,
     pub attached_node: Option<String>,
     pub column_name: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Draft {
     pub unique_id: String,
     pub name: String,
@@ -868,6 +870,50 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
 }
 
 /// `_dbt_generic_test_kwargs`: each kwarg rendered natively, as dbt does.
+/// The `model` variable of one draft, built on first use: most templates never read it.
+pub struct LazyModel {
+    drafts: Arc<Vec<Draft>>,
+    idx: usize,
+    with_relation: bool,
+    cell: std::sync::OnceLock<Value>,
+}
+
+impl std::fmt::Debug for LazyModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.value(), f)
+    }
+}
+
+impl LazyModel {
+    pub fn value_of(drafts: &Arc<Vec<Draft>>, idx: usize, with_relation: bool) -> Value {
+        Value::from_object(LazyModel { drafts: drafts.clone(), idx, with_relation, cell: std::sync::OnceLock::new() })
+    }
+
+    fn value(&self) -> &Value {
+        self.cell.get_or_init(|| {
+            let d = &self.drafts[self.idx];
+            super::context::json_value(&d.model_json(self.with_relation.then_some(&d.relation)))
+        })
+    }
+}
+
+impl minijinja::value::Object for LazyModel {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.value().get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        match self.value().try_iter() {
+            Ok(keys) => minijinja::value::Enumerator::Values(keys.collect()),
+            Err(_) => minijinja::value::Enumerator::Empty,
+        }
+    }
+}
+
 /// Test kwargs' expressions compiled once per shape: `ref('a')` and `ref('b')` are both
 /// `ref(__kwarg_0)`, so 4000 tests compile a handful of expressions, not 4000.
 #[derive(Default)]
