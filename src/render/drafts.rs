@@ -846,7 +846,8 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
         path: format!("{short_name}.sql"),
         original_file_path: t.original_file_path.clone(),
         fqn,
-        template: Some(format!("{}://{}#{}", t.package, t.original_file_path, short_name)),
+        // One template per yml file and test macro: its text is the same for every such test.
+        template: Some(format!("{}://{}#{macro_name}", t.package, t.original_file_path)),
         template_text: raw_code.clone(),
         raw_code,
         source: t.patch_file.clone(),

@@ -213,14 +213,14 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
     let mut broken = std::collections::HashSet::new();
     for d in &drafts {
-        if let Some(tname) = &d.template {
+        if let Some(tname) = d.template.as_ref().filter(|t| !templates.origins.contains_key(*t)) {
             let (text, map) = prepared(&d.template_text);
             let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset, map };
             if let Err(err) = env.add_template_owned(tname.clone(), text) {
                 let mut t = Templates { origins: HashMap::new() };
                 t.origins.insert(tname.clone(), origin.clone());
                 diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
-                broken.insert(d.unique_id.clone());
+                broken.insert(tname.clone());
             }
             templates.origins.insert(tname.clone(), origin);
         }
@@ -238,7 +238,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         .par_iter()
         .enumerate()
         .map(|(i, d)| {
-            if broken.contains(&d.unique_id) {
+            if d.template.as_ref().is_some_and(|t| broken.contains(t)) {
                 return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
             }
             let node = new_render(&base, d, false, false, None, drafts::LazyModel::value_of(&parse_drafts, i, false), None);
