@@ -15,12 +15,14 @@ use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::node::{ColumnInfo, Node, RefCall, Relation, ResourceType, SourceTable, TestMetadata};
 use crate::project::{FileKind, Package, Project, yaml};
 
+#[derive(Clone)]
 pub struct TestDraft {
     pub metadata: TestMetadata,
     pub attached_node: Option<String>,
     pub column_name: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Draft {
     pub unique_id: String,
     pub name: String,
@@ -844,7 +846,8 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
         path: format!("{short_name}.sql"),
         original_file_path: t.original_file_path.clone(),
         fqn,
-        template: Some(format!("{}://{}#{}", t.package, t.original_file_path, short_name)),
+        // One template per yml file and test macro: its text is the same for every such test.
+        template: Some(format!("{}://{}#{macro_name}", t.package, t.original_file_path)),
         template_text: raw_code.clone(),
         raw_code,
         source: t.patch_file.clone(),
@@ -868,37 +871,137 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
 }
 
 /// `_dbt_generic_test_kwargs`: each kwarg rendered natively, as dbt does.
-pub fn test_kwargs(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft, templates: &Templates) -> Result<Value, Diagnostic> {
+/// The `model` variable of one draft, built on first use: most templates never read it.
+pub struct LazyModel {
+    drafts: Arc<Vec<Draft>>,
+    idx: usize,
+    with_relation: bool,
+    cell: std::sync::OnceLock<Value>,
+}
+
+impl std::fmt::Debug for LazyModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.value(), f)
+    }
+}
+
+impl LazyModel {
+    pub fn value_of(drafts: &Arc<Vec<Draft>>, idx: usize, with_relation: bool) -> Value {
+        Value::from_object(LazyModel { drafts: drafts.clone(), idx, with_relation, cell: std::sync::OnceLock::new() })
+    }
+
+    fn value(&self) -> &Value {
+        self.cell.get_or_init(|| {
+            let d = &self.drafts[self.idx];
+            super::context::json_value(&d.model_json(self.with_relation.then_some(&d.relation)))
+        })
+    }
+}
+
+impl minijinja::value::Object for LazyModel {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.value().get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        match self.value().try_iter() {
+            Ok(keys) => minijinja::value::Enumerator::Values(keys.collect()),
+            Err(_) => minijinja::value::Enumerator::Empty,
+        }
+    }
+}
+
+/// Test kwargs' expressions compiled once per shape: `ref('a')` and `ref('b')` are both
+/// `ref(__kwarg_0)`, so 4000 tests compile a handful of expressions, not 4000.
+#[derive(Default)]
+pub struct KwargExprs<'env> {
+    cache: Mutex<HashMap<String, Arc<minijinja::Expression<'env, 'static>>>>,
+}
+
+/// `s` with its string literals replaced by `__kwarg_<i>`, and their values.
+fn kwarg_shape(s: &str) -> Option<(String, Vec<(String, Value)>)> {
+    let mut shape = String::with_capacity(s.len());
+    let mut args = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(['\'', '"']) {
+        let q = rest.as_bytes()[i] as char;
+        let end = rest[i + 1..].find(q)? + i + 1;
+        let literal = &rest[i + 1..end];
+        if literal.contains('\\') {
+            return None;
+        }
+        shape.push_str(&rest[..i]);
+        let name = format!("__kwarg_{}", args.len());
+        shape.push_str(&name);
+        args.push((name, Value::from(literal)));
+        rest = &rest[end + 1..];
+    }
+    shape.push_str(rest);
+    Some((shape, args))
+}
+
+impl<'env> KwargExprs<'env> {
+    fn eval(&self, env: &'env Environment<'static>, root: &Value, expr: &str) -> Result<Value, minijinja::Error> {
+        let Some((shape, args)) = kwarg_shape(expr) else {
+            return env.compile_expression_owned(expr.to_string())?.eval(root.clone());
+        };
+        let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&shape).cloned();
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(env.compile_expression_owned(shape.clone())?);
+                self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(shape, c.clone());
+                c
+            }
+        };
+        compiled.eval(minijinja::value::merge_maps([root.clone(), Value::from_pairs(args)]))
+    }
+}
+
+pub fn test_kwargs<'env>(
+    env: &'env Environment<'static>,
+    exprs: &KwargExprs<'env>,
+    node: &Arc<NodeRender>,
+    d: &Draft,
+    templates: &Templates,
+) -> Result<Value, Diagnostic> {
     static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
+    // A value that is one `{{ expression }}` and nothing else.
+    static ONE_EXPR: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^\{\{\s*([^{}%]+?)\s*\}\}$").expect("regex"));
     let Some(t) = &d.test else { return Ok(Value::from(())) };
     let origin = TemplateOrigin::new(d.source.clone(), 0);
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
     let mut out: IndexMap<String, Value> = IndexMap::new();
-    fn render_value(
-        env: &Environment<'static>,
-        root: &Value,
-        key: &str,
-        v: &Json,
-        re: &regex::Regex,
-    ) -> Result<Value, minijinja::Error> {
-        Ok(match v {
-            Json::String(s) if key == "column_name" => Value::from(s.clone()),
-            Json::String(s) if re.is_match(s) => env.compile_expression_owned(s.clone())?.eval(root.clone())?,
-            Json::String(s) if s.contains("{{") || s.contains("{%") => Value::from(env.render_str(s, root.clone())?),
-            Json::Array(a) => Value::from(a.iter().map(|x| render_value(env, root, "", x, re)).collect::<Result<Vec<_>, _>>()?),
-            Json::Object(m) => {
-                let mut map = IndexMap::new();
-                for (k, x) in m {
-                    map.insert(k.clone(), render_value(env, root, "", x, re)?);
+    let render_value = |key: &str, v: &Json| -> Result<Value, minijinja::Error> {
+        fn go<'env>(env: &'env Environment<'static>, exprs: &KwargExprs<'env>, root: &Value, key: &str, v: &Json) -> Result<Value, minijinja::Error> {
+            Ok(match v {
+                Json::String(s) if key == "column_name" => Value::from(s.clone()),
+                Json::String(s) if LOOKS_LIKE_FUNC.is_match(s) => exprs.eval(env, root, s)?,
+                Json::String(s) if s.contains("{{") || s.contains("{%") => match ONE_EXPR.captures(s).filter(|_| !s.contains("{{-") && !s.contains("-}}")) {
+                    Some(c) => Value::from(exprs.eval(env, root, &c[1])?.to_string()),
+                    None => Value::from(env.render_str(s, root.clone())?),
+                },
+                Json::Array(a) => Value::from(a.iter().map(|x| go(env, exprs, root, "", x)).collect::<Result<Vec<_>, _>>()?),
+                Json::Object(m) => {
+                    let mut map = IndexMap::new();
+                    for (k, x) in m {
+                        map.insert(k.clone(), go(env, exprs, root, "", x)?);
+                    }
+                    Value::from_pairs(map)
                 }
-                Value::from_pairs(map)
-            }
-            other => super::context::json_value(other),
-        })
-    }
+                other => super::context::json_value(other),
+            })
+        }
+        go(env, exprs, &root, key, v)
+    };
     for (k, v) in &t.metadata.kwargs {
-        let value = render_value(env, &root, k, v, &LOOKS_LIKE_FUNC).map_err(|e| {
+        let value = render_value(k, v).map_err(|e| {
             let mut diag = templates.diagnostic(&e, Some(&origin), "render::test");
             if diag.span.is_none() {
                 if let Some(target) = t.attached_node.as_deref().and_then(|a| a.rsplit('.').next()) {

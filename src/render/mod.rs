@@ -213,14 +213,14 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
     let mut broken = std::collections::HashSet::new();
     for d in &drafts {
-        if let Some(tname) = &d.template {
+        if let Some(tname) = d.template.as_ref().filter(|t| !templates.origins.contains_key(*t)) {
             let (text, map) = prepared(&d.template_text);
             let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset, map };
             if let Err(err) = env.add_template_owned(tname.clone(), text) {
                 let mut t = Templates { origins: HashMap::new() };
                 t.origins.insert(tname.clone(), origin.clone());
                 diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
-                broken.insert(d.unique_id.clone());
+                broken.insert(tname.clone());
             }
             templates.origins.insert(tname.clone(), origin);
         }
@@ -231,20 +231,25 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         shared.targets = target_map(&drafts, &project.target);
     }
 
+    let kwarg_exprs = drafts::KwargExprs::default();
     // Parse pass.
-    let parsed: Vec<Result<Recorded, Diagnostic>> = drafts
+    let parse_drafts = Arc::new(std::mem::take(&mut drafts));
+    let parsed: Vec<Result<Recorded, Diagnostic>> = parse_drafts
         .par_iter()
-        .map(|d| {
-            if broken.contains(&d.unique_id) {
+        .enumerate()
+        .map(|(i, d)| {
+            if d.template.as_ref().is_some_and(|t| broken.contains(t)) {
                 return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
             }
-            let node = new_render(&base, d, false, false, None, context::json_value(&d.model_json(None)), None);
+            let node = new_render(&base, d, false, false, None, drafts::LazyModel::value_of(&parse_drafts, i, false), None);
             if d.test.is_some() {
-                return drafts::test_kwargs(&env, &node, d, &templates).map(|_| take_recorded(&node));
+                return drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates).map(|_| take_recorded(&node));
             }
             render_draft(&env, d, &node, &templates).map(|_| take_recorded(&node))
         })
         .collect();
+    // Every render of the pass is dropped by now, so this is the only owner left.
+    let mut drafts = Arc::try_unwrap(parse_drafts).unwrap_or_else(|shared| shared.as_ref().clone());
     let mut keep = vec![true; drafts.len()];
     for (i, (d, r)) in drafts.iter_mut().zip(parsed).enumerate() {
         match r {
@@ -289,18 +294,20 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let shared = Arc::new(shared);
 
     // Compile pass.
+    let drafts = Arc::new(drafts);
     let compiled: Vec<Option<Result<(String, Option<String>, Recorded), Diagnostic>>> = drafts
         .par_iter()
+        .enumerate()
         .zip(keep.par_iter())
-        .map(|(d, keep)| {
+        .map(|((i, d), keep)| {
             if !keep || !d.enabled || d.resource_type == ResourceType::Seed {
                 return None;
             }
-            let model = context::json_value(&d.model_json(Some(&d.relation)));
+            let model = drafts::LazyModel::value_of(&drafts, i, true);
             let kwargs = d.test.as_ref().map(|_| Value::from(()));
             let node = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), kwargs);
             if d.test.is_some() {
-                match drafts::test_kwargs(&env, &node, d, &templates) {
+                match drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates) {
                     Ok(kw) => {
                         // The kwargs' own ref()/source() calls (the tested model) are dependencies too.
                         let from_kwargs = take_recorded(&node);
