@@ -103,6 +103,34 @@ fn add_extra_params(text: &str) -> (String, SourceMap) {
     insert_all(text, inserts)
 }
 
+static HIDDEN_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?\s*macro\s+orrery_macro__(\w+)\s*\(").expect("regex"));
+static END_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?\s*endmacro\b[^%]*%\}").expect("regex"));
+static COMMENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)\{#.*?#\}").expect("regex"));
+
+/// Each macro's `{% macro %}…{% endmacro %}` in a prepared macro file, when the file holds only
+/// macros, text and comments (else `None`: the file stays one template).
+pub fn macro_blocks(text: &str) -> Option<Vec<(String, std::ops::Range<usize>)>> {
+    let starts: Vec<(String, usize)> = HIDDEN_MACRO.captures_iter(text).map(|c| (c[1].to_string(), c.get(0).map_or(0, |m| m.start()))).collect();
+    let ends: Vec<usize> = END_MACRO.find_iter(text).map(|m| m.end()).collect();
+    if starts.len() != ends.len() {
+        return None;
+    }
+    let only_text = |gap: &str| {
+        let gap = COMMENT.replace_all(gap, "");
+        !gap.contains("{%") && !gap.contains("{{") && !gap.contains("{#")
+    };
+    let mut blocks = Vec::with_capacity(starts.len());
+    let mut prev = 0;
+    for ((name, start), end) in starts.into_iter().zip(ends) {
+        if start < prev || end <= start || !only_text(&text[prev..start]) {
+            return None;
+        }
+        blocks.push((name, start..end));
+        prev = end;
+    }
+    only_text(&text[prev..]).then_some(blocks)
+}
+
 pub fn macro_names(text: &str) -> Vec<String> {
     MACRO_NAME.captures_iter(text).map(|c| c[1].trim_start_matches("orrery_macro__").to_string()).collect()
 }

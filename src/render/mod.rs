@@ -152,6 +152,28 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             Some((t, m)) => (t, pre_map.then(&m)),
             None => (processed.clone(), pre_map),
         };
+        // One template per macro: a call then evaluates its own macro, not the whole file.
+        if let Some(blocks) = env::macro_blocks(&compiled_text) {
+            for (name, range) in blocks {
+                let template = format!("{package}://{file_name}#{name}");
+                let lines = compiled_text[..range.start].matches('\n').count();
+                let text = format!("{}{}", "\n".repeat(lines), &compiled_text[range.clone()]);
+                let map = ops_map.then(&rewrite::SourceMap::slice(lines, range.start, range.len()));
+                let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(map)) };
+                if let Err(err) = env.add_template_owned(template.clone(), text) {
+                    let mut t = Templates { origins: HashMap::new() };
+                    t.origins.insert(template.clone(), origin.clone());
+                    diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
+                    continue;
+                }
+                templates.origins.insert(template.clone(), origin);
+                macros.entry(package.to_string()).or_default().insert(
+                    name.clone(),
+                    MacroRef { unique_id: format!("macro.{package}.{name}"), name, package: package.to_string(), template },
+                );
+            }
+            return;
+        }
         let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
         if let Err(err) = env.add_template_owned(template.clone(), compiled_text) {
             let mut t = Templates { origins: HashMap::new() };

@@ -27,6 +27,11 @@ impl SourceMap {
         }
     }
 
+    /// The map of `prefix` inserted bytes followed by `len` bytes taken from `start` of the old text.
+    pub fn slice(prefix: usize, start: usize, len: usize) -> SourceMap {
+        SourceMap { runs: vec![(prefix, start, len)] }
+    }
+
     /// `self` maps mid → orig, `next` maps new → mid; the result maps new → orig.
     pub fn then(&self, next: &SourceMap) -> SourceMap {
         let mut runs = Vec::new();
