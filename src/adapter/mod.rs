@@ -60,6 +60,11 @@ pub trait Connection: Send {
     fn relation_exists(&mut self, relation: &Relation) -> Result<bool, AdapterError> {
         Ok(self.relation_type(relation)?.is_some())
     }
+    /// Every table and view in the database, when the adapter can list them in one query
+    /// (`None` otherwise): a run looks relations up there instead of one query per node.
+    fn list_relations(&mut self) -> Result<Option<Vec<(Relation, RelationType)>>, AdapterError> {
+        Ok(None)
+    }
     /// A handle that cancels the running query from another thread (it then fails with
     /// [`AdapterErrorKind::Interrupted`]).
     fn interrupt_handle(&self) -> Arc<dyn Interrupt + Send + Sync>;

@@ -133,6 +133,17 @@ pub struct PlanRunner<'a> {
     full_refresh: bool,
     /// Tests: failing rows of the last attempt, by task.
     failures: Mutex<HashMap<usize, u64>>,
+    /// What exists in the warehouse, listed once and kept up to date as nodes build;
+    /// `None` inside when the adapter cannot list relations (then each node asks).
+    existing: Mutex<Option<Option<HashMap<RelationKey, RelationType>>>>,
+}
+
+/// A relation's name as the warehouse compares it (DuckDB: case-insensitive).
+type RelationKey = (String, String, String);
+
+fn relation_key(relation: &Relation) -> RelationKey {
+    let lower = |s: &str| s.to_lowercase();
+    (relation.database.as_deref().map(lower).unwrap_or_default(), lower(&relation.schema), lower(&relation.identifier))
 }
 
 impl<'a> PlanRunner<'a> {
@@ -144,6 +155,38 @@ impl<'a> PlanRunner<'a> {
             pool: Mutex::new(Vec::new()),
             full_refresh,
             failures: Mutex::new(HashMap::new()),
+            existing: Mutex::new(None),
+        }
+    }
+
+    /// The type of the node's relation in the warehouse, from the run's listing when there is one.
+    fn existing_type(&self, node: &PlanNode, conn: &mut dyn Connection) -> Result<Option<RelationType>, AdapterError> {
+        let relation = Relation::from(&node.relation);
+        let mut existing = self.existing.lock().unwrap_or_else(|e| e.into_inner());
+        if existing.is_none() {
+            let listed = conn.list_relations()?;
+            *existing = Some(listed.map(|all| all.iter().map(|(r, t)| (relation_key(r), *t)).collect()));
+        }
+        match existing.as_ref().and_then(Option::as_ref) {
+            Some(map) if relation.database.is_some() => Ok(map.get(&relation_key(&relation)).copied()),
+            _ => {
+                drop(existing);
+                conn.relation_type(&relation)
+            }
+        }
+    }
+
+    /// Records what a node left in the warehouse after it built.
+    fn built(&self, node: &PlanNode) {
+        let kind = match node.materialized.as_str() {
+            "view" => RelationType::View,
+            "ephemeral" => return,
+            _ if node.resource_type == "test" => return,
+            _ => RelationType::Table,
+        };
+        let mut existing = self.existing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(map)) = existing.as_mut() {
+            map.insert(relation_key(&Relation::from(&node.relation)), kind);
         }
     }
 
@@ -180,6 +223,7 @@ impl<'a> PlanRunner<'a> {
                 }
             }
         }
+        self.built(node);
         Ok(Outcome::Success { rows_affected: rows, message: None })
     }
 
@@ -189,7 +233,7 @@ impl<'a> PlanRunner<'a> {
         if !needs_lookup {
             return Ok(&node.statements);
         }
-        let existing = conn.relation_type(&Relation::from(&node.relation))?;
+        let existing = self.existing_type(node, conn)?;
         if let (Some(other), Some(found)) = (&node.statements_other_type, existing) {
             let found = match found {
                 RelationType::Table => "table",
