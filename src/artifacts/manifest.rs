@@ -1,12 +1,17 @@
 //! `target/manifest.json` in dbt's manifest v12 format, for the parts orrery knows: metadata,
 //! nodes, sources, macros, parent_map and child_map; the other top-level maps stay empty so
 //! tools that load dbt manifests (Cosmos, dbt-artifacts-parser) read it.
+//!
+//! Serialized straight from the compiled nodes (no `serde_json::Value` tree of the whole
+//! manifest): at 10k models that tree cost most of `compile`'s time and memory.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
 
+use indexmap::IndexMap;
 use md5::{Digest, Md5};
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Value, json};
 
 use crate::diagnostics::Diagnostic;
 use crate::node::{ColumnInfo, Compiled, MacroInfo, Node, NodeConfig, ResourceType, SourceTable};
@@ -19,20 +24,83 @@ fn dbt_version() -> String {
     format!("1.11.0+orrery.{}", env!("CARGO_PKG_VERSION"))
 }
 
+static DOCS: LazyLock<Value> = LazyLock::new(|| json!({"show": true, "node_color": null}));
+static CONTRACT: LazyLock<Value> = LazyLock::new(|| json!({"enforced": false, "alias_types": true}));
+static NODE_CONTRACT: LazyLock<Value> = LazyLock::new(|| json!({"enforced": false, "alias_types": true, "checksum": null}));
+static EMPTY_OBJECT: LazyLock<Value> = LazyLock::new(|| json!({}));
+static EMPTY_ARRAY: LazyLock<Value> = LazyLock::new(|| json!([]));
+
+/// What every node's JSON needs from the whole project, computed once.
+struct Context<'a> {
+    compiled: &'a Compiled,
+    created_at: f64,
+    nodes_by_id: HashMap<&'a str, &'a Node>,
+    /// `source('x', 'y')` as a test's `model` kwarg spells it, with the source's name.
+    source_calls: Vec<(String, &'a str)>,
+}
+
+/// The whole manifest, serializable.
+pub struct Manifest<'a> {
+    ctx: Context<'a>,
+}
+
+impl<'a> Manifest<'a> {
+    pub fn new(compiled: &'a Compiled) -> Self {
+        let created_at = chrono::DateTime::parse_from_rfc3339(&compiled.generated_at)
+            .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
+        let nodes_by_id = compiled.nodes.iter().rev().map(|n| (n.unique_id.as_str(), n)).collect();
+        let source_calls = compiled
+            .sources
+            .iter()
+            .map(|s| (format!("source('{}', '{}')", s.source_name, s.name), s.source_name.as_str()))
+            .collect();
+        Manifest { ctx: Context { compiled, created_at, nodes_by_id, source_calls } }
+    }
+}
+
 /// The whole manifest as JSON.
 pub fn manifest_json(compiled: &Compiled) -> Value {
-    let created_at = chrono::DateTime::parse_from_rfc3339(&compiled.generated_at)
-        .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
-    let nodes: Map<String, Value> =
-        compiled.nodes.iter().map(|n| (n.unique_id.clone(), node_json(compiled, n, created_at))).collect();
-    let sources: Map<String, Value> =
-        compiled.sources.iter().map(|s| (s.unique_id.clone(), source_json(compiled, s, created_at))).collect();
-    let macros: Map<String, Value> =
-        compiled.macros.iter().map(|m| (m.unique_id.clone(), macro_json(m, created_at))).collect();
-    let (parent_map, child_map) = lineage_maps(compiled);
-    let empty = || Value::Object(Map::new());
-    json!({
-        "metadata": {
+    serde_json::to_value(Manifest::new(compiled)).unwrap_or(Value::Null)
+}
+
+/// Items keyed by id as a JSON object: a repeated id keeps its first place and its last value,
+/// as a `serde_json::Map` built by inserting would.
+struct ById<'a, T, F> {
+    items: &'a [T],
+    id: fn(&T) -> &str,
+    json: F,
+}
+
+fn by_id<'a, T, J: Serialize, F: Fn(&'a T) -> J>(items: &'a [T], id: fn(&T) -> &str, json: F) -> ById<'a, T, F> {
+    ById { items, id, json }
+}
+
+impl<'a, T, F, J> Serialize for ById<'a, T, F>
+where
+    F: Fn(&'a T) -> J,
+    J: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(self.items.len());
+        for (i, item) in self.items.iter().enumerate() {
+            last.insert((self.id)(item), i);
+        }
+        let mut map = s.serialize_map(Some(last.len()))?;
+        for item in self.items {
+            let id = (self.id)(item);
+            if let Some(i) = last.remove(id) {
+                map.serialize_entry(id, &(self.json)(&self.items[i]))?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Manifest<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ctx = &self.ctx;
+        let compiled = ctx.compiled;
+        let metadata = json!({
             "dbt_schema_version": SCHEMA_VERSION,
             "dbt_version": dbt_version(),
             "generated_at": compiled.generated_at,
@@ -46,24 +114,23 @@ pub fn manifest_json(compiled: &Compiled) -> Value {
             "adapter_type": compiled.target.adapter_type,
             "quoting": {"database": true, "schema": true, "identifier": true, "column": null},
             "run_started_at": compiled.generated_at,
-        },
-        "nodes": nodes,
-        "sources": sources,
-        "macros": macros,
-        "docs": empty(),
-        "exposures": empty(),
-        "metrics": empty(),
-        "groups": empty(),
-        "selectors": empty(),
-        "disabled": empty(),
-        "parent_map": parent_map,
-        "child_map": child_map,
-        "group_map": empty(),
-        "saved_queries": empty(),
-        "semantic_models": empty(),
-        "unit_tests": empty(),
-        "functions": empty(),
-    })
+        });
+        let (parent_map, child_map) = lineage_maps(compiled);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("metadata", &metadata)?;
+        m.serialize_entry("nodes", &by_id(&compiled.nodes, |n| &n.unique_id, |n| NodeJson { ctx, n }))?;
+        m.serialize_entry("sources", &by_id(&compiled.sources, |s| &s.unique_id, |s| SourceJson { ctx, s }))?;
+        m.serialize_entry("macros", &by_id(&compiled.macros, |m| &m.unique_id, |m| MacroJson { ctx, m }))?;
+        for key in ["docs", "exposures", "metrics", "groups", "selectors", "disabled"] {
+            m.serialize_entry(key, &*EMPTY_OBJECT)?;
+        }
+        m.serialize_entry("parent_map", &parent_map)?;
+        m.serialize_entry("child_map", &child_map)?;
+        for key in ["group_map", "saved_queries", "semantic_models", "unit_tests", "functions"] {
+            m.serialize_entry(key, &*EMPTY_OBJECT)?;
+        }
+        m.end()
+    }
 }
 
 /// Writes `<project>/<target-path>/manifest.json` atomically (a temp file renamed over it).
@@ -75,9 +142,10 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
             .with_help("check that the target path is writable")
     };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
-    let bytes = serde_json::to_vec(&manifest_json(compiled)).map_err(|e| fail(&e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(&e))?;
-    tmp.write_all(&bytes).map_err(|e| fail(&e))?;
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(&e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    serde_json::to_writer(&mut out, &Manifest::new(compiled)).map_err(|e| fail(&e))?;
+    let tmp = out.into_inner().map_err(|e| fail(e.error()))?;
     tmp.persist(&path).map_err(|e| fail(&e.error))?;
     Ok(())
 }
@@ -87,9 +155,11 @@ fn md5_hex(s: &str) -> String {
 }
 
 /// Every node and source id with its sorted parents, and with its sorted children.
-fn lineage_maps(compiled: &Compiled) -> (Value, Value) {
-    let mut parents: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut children: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+type Lineage<'a> = BTreeMap<&'a str, BTreeSet<&'a str>>;
+
+fn lineage_maps(compiled: &Compiled) -> (Lineage<'_>, Lineage<'_>) {
+    let mut parents: Lineage = BTreeMap::new();
+    let mut children: Lineage = BTreeMap::new();
     for id in compiled.nodes.iter().map(|n| n.unique_id.as_str()).chain(compiled.sources.iter().map(|s| s.unique_id.as_str())) {
         parents.entry(id).or_default();
         children.entry(id).or_default();
@@ -100,124 +170,157 @@ fn lineage_maps(compiled: &Compiled) -> (Value, Value) {
             children.entry(dep).or_default().insert(&node.unique_id);
         }
     }
-    let to_json = |m: BTreeMap<&str, BTreeSet<&str>>| {
-        Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), json!(v.into_iter().collect::<Vec<_>>()))).collect())
-    };
-    (to_json(parents), to_json(children))
+    (parents, children)
 }
 
-fn docs() -> Value {
-    json!({"show": true, "node_color": null})
+struct Columns<'a>(&'a IndexMap<String, ColumnInfo>);
+
+impl Serialize for Columns<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (key, c) in self.0 {
+            m.serialize_entry(key, &Column(c))?;
+        }
+        m.end()
+    }
 }
 
-fn contract() -> Value {
-    json!({"enforced": false, "alias_types": true})
+struct Column<'a>(&'a ColumnInfo);
+
+impl Serialize for Column<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &c.name)?;
+        m.serialize_entry("description", &c.description)?;
+        m.serialize_entry("meta", &c.meta)?;
+        m.serialize_entry("data_type", &c.data_type)?;
+        m.serialize_entry("constraints", &*EMPTY_ARRAY)?;
+        m.serialize_entry("quote", &c.quote)?;
+        m.serialize_entry("config", &json!({"meta": c.meta, "tags": c.tags}))?;
+        m.serialize_entry("tags", &c.tags)?;
+        m.serialize_entry("granularity", &Value::Null)?;
+        m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
+        m.end()
+    }
 }
 
-fn columns_json(columns: &indexmap::IndexMap<String, ColumnInfo>) -> Value {
-    let map: Map<String, Value> = columns
-        .iter()
-        .map(|(key, c)| {
-            let col = json!({
-                "name": c.name,
-                "description": c.description,
-                "meta": c.meta,
-                "data_type": c.data_type,
-                "constraints": [],
-                "quote": c.quote,
-                "config": {"meta": c.meta, "tags": c.tags},
-                "tags": c.tags,
-                "granularity": null,
-                "doc_blocks": [],
-            });
-            (key.clone(), col)
-        })
-        .collect();
-    Value::Object(map)
+struct Hooks<'a>(&'a [String]);
+
+impl Serialize for Hooks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|sql| json!({"sql": sql, "transaction": true, "index": null})))
+    }
 }
 
-fn hooks(sqls: &[String]) -> Value {
-    Value::Array(sqls.iter().map(|sql| json!({"sql": sql, "transaction": true, "index": null})).collect())
+/// A config object's entries: a key also in the config's `extra` takes that value in its own
+/// place, and the other `extra` keys follow, as inserting into a `serde_json::Map` orders them.
+struct ConfigEntries<'a, M> {
+    map: M,
+    extra: &'a IndexMap<String, Value>,
+    done: Vec<&'static str>,
+}
+
+impl<M: SerializeMap> ConfigEntries<'_, M> {
+    fn put<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
+        self.done.push(key);
+        match self.extra.get(key) {
+            Some(given) => self.map.serialize_entry(key, given),
+            None => self.map.serialize_entry(key, value),
+        }
+    }
+
+    fn end(mut self) -> Result<M::Ok, M::Error> {
+        for (key, value) in self.extra {
+            if !self.done.contains(&key.as_str()) {
+                self.map.serialize_entry(key, value)?;
+            }
+        }
+        self.map.end()
+    }
 }
 
 /// The node's config as dbt writes it for its resource type, defaults filled in.
-fn config_json(kind: ResourceType, c: &NodeConfig) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    put("enabled", json!(c.enabled));
-    put("alias", json!(c.alias));
-    // dbt gives every test the custom schema `dbt_test__audit` unless configured otherwise.
-    let schema = c.schema.as_deref().or((kind == ResourceType::Test).then_some("dbt_test__audit"));
-    put("schema", json!(schema));
-    put("database", json!(c.database));
-    put("tags", json!(c.tags));
-    put("meta", json!(c.meta));
-    put("group", Value::Null);
-    put("materialized", json!(c.materialized));
-    put("static_analysis", Value::Null);
-    if kind == ResourceType::Test {
-        put("severity", json!(c.severity.as_deref().unwrap_or("ERROR")));
-        put("store_failures", json!(c.store_failures));
-        put("store_failures_as", Value::Null);
-        put("where", json!(c.where_));
-        put("limit", json!(c.limit));
-        put("fail_calc", json!(c.fail_calc.as_deref().unwrap_or("count(*)")));
-        put("warn_if", json!(c.warn_if.as_deref().unwrap_or("!= 0")));
-        put("error_if", json!(c.error_if.as_deref().unwrap_or("!= 0")));
-    } else {
-        put("incremental_strategy", json!(c.incremental_strategy));
-        put("batch_size", Value::Null);
-        put("lookback", json!(1));
-        put("begin", Value::Null);
-        put("persist_docs", json!(c.persist_docs));
-        put("post-hook", hooks(&c.post_hook));
-        put("pre-hook", hooks(&c.pre_hook));
-        put("quoting", json!(c.quoting));
-        put("column_types", json!(c.column_types));
-        put("full_refresh", json!(c.full_refresh));
-        put("unique_key", json!(c.unique_key));
-        put("on_schema_change", json!(c.on_schema_change.as_deref().unwrap_or("ignore")));
-        put("on_configuration_change", json!("apply"));
-        put("grants", json!(c.grants));
-        put("packages", json!([]));
-        put("docs", docs());
-        put("contract", contract());
-        put("event_time", Value::Null);
-        put("concurrent_batches", Value::Null);
-    }
-    match kind {
-        ResourceType::Model => {
-            put("access", json!("protected"));
-            put("freshness", Value::Null);
+struct ConfigJson<'a> {
+    kind: ResourceType,
+    c: &'a NodeConfig,
+}
+
+impl Serialize for ConfigJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (kind, c) = (self.kind, self.c);
+        let null = &Value::Null;
+        let mut m = ConfigEntries { map: s.serialize_map(None)?, extra: &c.extra, done: Vec::with_capacity(48) };
+        m.put("enabled", &c.enabled)?;
+        m.put("alias", &c.alias)?;
+        // dbt gives every test the custom schema `dbt_test__audit` unless configured otherwise.
+        let schema = c.schema.as_deref().or((kind == ResourceType::Test).then_some("dbt_test__audit"));
+        m.put("schema", &schema)?;
+        m.put("database", &c.database)?;
+        m.put("tags", &c.tags)?;
+        m.put("meta", &c.meta)?;
+        m.put("group", null)?;
+        m.put("materialized", &c.materialized)?;
+        m.put("static_analysis", null)?;
+        if kind == ResourceType::Test {
+            m.put("severity", c.severity.as_deref().unwrap_or("ERROR"))?;
+            m.put("store_failures", &c.store_failures)?;
+            m.put("store_failures_as", null)?;
+            m.put("where", &c.where_)?;
+            m.put("limit", &c.limit)?;
+            m.put("fail_calc", c.fail_calc.as_deref().unwrap_or("count(*)"))?;
+            m.put("warn_if", c.warn_if.as_deref().unwrap_or("!= 0"))?;
+            m.put("error_if", c.error_if.as_deref().unwrap_or("!= 0"))?;
+        } else {
+            m.put("incremental_strategy", &c.incremental_strategy)?;
+            m.put("batch_size", null)?;
+            m.put("lookback", &1)?;
+            m.put("begin", null)?;
+            m.put("persist_docs", &c.persist_docs)?;
+            m.put("post-hook", &Hooks(&c.post_hook))?;
+            m.put("pre-hook", &Hooks(&c.pre_hook))?;
+            m.put("quoting", &c.quoting)?;
+            m.put("column_types", &c.column_types)?;
+            m.put("full_refresh", &c.full_refresh)?;
+            m.put("unique_key", &c.unique_key)?;
+            m.put("on_schema_change", c.on_schema_change.as_deref().unwrap_or("ignore"))?;
+            m.put("on_configuration_change", "apply")?;
+            m.put("grants", &c.grants)?;
+            m.put("packages", &*EMPTY_ARRAY)?;
+            m.put("docs", &*DOCS)?;
+            m.put("contract", &*CONTRACT)?;
+            m.put("event_time", null)?;
+            m.put("concurrent_batches", null)?;
         }
-        ResourceType::Seed => {
-            put("delimiter", json!(c.delimiter.as_deref().unwrap_or(",")));
-            put("quote_columns", json!(c.quote_columns));
-        }
-        ResourceType::Snapshot => {
-            put("strategy", json!(c.strategy));
-            put("target_schema", json!(c.target_schema));
-            put("target_database", json!(c.target_database));
-            put("updated_at", json!(c.updated_at));
-            put("check_cols", json!(c.check_cols));
-            put("dbt_valid_to_current", Value::Null);
-            put(
-                "snapshot_meta_column_names",
-                json!({"dbt_valid_to": null, "dbt_valid_from": null, "dbt_scd_id": null, "dbt_updated_at": null, "dbt_is_deleted": null}),
-            );
-            if let Some(hard) = c.invalidate_hard_deletes {
-                put("invalidate_hard_deletes", json!(hard));
+        match kind {
+            ResourceType::Model => {
+                m.put("access", "protected")?;
+                m.put("freshness", null)?;
             }
+            ResourceType::Seed => {
+                m.put("delimiter", c.delimiter.as_deref().unwrap_or(","))?;
+                m.put("quote_columns", &c.quote_columns)?;
+            }
+            ResourceType::Snapshot => {
+                m.put("strategy", &c.strategy)?;
+                m.put("target_schema", &c.target_schema)?;
+                m.put("target_database", &c.target_database)?;
+                m.put("updated_at", &c.updated_at)?;
+                m.put("check_cols", &c.check_cols)?;
+                m.put("dbt_valid_to_current", null)?;
+                m.put(
+                    "snapshot_meta_column_names",
+                    &json!({"dbt_valid_to": null, "dbt_valid_from": null, "dbt_scd_id": null, "dbt_updated_at": null, "dbt_is_deleted": null}),
+                )?;
+                if let Some(hard) = c.invalidate_hard_deletes {
+                    m.put("invalidate_hard_deletes", &hard)?;
+                }
+            }
+            _ => {}
         }
-        _ => {}
+        // Keys dbt does not type (and user keys) are kept as given, as dbt keeps them.
+        m.end()
     }
-    // Keys dbt does not type (and user keys) are kept as given, as dbt keeps them.
-    for (k, v) in &c.extra {
-        put(k, v.clone());
-    }
-    Value::Object(m)
 }
 
 /// A version as the yml wrote it: `2` stays a number, `"2.1a"` a string.
@@ -229,12 +332,14 @@ fn version_json(v: &Option<String>) -> Value {
 }
 
 /// `models.orders`, `seeds.raw`, `sources.raw`: the yml section a generic test came from.
-fn file_key_name(compiled: &Compiled, attached: Option<&str>, node: &Node) -> Value {
+fn file_key_name(ctx: &Context, attached: Option<&str>, node: &Node) -> Value {
     let model = node.test_metadata.as_ref().and_then(|m| m.kwargs.get("model")).and_then(Value::as_str).unwrap_or("");
-    if let Some(src) = compiled.sources.iter().find(|s| model.contains(&format!("source('{}', '{}')", s.source_name, s.name))) {
-        return json!(format!("sources.{}", src.source_name));
+    if model.contains("source(")
+        && let Some((_, source_name)) = ctx.source_calls.iter().find(|(call, _)| model.contains(call.as_str()))
+    {
+        return json!(format!("sources.{source_name}"));
     }
-    let Some(target) = attached.and_then(|id| compiled.nodes.iter().find(|n| n.unique_id == id)) else {
+    let Some(target) = attached.and_then(|id| ctx.nodes_by_id.get(id)) else {
         return Value::Null;
     };
     let section = match target.resource_type {
@@ -246,124 +351,164 @@ fn file_key_name(compiled: &Compiled, attached: Option<&str>, node: &Node) -> Va
     json!(format!("{section}.{}", target.name))
 }
 
-fn node_json(compiled: &Compiled, n: &Node, created_at: f64) -> Value {
-    let adapter = compiled.target.adapter_type.as_str();
-    let kind = n.resource_type;
-    let generic = n.test_metadata.is_some();
-    let has_relation = match kind {
-        ResourceType::Model => n.config.materialized != "ephemeral",
-        ResourceType::Seed | ResourceType::Snapshot => true,
-        ResourceType::Test => n.config.store_failures == Some(true),
-        ResourceType::Analysis | ResourceType::Source => false,
-    };
-    let checksum = if generic {
-        json!({"name": "none", "checksum": ""})
-    } else {
-        json!({"name": "sha256", "checksum": n.checksum})
-    };
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    put("database", json!(n.relation.database));
-    put("schema", json!(n.relation.schema));
-    put("name", json!(n.name));
-    put("resource_type", json!(kind.as_str()));
-    put("package_name", json!(n.package_name));
-    put("path", json!(n.path));
-    put("original_file_path", json!(n.original_file_path));
-    put("unique_id", json!(n.unique_id));
-    put("fqn", json!(n.fqn));
-    put("alias", json!(n.relation.identifier));
-    put("checksum", checksum);
-    put("config", config_json(kind, &n.config));
-    put("tags", json!(n.config.tags));
-    put("description", json!(n.description));
-    put("columns", columns_json(&n.columns));
-    put("meta", json!(n.config.meta));
-    put("group", Value::Null);
-    put("docs", docs());
-    put("patch_path", Value::Null);
-    put("build_path", Value::Null);
-    put("unrendered_config", json!({}));
-    put("created_at", json!(created_at));
-    put("relation_name", if has_relation { json!(render_relation(adapter, &n.relation)) } else { Value::Null });
-    put("raw_code", json!(n.raw_code));
-    put("doc_blocks", json!([]));
-    if kind == ResourceType::Seed {
-        put("root_path", json!(compiled.project_root.display().to_string()));
-        put("depends_on", json!({"macros": n.depends_on_macros}));
-        return Value::Object(m);
+struct RefJson<'a>(&'a crate::node::RefCall);
+
+impl Serialize for RefJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("name", &self.0.name)?;
+        m.serialize_entry("package", &self.0.package)?;
+        m.serialize_entry("version", &version_json(&self.0.version))?;
+        m.end()
     }
-    put("language", json!("sql"));
-    put("refs", Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": version_json(&r.version)})).collect()));
-    put("sources", json!(n.sources));
-    put("metrics", json!([]));
-    put("functions", json!([]));
-    put("depends_on", json!({"macros": n.depends_on_macros, "nodes": n.depends_on}));
-    let compiled_path = match kind {
-        // dbt compile writes no file for snapshots.
-        ResourceType::Snapshot => Value::Null,
-        _ if generic => json!(format!(
-            "{}/compiled/{}/{}/{}",
-            compiled.target_path, n.package_name, n.original_file_path, n.path
-        )),
-        _ => json!(format!("{}/compiled/{}/{}", compiled.target_path, n.package_name, n.original_file_path)),
-    };
-    put("compiled_path", compiled_path);
-    put("compiled", json!(n.compiled_code.is_some()));
-    put("compiled_code", json!(n.compiled_code));
-    put("extra_ctes_injected", json!(true));
-    put("extra_ctes", json!([]));
-    put("contract", json!({"enforced": false, "alias_types": true, "checksum": null}));
-    match kind {
-        ResourceType::Model => {
-            put("access", json!("protected"));
-            put("constraints", json!([]));
-            put("version", version_json(&n.version));
-            put("latest_version", version_json(&n.latest_version));
-            put("deprecation_date", Value::Null);
-            put("primary_key", json!([]));
-            put("time_spine", Value::Null);
-        }
-        ResourceType::Test if generic => {
-            put("column_name", json!(n.column_name));
-            put("file_key_name", file_key_name(compiled, n.attached_node.as_deref(), n));
-            put("attached_node", json!(n.attached_node));
-            put("test_metadata", json!(n.test_metadata));
-        }
-        _ => {}
-    }
-    Value::Object(m)
 }
 
-fn source_json(compiled: &Compiled, s: &SourceTable, created_at: f64) -> Value {
-    let freshness = json!({"warn_after": {"count": null, "period": null}, "error_after": {"count": null, "period": null}, "filter": null});
-    json!({
-        "database": s.relation.database,
-        "schema": s.relation.schema,
-        "name": s.name,
-        "resource_type": "source",
-        "package_name": s.package_name,
-        "path": s.original_file_path,
-        "original_file_path": s.original_file_path,
-        "unique_id": s.unique_id,
-        "fqn": s.fqn,
-        "source_name": s.source_name,
-        "source_description": "",
-        "loader": "",
-        "identifier": s.relation.identifier,
-        "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
-        "loaded_at_field": s.loaded_at_field,
-        "loaded_at_query": null,
-        "freshness": freshness,
-        "external": null,
-        "description": s.description,
-        "columns": columns_json(&s.columns),
-        "meta": s.meta,
-        "source_meta": {},
-        "tags": s.tags,
-        "config": {
+struct DependsOn<'a> {
+    macros: &'a [String],
+    nodes: Option<&'a [String]>,
+}
+
+impl Serialize for DependsOn<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("macros", self.macros)?;
+        if let Some(nodes) = self.nodes {
+            m.serialize_entry("nodes", nodes)?;
+        }
+        m.end()
+    }
+}
+
+struct NodeJson<'a> {
+    ctx: &'a Context<'a>,
+    n: &'a Node,
+}
+
+impl Serialize for NodeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (compiled, n) = (self.ctx.compiled, self.n);
+        let null = &Value::Null;
+        let adapter = compiled.target.adapter_type.as_str();
+        let kind = n.resource_type;
+        let generic = n.test_metadata.is_some();
+        let has_relation = match kind {
+            ResourceType::Model => n.config.materialized != "ephemeral",
+            ResourceType::Seed | ResourceType::Snapshot => true,
+            ResourceType::Test => n.config.store_failures == Some(true),
+            ResourceType::Analysis | ResourceType::Source => false,
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("database", &n.relation.database)?;
+        m.serialize_entry("schema", &n.relation.schema)?;
+        m.serialize_entry("name", &n.name)?;
+        m.serialize_entry("resource_type", kind.as_str())?;
+        m.serialize_entry("package_name", &n.package_name)?;
+        m.serialize_entry("path", &n.path)?;
+        m.serialize_entry("original_file_path", &n.original_file_path)?;
+        m.serialize_entry("unique_id", &n.unique_id)?;
+        m.serialize_entry("fqn", &n.fqn)?;
+        m.serialize_entry("alias", &n.relation.identifier)?;
+        if generic {
+            m.serialize_entry("checksum", &json!({"name": "none", "checksum": ""}))?;
+        } else {
+            m.serialize_entry("checksum", &json!({"name": "sha256", "checksum": n.checksum}))?;
+        }
+        m.serialize_entry("config", &ConfigJson { kind, c: &n.config })?;
+        m.serialize_entry("tags", &n.config.tags)?;
+        m.serialize_entry("description", &n.description)?;
+        m.serialize_entry("columns", &Columns(&n.columns))?;
+        m.serialize_entry("meta", &n.config.meta)?;
+        m.serialize_entry("group", null)?;
+        m.serialize_entry("docs", &*DOCS)?;
+        m.serialize_entry("patch_path", null)?;
+        m.serialize_entry("build_path", null)?;
+        m.serialize_entry("unrendered_config", &*EMPTY_OBJECT)?;
+        m.serialize_entry("created_at", &self.ctx.created_at)?;
+        m.serialize_entry("relation_name", &has_relation.then(|| render_relation(adapter, &n.relation)))?;
+        m.serialize_entry("raw_code", &n.raw_code)?;
+        m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
+        if kind == ResourceType::Seed {
+            m.serialize_entry("root_path", &compiled.project_root.display().to_string())?;
+            m.serialize_entry("depends_on", &DependsOn { macros: &n.depends_on_macros, nodes: None })?;
+            return m.end();
+        }
+        m.serialize_entry("language", "sql")?;
+        m.serialize_entry("refs", &n.refs.iter().map(RefJson).collect::<Vec<_>>())?;
+        m.serialize_entry("sources", &n.sources)?;
+        m.serialize_entry("metrics", &*EMPTY_ARRAY)?;
+        m.serialize_entry("functions", &*EMPTY_ARRAY)?;
+        m.serialize_entry("depends_on", &DependsOn { macros: &n.depends_on_macros, nodes: Some(&n.depends_on) })?;
+        let compiled_path = match kind {
+            // dbt compile writes no file for snapshots.
+            ResourceType::Snapshot => None,
+            _ if generic => {
+                Some(format!("{}/compiled/{}/{}/{}", compiled.target_path, n.package_name, n.original_file_path, n.path))
+            }
+            _ => Some(format!("{}/compiled/{}/{}", compiled.target_path, n.package_name, n.original_file_path)),
+        };
+        m.serialize_entry("compiled_path", &compiled_path)?;
+        m.serialize_entry("compiled", &n.compiled_code.is_some())?;
+        m.serialize_entry("compiled_code", &n.compiled_code)?;
+        m.serialize_entry("extra_ctes_injected", &true)?;
+        m.serialize_entry("extra_ctes", &*EMPTY_ARRAY)?;
+        m.serialize_entry("contract", &*NODE_CONTRACT)?;
+        match kind {
+            ResourceType::Model => {
+                m.serialize_entry("access", "protected")?;
+                m.serialize_entry("constraints", &*EMPTY_ARRAY)?;
+                m.serialize_entry("version", &version_json(&n.version))?;
+                m.serialize_entry("latest_version", &version_json(&n.latest_version))?;
+                m.serialize_entry("deprecation_date", null)?;
+                m.serialize_entry("primary_key", &*EMPTY_ARRAY)?;
+                m.serialize_entry("time_spine", null)?;
+            }
+            ResourceType::Test if generic => {
+                m.serialize_entry("column_name", &n.column_name)?;
+                m.serialize_entry("file_key_name", &file_key_name(self.ctx, n.attached_node.as_deref(), n))?;
+                m.serialize_entry("attached_node", &n.attached_node)?;
+                m.serialize_entry("test_metadata", &n.test_metadata)?;
+            }
+            _ => {}
+        }
+        m.end()
+    }
+}
+
+struct SourceJson<'a> {
+    ctx: &'a Context<'a>,
+    s: &'a SourceTable,
+}
+
+impl Serialize for SourceJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let s = self.s;
+        let null = &Value::Null;
+        let freshness = json!({"warn_after": {"count": null, "period": null}, "error_after": {"count": null, "period": null}, "filter": null});
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("database", &s.relation.database)?;
+        m.serialize_entry("schema", &s.relation.schema)?;
+        m.serialize_entry("name", &s.name)?;
+        m.serialize_entry("resource_type", "source")?;
+        m.serialize_entry("package_name", &s.package_name)?;
+        m.serialize_entry("path", &s.original_file_path)?;
+        m.serialize_entry("original_file_path", &s.original_file_path)?;
+        m.serialize_entry("unique_id", &s.unique_id)?;
+        m.serialize_entry("fqn", &s.fqn)?;
+        m.serialize_entry("source_name", &s.source_name)?;
+        m.serialize_entry("source_description", "")?;
+        m.serialize_entry("loader", "")?;
+        m.serialize_entry("identifier", &s.relation.identifier)?;
+        m.serialize_entry("quoting", &json!({"database": null, "schema": null, "identifier": null, "column": null}))?;
+        m.serialize_entry("loaded_at_field", &s.loaded_at_field)?;
+        m.serialize_entry("loaded_at_query", null)?;
+        m.serialize_entry("freshness", &freshness)?;
+        m.serialize_entry("external", null)?;
+        m.serialize_entry("description", &s.description)?;
+        m.serialize_entry("columns", &Columns(&s.columns))?;
+        m.serialize_entry("meta", &s.meta)?;
+        m.serialize_entry("source_meta", &*EMPTY_OBJECT)?;
+        m.serialize_entry("tags", &s.tags)?;
+        let config = json!({
             "enabled": true,
             "event_time": null,
             "freshness": freshness,
@@ -372,36 +517,47 @@ fn source_json(compiled: &Compiled, s: &SourceTable, created_at: f64) -> Value {
             "meta": s.meta,
             "static_analysis": null,
             "tags": s.tags,
-        },
-        "patch_path": null,
-        "unrendered_config": {},
-        "relation_name": render_relation(&compiled.target.adapter_type, &s.relation),
-        "created_at": created_at,
-        "unrendered_database": null,
-        "unrendered_schema": null,
-        "doc_blocks": [],
-    })
+        });
+        m.serialize_entry("config", &config)?;
+        m.serialize_entry("patch_path", null)?;
+        m.serialize_entry("unrendered_config", &*EMPTY_OBJECT)?;
+        m.serialize_entry("relation_name", &render_relation(&self.ctx.compiled.target.adapter_type, &s.relation))?;
+        m.serialize_entry("created_at", &self.ctx.created_at)?;
+        m.serialize_entry("unrendered_database", null)?;
+        m.serialize_entry("unrendered_schema", null)?;
+        m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
+        m.end()
+    }
 }
 
-fn macro_json(m: &MacroInfo, created_at: f64) -> Value {
-    json!({
-        "name": m.name,
-        "resource_type": "macro",
-        "package_name": m.package_name,
-        "path": m.original_file_path,
-        "original_file_path": m.original_file_path,
-        "unique_id": m.unique_id,
-        "macro_sql": m.macro_sql,
-        "depends_on": {"macros": []},
-        "description": "",
-        "meta": {},
-        "docs": docs(),
-        "config": {"meta": {}, "docs": docs()},
-        "patch_path": null,
-        "arguments": [],
-        "created_at": created_at,
-        "supported_languages": null,
-    })
+struct MacroJson<'a> {
+    ctx: &'a Context<'a>,
+    m: &'a MacroInfo,
+}
+
+impl Serialize for MacroJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let x = self.m;
+        let null = &Value::Null;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &x.name)?;
+        m.serialize_entry("resource_type", "macro")?;
+        m.serialize_entry("package_name", &x.package_name)?;
+        m.serialize_entry("path", &x.original_file_path)?;
+        m.serialize_entry("original_file_path", &x.original_file_path)?;
+        m.serialize_entry("unique_id", &x.unique_id)?;
+        m.serialize_entry("macro_sql", &x.macro_sql)?;
+        m.serialize_entry("depends_on", &json!({"macros": []}))?;
+        m.serialize_entry("description", "")?;
+        m.serialize_entry("meta", &*EMPTY_OBJECT)?;
+        m.serialize_entry("docs", &*DOCS)?;
+        m.serialize_entry("config", &json!({"meta": {}, "docs": *DOCS}))?;
+        m.serialize_entry("patch_path", null)?;
+        m.serialize_entry("arguments", &*EMPTY_ARRAY)?;
+        m.serialize_entry("created_at", &self.ctx.created_at)?;
+        m.serialize_entry("supported_languages", null)?;
+        m.end()
+    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ mod seed;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -207,43 +208,52 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
     let planned: Vec<&Node> = selected_in_topo_order.iter().copied().filter(|n| is_planned(n)).collect();
     let planned_ids: HashSet<&str> = planned.iter().map(|n| n.unique_id.as_str()).collect();
 
-    let mut nodes = Vec::with_capacity(planned.len());
+    // Each node's statements and fingerprint are independent: built in parallel, kept in order.
+    let built: Vec<(PlanNode, Diagnostics)> = planned
+        .par_iter()
+        .map(|node| {
+            let mut found = Diagnostics::new();
+            let built = if dialect_ok {
+                duckdb::statements(node, effective_full_refresh(node, opts), &compiled.project_root, &mut found)
+            } else {
+                duckdb::Built::default()
+            };
+            let test = (node.resource_type == ResourceType::Test).then(|| PlanTest {
+                severity: test_severity(node),
+                attached_node: node.attached_node.clone(),
+            });
+            let plan_node = PlanNode {
+                id: node.unique_id.clone(),
+                name: node.name.clone(),
+                resource_type: node.resource_type.as_str().to_string(),
+                materialized: node.config.materialized.clone(),
+                relation: PlanRelation::from(&node.relation),
+                depends_on: resolve_depends_on(node, &by_id, &planned_ids),
+                fingerprint: fingerprint(node, &built),
+                action: "run".into(),
+                reason: None,
+                statements: built.statements,
+                statements_incremental: built.statements_incremental,
+                statements_other_type: built.statements_other_type,
+                tests: Vec::new(),
+                test,
+                callbacks: Vec::new(),
+            };
+            (plan_node, found)
+        })
+        .collect();
     let mut schemas: Vec<String> = Vec::new();
-    for node in &planned {
-        let built = if dialect_ok {
-            duckdb::statements(node, effective_full_refresh(node, opts), &compiled.project_root, &mut diagnostics)
-        } else {
-            duckdb::Built::default()
-        };
-        if node.resource_type != ResourceType::Test {
-            let create = duckdb::create_schema(&node.relation);
-            if !schemas.contains(&create) {
-                schemas.push(create);
-            }
+    let mut seen_schemas: HashSet<String> = HashSet::new();
+    for node in planned.iter().filter(|n| n.resource_type != ResourceType::Test) {
+        let create = duckdb::create_schema(&node.relation);
+        if seen_schemas.insert(create.clone()) {
+            schemas.push(create);
         }
-        let depends_on = resolve_depends_on(node, &by_id, &planned_ids);
-        let test = (node.resource_type == ResourceType::Test).then(|| PlanTest {
-            severity: test_severity(node),
-            attached_node: node.attached_node.clone(),
-        });
-        let fingerprint = fingerprint(node, &built);
-        nodes.push(PlanNode {
-            id: node.unique_id.clone(),
-            name: node.name.clone(),
-            resource_type: node.resource_type.as_str().to_string(),
-            materialized: node.config.materialized.clone(),
-            relation: PlanRelation::from(&node.relation),
-            depends_on,
-            fingerprint,
-            action: "run".into(),
-            reason: None,
-            statements: built.statements,
-            statements_incremental: built.statements_incremental,
-            statements_other_type: built.statements_other_type,
-            tests: Vec::new(),
-            test,
-            callbacks: Vec::new(),
-        });
+    }
+    let mut nodes = Vec::with_capacity(built.len());
+    for (node, found) in built {
+        diagnostics.extend(found);
+        nodes.push(node);
     }
     attach_tests(&mut nodes);
 
@@ -339,18 +349,51 @@ fn count(nodes: &[PlanNode], kind: &str) -> usize {
     nodes.iter().filter(|n| n.resource_type == kind).count()
 }
 
+/// What a fingerprint hashes, serialized as JSON in this key order.
+#[derive(Serialize)]
+struct FingerprintMaterial<'a> {
+    resource_type: &'a str,
+    materialized: &'a str,
+    relation: PlanRelation,
+    statements: &'a [String],
+    statements_incremental: &'a Option<Vec<String>>,
+    statements_other_type: &'a Option<OtherTypeStatements>,
+    config: &'a crate::node::NodeConfig,
+}
+
+/// Feeds serialized JSON straight into the hash, without building the text.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn fingerprint(node: &Node, built: &duckdb::Built) -> String {
-    let material = serde_json::json!({
-        "resource_type": node.resource_type.as_str(),
-        "materialized": node.config.materialized,
-        "relation": PlanRelation::from(&node.relation),
-        "statements": built.statements,
-        "statements_incremental": built.statements_incremental,
-        "statements_other_type": built.statements_other_type,
-        "config": node.config,
-    });
-    let digest = Sha256::digest(material.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let material = FingerprintMaterial {
+        resource_type: node.resource_type.as_str(),
+        materialized: &node.config.materialized,
+        relation: PlanRelation::from(&node.relation),
+        statements: &built.statements,
+        statements_incremental: &built.statements_incremental,
+        statements_other_type: &built.statements_other_type,
+        config: &node.config,
+    };
+    let mut hasher = HashWriter(Sha256::new());
+    // Writing into a hasher cannot fail; a config value JSON cannot hold would only change the hash.
+    let _ = serde_json::to_writer(&mut hasher, &material);
+    let digest = hasher.0.finalize();
+    let mut hex = String::with_capacity(64);
+    for b in digest.iter() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// The connection settings a plan carries: references stay references; a DuckDB file path is
@@ -396,8 +439,11 @@ impl RunPlan {
             _ => Path::new("."),
         };
         std::fs::create_dir_all(dir).map_err(io_err)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-        file.write_all(self.to_json().as_bytes()).map_err(io_err)?;
+        let file = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        serde_json::to_writer_pretty(&mut out, self).map_err(|e| io_err(e.into()))?;
+        std::io::Write::write_all(&mut out, b"\n").map_err(io_err)?;
+        let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
         file.persist(path).map_err(|e| io_err(e.error))?;
         Ok(())
     }
