@@ -166,6 +166,41 @@ pub struct Node {
     pub origin: Option<Origin>,
 }
 
+impl Node {
+    /// A node with the given identity and every other field empty or default: the start for
+    /// stages (and tests) that fill in what they know.
+    pub fn new(resource_type: ResourceType, package_name: &str, name: &str, relation: Relation) -> Node {
+        Node {
+            unique_id: format!("{}.{package_name}.{name}", resource_type.as_str()),
+            name: name.to_string(),
+            resource_type,
+            package_name: package_name.to_string(),
+            path: format!("{name}.sql"),
+            original_file_path: format!("models/{name}.sql"),
+            fqn: vec![package_name.to_string(), name.to_string()],
+            relation,
+            config: NodeConfig { enabled: true, ..NodeConfig::default() },
+            description: String::new(),
+            columns: IndexMap::new(),
+            raw_code: String::new(),
+            compiled_code: None,
+            compiled_code_incremental: None,
+            depends_on: Vec::new(),
+            depends_on_macros: Vec::new(),
+            refs: Vec::new(),
+            sources: Vec::new(),
+            version: None,
+            latest_version: None,
+            test_metadata: None,
+            attached_node: None,
+            column_name: None,
+            checksum: String::new(),
+            seed_file: None,
+            origin: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SourceTable {
     /// `source.shop.raw.orders`

@@ -4,42 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use indexmap::IndexMap;
 use orrery::adapter::{self, AdapterErrorKind, Connection, RelationType};
 use orrery::diagnostics::Diagnostics;
-use orrery::node::{Compiled, Node, NodeConfig, Relation, ResourceType, TargetInfo};
+use orrery::node::{Compiled, Node, Relation, ResourceType, TargetInfo};
 use orrery::plan::{PlanOptions, RunPlan, build_run_plan};
 use serde_json::{Value, json};
 
 fn node(kind: ResourceType, name: &str, materialized: &str, sql: &str) -> Node {
-    Node {
-        unique_id: format!("{}.shop.{name}", kind.as_str()),
-        name: name.into(),
-        resource_type: kind,
-        package_name: "shop".into(),
-        path: format!("{name}.sql"),
-        original_file_path: format!("models/{name}.sql"),
-        fqn: vec!["shop".into(), name.into()],
-        relation: Relation { database: Some("shop".into()), schema: "main".into(), identifier: name.into() },
-        config: NodeConfig { enabled: true, materialized: materialized.into(), ..NodeConfig::default() },
-        description: String::new(),
-        columns: IndexMap::new(),
-        raw_code: sql.into(),
-        compiled_code: Some(sql.into()),
-        compiled_code_incremental: None,
-        depends_on: Vec::new(),
-        depends_on_macros: Vec::new(),
-        refs: Vec::new(),
-        sources: Vec::new(),
-        version: None,
-        latest_version: None,
-        test_metadata: None,
-        attached_node: None,
-        column_name: None,
-        checksum: String::new(),
-        seed_file: None,
-        origin: None,
-    }
+    let relation = Relation { database: Some("shop".into()), schema: "main".into(), identifier: name.into() };
+    let mut node = Node::new(kind, "shop", name, relation);
+    node.config.materialized = materialized.into();
+    node.raw_code = sql.into();
+    node.compiled_code = Some(sql.into());
+    node
 }
 
 const PEOPLE: &str = "\"shop\".\"main\".\"people\"";

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::*;
 use crate::diagnostics::SourceFile;
-use crate::node::{NodeConfig, Relation, SourceTable, TargetInfo, TestMetadata};
+use crate::node::{Relation, SourceTable, TargetInfo, TestMetadata};
 
 /// A node with defaults from (unique_id, depends_on, tags, path, materialized).
 fn node(id: &str, deps: &[&str], tags: &[&str], path: &str, materialized: &str) -> Node {
@@ -21,39 +21,16 @@ fn node(id: &str, deps: &[&str], tags: &[&str], path: &str, materialized: &str) 
     let mut fqn = vec![parts[1].to_string()];
     fqn.extend(dirs);
     fqn.push(name.clone());
-    Node {
-        unique_id: id.to_string(),
-        name: name.clone(),
-        resource_type,
-        package_name: parts[1].to_string(),
-        path: path.split_once('/').map_or(path, |(_, rest)| rest).to_string(),
-        original_file_path: path.to_string(),
-        fqn,
-        relation: Relation { database: Some("shop".into()), schema: "main".into(), identifier: name },
-        config: NodeConfig {
-            enabled: true,
-            materialized: materialized.to_string(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            ..NodeConfig::default()
-        },
-        description: String::new(),
-        columns: IndexMap::new(),
-        raw_code: String::new(),
-        compiled_code: None,
-        compiled_code_incremental: None,
-        depends_on: deps.iter().map(|d| d.to_string()).collect(),
-        depends_on_macros: vec![],
-        refs: vec![],
-        sources: vec![],
-        version: None,
-        latest_version: None,
-        test_metadata: None,
-        attached_node: None,
-        column_name: None,
-        checksum: String::new(),
-        seed_file: None,
-        origin: None,
-    }
+    let relation = Relation { database: Some("shop".into()), schema: "main".into(), identifier: name.clone() };
+    let mut node = Node::new(resource_type, parts[1], &name, relation);
+    node.unique_id = id.to_string();
+    node.path = path.split_once('/').map_or(path, |(_, rest)| rest).to_string();
+    node.original_file_path = path.to_string();
+    node.fqn = fqn;
+    node.config.materialized = materialized.to_string();
+    node.config.tags = tags.iter().map(|t| t.to_string()).collect();
+    node.depends_on = deps.iter().map(|d| d.to_string()).collect();
+    node
 }
 
 fn source(source_name: &str, name: &str, tags: &[&str]) -> SourceTable {

@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde_json::json;
 
 use super::*;
-use crate::node::{NodeConfig, ResourceType};
+use crate::node::ResourceType;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan")
@@ -22,34 +22,12 @@ fn plan_schema_is_checked_in() {
 }
 
 fn node(kind: ResourceType, name: &str, materialized: &str, sql: &str) -> Node {
-    Node {
-        unique_id: format!("{}.shop.{name}", kind.as_str()),
-        name: name.into(),
-        resource_type: kind,
-        package_name: "shop".into(),
-        path: format!("{name}.sql"),
-        original_file_path: format!("models/{name}.sql"),
-        fqn: vec!["shop".into(), name.into()],
-        relation: Relation { database: Some("shop".into()), schema: "main".into(), identifier: name.into() },
-        config: NodeConfig { enabled: true, materialized: materialized.into(), ..NodeConfig::default() },
-        description: String::new(),
-        columns: IndexMap::new(),
-        raw_code: sql.into(),
-        compiled_code: Some(sql.into()),
-        compiled_code_incremental: None,
-        depends_on: Vec::new(),
-        depends_on_macros: Vec::new(),
-        refs: Vec::new(),
-        sources: Vec::new(),
-        version: None,
-        latest_version: None,
-        test_metadata: None,
-        attached_node: None,
-        column_name: None,
-        checksum: String::new(),
-        seed_file: None,
-        origin: None,
-    }
+    let relation = Relation { database: Some("shop".into()), schema: "main".into(), identifier: name.into() };
+    let mut node = Node::new(kind, "shop", name, relation);
+    node.config.materialized = materialized.into();
+    node.raw_code = sql.into();
+    node.compiled_code = Some(sql.into());
+    node
 }
 
 fn compiled(nodes: Vec<Node>) -> Compiled {
