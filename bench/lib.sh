@@ -2,7 +2,8 @@
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(dirname "$BENCH_DIR")"
 DBT="${DBT:-/root/.cache/orrery-dbt/bin/dbt}"
-ORRERY="${ORRERY:-$REPO_DIR/target/release/orrery}"
+# The dev profile is the one profile of this repository (tests, the main command, benchmarks).
+ORRERY="${ORRERY:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/orrery}"
 WORK="${BENCH_WORK:-/tmp/orrery-bench}"
 RUNS="${RUNS:-1}"
 SIDES="${SIDES:-dbt orrery}"
