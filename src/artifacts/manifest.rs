@@ -6,10 +6,12 @@
 //! manifest): at 10k models that tree cost most of `compile`'s time and memory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
 use std::sync::LazyLock;
 
 use indexmap::IndexMap;
 use md5::{Digest, Md5};
+use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
@@ -39,98 +41,110 @@ struct Context<'a> {
     source_calls: Vec<(String, &'a str)>,
 }
 
-/// The whole manifest, serializable.
-pub struct Manifest<'a> {
-    ctx: Context<'a>,
+/// The whole manifest as JSON.
+pub fn manifest_json(compiled: &Compiled) -> Value {
+    let mut bytes = Vec::new();
+    match write_json(&mut bytes, compiled) {
+        Ok(()) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
 }
 
-impl<'a> Manifest<'a> {
-    pub fn new(compiled: &'a Compiled) -> Self {
-        let created_at = chrono::DateTime::parse_from_rfc3339(&compiled.generated_at)
-            .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
-        let nodes_by_id = compiled.nodes.iter().rev().map(|n| (n.unique_id.as_str(), n)).collect();
-        let source_calls = compiled
+/// Writes the manifest as compact JSON; nodes are serialized in parallel, in batches.
+fn write_json(out: &mut impl Write, compiled: &Compiled) -> std::io::Result<()> {
+    let created_at = chrono::DateTime::parse_from_rfc3339(&compiled.generated_at)
+        .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
+    let ctx = &Context {
+        compiled,
+        created_at,
+        nodes_by_id: compiled.nodes.iter().rev().map(|n| (n.unique_id.as_str(), n)).collect(),
+        source_calls: compiled
             .sources
             .iter()
             .map(|s| (format!("source('{}', '{}')", s.source_name, s.name), s.source_name.as_str()))
-            .collect();
-        Manifest { ctx: Context { compiled, created_at, nodes_by_id, source_calls } }
+            .collect(),
+    };
+    let metadata = json!({
+        "dbt_schema_version": SCHEMA_VERSION,
+        "dbt_version": dbt_version(),
+        "generated_at": compiled.generated_at,
+        "invocation_id": compiled.invocation_id,
+        "invocation_started_at": compiled.generated_at,
+        "env": {},
+        "project_name": compiled.project_name,
+        "project_id": md5_hex(&compiled.project_name),
+        "user_id": null,
+        "send_anonymous_usage_stats": false,
+        "adapter_type": compiled.target.adapter_type,
+        "quoting": {"database": true, "schema": true, "identifier": true, "column": null},
+        "run_started_at": compiled.generated_at,
+    });
+    out.write_all(b"{\"metadata\":")?;
+    serde_json::to_writer(&mut *out, &metadata)?;
+    out.write_all(b",\"nodes\":")?;
+    write_object(out, by_id(&compiled.nodes, |n| &n.unique_id), |n| &n.unique_id, |n| NodeJson { ctx, n })?;
+    out.write_all(b",\"sources\":")?;
+    write_object(out, by_id(&compiled.sources, |s| &s.unique_id), |s| &s.unique_id, |s| SourceJson { ctx, s })?;
+    out.write_all(b",\"macros\":")?;
+    write_object(out, by_id(&compiled.macros, |m| &m.unique_id), |m| &m.unique_id, |m| MacroJson { ctx, m })?;
+    for key in ["docs", "exposures", "metrics", "groups", "selectors", "disabled"] {
+        write!(out, ",\"{key}\":{{}}")?;
     }
+    let (parent_map, child_map) = lineage_maps(compiled);
+    out.write_all(b",\"parent_map\":")?;
+    serde_json::to_writer(&mut *out, &parent_map)?;
+    out.write_all(b",\"child_map\":")?;
+    serde_json::to_writer(&mut *out, &child_map)?;
+    for key in ["group_map", "saved_queries", "semantic_models", "unit_tests", "functions"] {
+        write!(out, ",\"{key}\":{{}}")?;
+    }
+    out.write_all(b"}")
 }
 
-/// The whole manifest as JSON.
-pub fn manifest_json(compiled: &Compiled) -> Value {
-    serde_json::to_value(Manifest::new(compiled)).unwrap_or(Value::Null)
+/// Items keyed by id: a repeated id keeps its first place and its last value, as inserting
+/// into a `serde_json::Map` would.
+fn by_id<T>(items: &[T], id: fn(&T) -> &str) -> Vec<&T> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        last.insert(id(item), i);
+    }
+    items.iter().filter_map(|item| last.remove(id(item)).map(|i| &items[i])).collect()
 }
 
-/// Items keyed by id as a JSON object: a repeated id keeps its first place and its last value,
-/// as a `serde_json::Map` built by inserting would.
-struct ById<'a, T, F> {
-    items: &'a [T],
+/// A JSON object of `id: json(item)`, its entries serialized in parallel in bounded batches.
+fn write_object<'a, T: Sync, J: Serialize>(
+    out: &mut impl Write,
+    items: Vec<&'a T>,
     id: fn(&T) -> &str,
-    json: F,
-}
-
-fn by_id<'a, T, J: Serialize, F: Fn(&'a T) -> J>(items: &'a [T], id: fn(&T) -> &str, json: F) -> ById<'a, T, F> {
-    ById { items, id, json }
-}
-
-impl<'a, T, F, J> Serialize for ById<'a, T, F>
-where
-    F: Fn(&'a T) -> J,
-    J: Serialize,
-{
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(self.items.len());
-        for (i, item) in self.items.iter().enumerate() {
-            last.insert((self.id)(item), i);
-        }
-        let mut map = s.serialize_map(Some(last.len()))?;
-        for item in self.items {
-            let id = (self.id)(item);
-            if let Some(i) = last.remove(id) {
-                map.serialize_entry(id, &(self.json)(&self.items[i]))?;
+    json: impl Fn(&'a T) -> J + Sync,
+) -> std::io::Result<()> {
+    out.write_all(b"{")?;
+    let mut first = true;
+    for batch in items.chunks(4096) {
+        let parts: Vec<std::io::Result<Vec<u8>>> = batch
+            .par_chunks(64)
+            .map(|chunk| {
+                let mut buf = Vec::new();
+                for &item in chunk {
+                    if !buf.is_empty() {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(&mut buf, id(item))?;
+                    buf.push(b':');
+                    serde_json::to_writer(&mut buf, &json(item))?;
+                }
+                Ok(buf)
+            })
+            .collect();
+        for part in parts {
+            if !first {
+                out.write_all(b",")?;
             }
+            first = false;
+            out.write_all(&part?)?;
         }
-        map.end()
     }
-}
-
-impl Serialize for Manifest<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ctx = &self.ctx;
-        let compiled = ctx.compiled;
-        let metadata = json!({
-            "dbt_schema_version": SCHEMA_VERSION,
-            "dbt_version": dbt_version(),
-            "generated_at": compiled.generated_at,
-            "invocation_id": compiled.invocation_id,
-            "invocation_started_at": compiled.generated_at,
-            "env": {},
-            "project_name": compiled.project_name,
-            "project_id": md5_hex(&compiled.project_name),
-            "user_id": null,
-            "send_anonymous_usage_stats": false,
-            "adapter_type": compiled.target.adapter_type,
-            "quoting": {"database": true, "schema": true, "identifier": true, "column": null},
-            "run_started_at": compiled.generated_at,
-        });
-        let (parent_map, child_map) = lineage_maps(compiled);
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("metadata", &metadata)?;
-        m.serialize_entry("nodes", &by_id(&compiled.nodes, |n| &n.unique_id, |n| NodeJson { ctx, n }))?;
-        m.serialize_entry("sources", &by_id(&compiled.sources, |s| &s.unique_id, |s| SourceJson { ctx, s }))?;
-        m.serialize_entry("macros", &by_id(&compiled.macros, |m| &m.unique_id, |m| MacroJson { ctx, m }))?;
-        for key in ["docs", "exposures", "metrics", "groups", "selectors", "disabled"] {
-            m.serialize_entry(key, &*EMPTY_OBJECT)?;
-        }
-        m.serialize_entry("parent_map", &parent_map)?;
-        m.serialize_entry("child_map", &child_map)?;
-        for key in ["group_map", "saved_queries", "semantic_models", "unit_tests", "functions"] {
-            m.serialize_entry(key, &*EMPTY_OBJECT)?;
-        }
-        m.end()
-    }
+    out.write_all(b"}")
 }
 
 /// Writes `<project>/<target-path>/manifest.json` atomically (a temp file renamed over it).
@@ -144,7 +158,7 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(&e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
-    serde_json::to_writer(&mut out, &Manifest::new(compiled)).map_err(|e| fail(&e))?;
+    write_json(&mut out, compiled).map_err(|e| fail(&e))?;
     let tmp = out.into_inner().map_err(|e| fail(e.error()))?;
     tmp.persist(&path).map_err(|e| fail(&e.error))?;
     Ok(())

@@ -70,7 +70,7 @@ fn compile(global: &Global, selection: &Selection, full_refresh: bool) -> i32 {
         Ok(build) => build,
         Err(diagnostics) => return fail(global.format, &diagnostics),
     };
-    match run::write_compile_artifacts(&build, selection, full_refresh) {
+    let code = match run::write_compile_artifacts(&build, selection, full_refresh) {
         Ok(summary) => {
             match global.format {
                 Format::Human => {
@@ -86,7 +86,9 @@ fn compile(global: &Global, selection: &Selection, full_refresh: bool) -> i32 {
             EXIT_OK
         }
         Err(diagnostics) => fail(global.format, &diagnostics),
-    }
+    };
+    build.discard();
+    code
 }
 
 fn graph(global: &Global, selection: &Selection, syntax: GraphSyntax) -> i32 {

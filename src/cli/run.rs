@@ -52,7 +52,7 @@ pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refres
     let (plan, _warnings) = run_plan(build, selection, full_refresh)?;
     write_artifacts(build, &plan)?;
     let s = &plan.summary;
-    Ok(format!(
+    let summary = format!(
         "Compiled {} models, {} seeds, {} snapshots, {} tests ({} statements) into {}",
         s.models,
         s.seeds,
@@ -60,14 +60,25 @@ pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refres
         s.tests,
         s.statements,
         super::super::diagnostics::display_path(&target_dir(build)).display()
-    ))
+    );
+    // `compile` exits next: skip freeing the plan's statements (see Build::discard).
+    std::mem::forget(plan);
+    Ok(summary)
 }
 
 fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
-    artifacts::compiled::write(&build.compiled)?;
-    artifacts::manifest::write(&build.compiled)?;
-    plan.write(&target_dir(build).join("plan.json"))?;
-    Ok(())
+    // Three independent files: written at the same time.
+    let (manifest, (compiled, plan)) = rayon::join(
+        || artifacts::manifest::write(&build.compiled),
+        || rayon::join(|| artifacts::compiled::write(&build.compiled), || plan.write(&target_dir(build).join("plan.json"))),
+    );
+    let mut problems = Diagnostics::new();
+    for result in [compiled, manifest, plan] {
+        if let Err(diagnostic) = result {
+            problems.push(diagnostic);
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
 /// `orrery run`: compile (unless `--plan`), then execute.

@@ -18,8 +18,19 @@ use crate::{project, render, spec};
 pub struct Build {
     pub pipeline: LoadedPipeline,
     pub compiled: Compiled,
+    /// Kept only so a short-lived command can skip freeing it (see [`Build::discard`]).
+    #[allow(dead_code)]
+    pub project: project::Project,
     /// Every warning of every stage so far.
     pub warnings: Diagnostics,
+}
+
+impl Build {
+    /// Ends a command that exits right after: freeing a 10k-model project's many small
+    /// allocations one by one takes longer than writing its artifacts.
+    pub fn discard(self) {
+        std::mem::forget(self);
+    }
 }
 
 /// `--vars` parsed as a YAML mapping.
@@ -120,7 +131,7 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
     let mut warnings = pipeline.warnings.clone();
     warnings.extend(problems);
     warnings.sort();
-    Ok(Build { pipeline, compiled, warnings })
+    Ok(Build { pipeline, compiled, project, warnings })
 }
 
 /// The graph and selection of a build: `--select` replaces `[select].include`; excludes add

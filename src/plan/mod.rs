@@ -385,10 +385,14 @@ fn fingerprint(node: &Node, built: &duckdb::Built) -> String {
         statements_other_type: &built.statements_other_type,
         config: &node.config,
     };
-    let mut hasher = HashWriter(Sha256::new());
+    // Buffered: serde_json writes many tiny pieces, the hash prefers whole blocks.
+    let mut hasher = std::io::BufWriter::with_capacity(1 << 14, HashWriter(Sha256::new()));
     // Writing into a hasher cannot fail; a config value JSON cannot hold would only change the hash.
     let _ = serde_json::to_writer(&mut hasher, &material);
-    let digest = hasher.0.finalize();
+    let digest = match hasher.into_inner() {
+        Ok(hasher) => hasher.0.finalize(),
+        Err(_) => Sha256::digest(b""),
+    };
     let mut hex = String::with_capacity(64);
     for b in digest.iter() {
         let _ = write!(hex, "{b:02x}");
