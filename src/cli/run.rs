@@ -22,12 +22,11 @@ fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<
     let (graph, selected) = session::select(build, selection)?;
     let nodes = graph.topo_order(&selected);
     let pipeline = &build.pipeline.pipeline;
-    let to_value = |v: &dyn erased::Ser| v.to_value();
     let options = PlanOptions {
         full_refresh: full_refresh || pipeline.execution.full_refresh,
         pipeline: pipeline.pipeline.name.clone(),
         execution: to_value(&pipeline.execution),
-        callbacks: pipeline.callbacks.iter().map(|c| to_value(c)).collect(),
+        callbacks: pipeline.callbacks.iter().map(to_value).collect(),
         artifacts: to_value(&pipeline.artifacts),
         state: to_value(&pipeline.state),
     };
@@ -35,16 +34,9 @@ fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<
     if diagnostics.has_errors() { Err(diagnostics) } else { Ok((plan, diagnostics)) }
 }
 
-mod erased {
-    /// Serializes any spec table to JSON for the plan (plans carry `[execution]` etc. as given).
-    pub trait Ser {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
-    }
+/// A spec table as the plan carries it (plans keep `[execution]` and the rest as given).
+fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 /// Writes target/compiled/**, target/manifest.json and target/plan.json; returns a summary line.

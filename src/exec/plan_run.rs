@@ -59,7 +59,7 @@ fn phase(plan: &RunPlan, keep: impl Fn(&PlanNode) -> bool, gate_children: bool) 
         .map(|&i| plan.nodes[i].depends_on.iter().filter_map(|d| task_of.get(d.as_str()).copied()).collect())
         .collect();
     if gate_children {
-        add_test_gates(plan, &nodes, &task_of, &mut deps);
+        add_test_gates(plan, &nodes, &mut deps);
     }
     let tasks = nodes
         .iter()
@@ -76,7 +76,7 @@ fn phase(plan: &RunPlan, keep: impl Fn(&PlanNode) -> bool, gate_children: bool) 
 /// With `after_each`, a node's children wait for the tests on it — as dbt build does, a test
 /// gates a child only when every node the test reads is the child's ancestor (so a
 /// relationships test between a model and its child does not make a cycle).
-fn add_test_gates(plan: &RunPlan, nodes: &[usize], task_of: &HashMap<&str, usize>, deps: &mut [Vec<usize>]) {
+fn add_test_gates(plan: &RunPlan, nodes: &[usize], deps: &mut [Vec<usize>]) {
     let n = nodes.len();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (t, d) in deps.iter().enumerate() {
@@ -121,7 +121,6 @@ fn add_test_gates(plan: &RunPlan, nodes: &[usize], task_of: &HashMap<&str, usize
     for (child, test) in gates {
         deps[child].push(test);
     }
-    let _ = task_of;
 }
 
 /// Runs plan nodes on connections cloned from one, at most one per worker at a time.
