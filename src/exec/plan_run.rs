@@ -205,6 +205,19 @@ impl<'a> PlanRunner<'a> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
     }
 
+    /// Runs `work` on a pooled connection (callbacks fetching inputs use this).
+    pub fn with_connection<T>(&self, work: impl FnOnce(&mut dyn Connection) -> T) -> Result<T, AdapterError> {
+        let mut conn = self.checkout()?;
+        let result = work(conn.as_mut());
+        self.checkin(conn);
+        Ok(result)
+    }
+
+    /// The plan index of a task.
+    pub fn plan_index(&self, task: usize) -> usize {
+        self.nodes[task]
+    }
+
     fn run_node(&self, task: usize, node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, AdapterError> {
         if node.resource_type == "test" {
             let (failures, outcome) = run_test(node, conn)?;
@@ -228,7 +241,9 @@ impl<'a> PlanRunner<'a> {
 
     /// The statement list DESIGN.md's plan describes: by what exists in the warehouse.
     fn choose_statements<'n>(&self, node: &'n PlanNode, conn: &mut dyn Connection) -> Result<&'n [String], AdapterError> {
-        let needs_lookup = node.statements_incremental.is_some() || node.statements_other_type.is_some();
+        let needs_lookup = node.statements_incremental.is_some()
+            || node.statements_other_type.is_some()
+            || node.statements_create.is_some();
         if !needs_lookup {
             return Ok(&node.statements);
         }
@@ -242,8 +257,9 @@ impl<'a> PlanRunner<'a> {
                 return Ok(&other.statements);
             }
         }
-        match (&node.statements_incremental, existing) {
-            (Some(incremental), Some(_)) if !self.full_refresh => Ok(incremental),
+        match (&node.statements_incremental, &node.statements_create, existing) {
+            (Some(incremental), _, Some(_)) if !self.full_refresh => Ok(incremental),
+            (_, Some(create), None) => Ok(create),
             _ => Ok(&node.statements),
         }
     }

@@ -14,6 +14,7 @@ pub(super) struct Built {
     pub statements: Vec<String>,
     pub statements_incremental: Option<Vec<String>>,
     pub statements_other_type: Option<OtherTypeStatements>,
+    pub statements_create: Option<Vec<String>>,
 }
 
 pub(super) fn quote(ident: &str) -> String {
@@ -98,6 +99,7 @@ fn model(node: &Node, full_refresh: bool, diagnostics: &mut Diagnostics) -> Buil
         "view" => Built {
             statements: view(node, sql, "view"),
             statements_other_type: Some(OtherTypeStatements { existing: "table".into(), statements: view(node, sql, "table") }),
+            statements_create: Some(create_in_place(node, format!("create view {} as (\n{sql}\n  )", render(&node.relation)))),
             ..Built::default()
         },
         "table" => table_built(node, sql),
@@ -123,8 +125,20 @@ fn table_built(node: &Node, sql: &str) -> Built {
     Built {
         statements: table(node, sql, "table"),
         statements_other_type: Some(OtherTypeStatements { existing: "view".into(), statements: table(node, sql, "view") }),
+        statements_create: Some(create_in_place(node, format!("create table {} as (\n{sql}\n    )", render(&node.relation)))),
         ..Built::default()
     }
+}
+
+/// A first build: nothing exists to keep, so the relation is created under its own name
+/// (half the statements of a swap; a failure still rolls back to nothing).
+fn create_in_place(node: &Node, create: String) -> Vec<String> {
+    let mut out = vec!["begin".to_string()];
+    out.extend(hooks(&node.config.pre_hook));
+    out.push(create);
+    out.extend(hooks(&node.config.post_hook));
+    out.push("commit".into());
+    out
 }
 
 /// `create view tmp`, then swap it in; `existing` is the type of what it replaces.
@@ -382,5 +396,5 @@ fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
         list.extend(hooks(&node.config.post_hook));
         list.extend(commit);
     }
-    Built { statements, statements_incremental: Some(incremental), statements_other_type: None }
+    Built { statements, statements_incremental: Some(incremental), statements_other_type: None, statements_create: None }
 }

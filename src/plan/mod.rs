@@ -122,6 +122,7 @@ impl From<&PlanRelation> for Relation {
 /// - `statements_other_type` when the relation exists as that other type (a view where a
 ///   table is built, or the reverse);
 /// - else `statements_incremental` when present and the relation exists;
+/// - else `statements_create` when present and the relation does not exist (nothing to swap);
 /// - else `statements`.
 ///
 /// When a statement fails it calls `rollback` (the statements open a transaction, so the
@@ -149,6 +150,9 @@ pub struct PlanNode {
     pub statements_incremental: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statements_other_type: Option<OtherTypeStatements>,
+    /// A first build, when the relation does not exist: created in place, without a swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements_create: Option<Vec<String>>,
     /// Models, seeds, snapshots: the ids of the tests on them (they gate its children with
     /// `test_behavior = "after_each"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -185,6 +189,8 @@ pub struct PlanOptions {
     /// `[execution]` of the pipeline file.
     pub execution: Value,
     pub callbacks: Vec<Value>,
+    /// Node id → the node-scope callbacks that fire for it.
+    pub node_callbacks: HashMap<String, Vec<String>>,
     pub artifacts: Value,
     pub state: Value,
 }
@@ -235,9 +241,10 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
                 statements: built.statements,
                 statements_incremental: built.statements_incremental,
                 statements_other_type: built.statements_other_type,
+                statements_create: built.statements_create,
                 tests: Vec::new(),
                 test,
-                callbacks: Vec::new(),
+                callbacks: opts.node_callbacks.get(&node.unique_id).cloned().unwrap_or_default(),
             };
             (plan_node, found)
         })

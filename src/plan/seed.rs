@@ -205,5 +205,6 @@ pub(super) fn statements(node: &Node, full_refresh: bool, project_root: &std::pa
         statements_incremental: (!full_refresh).then(|| build(vec![format!("truncate table {target}")])),
         // Not for a view of the seed's name: rare, and it would repeat every row a third time.
         statements_other_type: None,
+        statements_create: None,
     }
 }
