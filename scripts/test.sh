@@ -1,6 +1,37 @@
 #!/usr/bin/env bash
 # The test command of README.md: everything the tests need is set up here, then cargo test.
 # Uses the dev profile, the one profile of tests, the main command and benchmarks.
+#
+# Set up: a Python virtualenv with moto's S3 server (PyPI `moto[server]`, boto3 with it),
+# started on a free loopback port for the run and stopped after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}"
+venv="${ORRERY_TEST_VENV:-$cache/orrery-test-py}"
+if ! "$venv/bin/python" -c 'import moto, boto3' 2>/dev/null; then
+    echo "test.sh: installing moto[server] into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+log="$(mktemp -t orrery-moto.XXXXXX.log)"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 100); do
+    if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+        break
+    fi
+    if ! kill -0 "$moto_pid" 2>/dev/null; then
+        echo "test.sh: moto_server did not start:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+export ORRERY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+export ORRERY_TEST_PYTHON="$venv/bin/python"
 cargo test --locked "$@"

@@ -2,10 +2,12 @@
 //!
 //! The modules are the stages of the flow in DESIGN.md:
 //! `spec` → `project` → `render` → `graph` → `plan` → `exec`, with `adapter` (warehouses),
-//! `artifacts` (dbt's manifest and run results), `cli` and `diagnostics` beside them.
+//! `artifacts` (dbt's manifest and run results), `callback` (fired by `exec`), `store` (object
+//! stores by URL), `secrets` (scrubbing), `cli` and `diagnostics` beside them.
 
 pub mod adapter;
 pub mod artifacts;
+pub mod callback;
 pub mod cli;
 pub mod diagnostics;
 pub mod exec;
@@ -14,4 +16,6 @@ pub mod node;
 pub mod plan;
 pub mod project;
 pub mod render;
+pub mod secrets;
 pub mod spec;
+pub mod store;

@@ -3,3 +3,4 @@
 pub mod compiled;
 pub mod manifest;
 pub mod run_results;
+pub mod remote;

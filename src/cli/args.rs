@@ -73,6 +73,12 @@ pub enum Command {
         /// Worker threads (default: `[execution].threads`, else the target's, else the cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// This run's id (e.g. a scheduler's); default: `YYYYMMDDTHHMMSSZ-xxxxxxxx`.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// JSON given to callbacks as `event`: inline, or `@file`.
+        #[arg(long)]
+        event: Option<String>,
     },
     /// Print the DAG of the selected nodes.
     Graph {

@@ -25,8 +25,15 @@ pub fn main() -> i32 {
         Command::Validate { pipelines } => validate(&cli.global, pipelines),
         Command::Compile { selection, full_refresh } => compile(&cli.global, selection, *full_refresh),
         Command::Graph { selection, syntax } => graph(&cli.global, selection, *syntax),
-        Command::Run { selection, plan, full_refresh, threads } => {
-            run::run(&cli.global, selection, plan.as_deref(), *full_refresh, *threads)
+        Command::Run { selection, plan, full_refresh, threads, run_id, event } => {
+            let options = run::RunOptions {
+                plan: plan.as_deref(),
+                full_refresh: *full_refresh,
+                threads: *threads,
+                run_id: run_id.clone(),
+                event: event.clone(),
+            };
+            run::run(&cli.global, selection, &options)
         }
     }
 }
@@ -35,13 +42,17 @@ fn validate(global: &Global, pipelines: &[std::path::PathBuf]) -> i32 {
     let mut all = Diagnostics::new();
     for path in session::pipeline_paths(global, pipelines) {
         match session::build(global, &path, false) {
-            Ok(build) => match session::select(&build, &Selection::default()) {
-                Ok(_) => all.extend(build.warnings),
-                Err(diagnostics) => {
-                    all.extend(build.warnings);
-                    all.extend(diagnostics);
+            Ok(build) => {
+                match session::select(&build, &Selection::default()) {
+                    Ok((graph, _)) => {
+                        if let Err(diagnostics) = session::callback_nodes(&build, &graph) {
+                            all.extend(diagnostics);
+                        }
+                    }
+                    Err(diagnostics) => all.extend(diagnostics),
                 }
-            },
+                all.extend(build.warnings);
+            }
             Err(diagnostics) => all.extend(diagnostics),
         }
     }

@@ -9,7 +9,9 @@ use super::output::{EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail, print_diagnostic
 use super::session::{self, Build};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::exec::plan_run::{PlanRunner, TestBehavior, phases};
-use crate::exec::{CancelToken, Event, Options, RunReport, Status};
+use crate::callback::{self, Dispatcher, NodeHooks, Report, RunCounts, RunInfo, RunOutcome};
+use crate::exec::{CancelToken, Event as ExecEvent, Options, RunReport, Status};
+use crate::spec::Event;
 use crate::plan::{PlanOptions, RunPlan};
 use crate::{adapter, artifacts, plan};
 
@@ -20,6 +22,7 @@ fn target_dir(build: &Build) -> PathBuf {
 /// Builds the run plan of a compiled project's selection.
 fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<(RunPlan, Diagnostics), Diagnostics> {
     let (graph, selected) = session::select(build, selection)?;
+    let node_callbacks = session::callback_nodes(build, &graph)?;
     let nodes = graph.topo_order(&selected);
     let pipeline = &build.pipeline.pipeline;
     let options = PlanOptions {
@@ -27,6 +30,7 @@ fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<
         pipeline: pipeline.pipeline.name.clone(),
         execution: to_value(&pipeline.execution),
         callbacks: pipeline.callbacks.iter().map(to_value).collect(),
+        node_callbacks,
         artifacts: to_value(&pipeline.artifacts),
         state: to_value(&pipeline.state),
     };
@@ -43,8 +47,9 @@ fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
 pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refresh: bool) -> Result<String, Diagnostics> {
     let (plan, _warnings) = run_plan(build, selection, full_refresh)?;
     write_artifacts(build, &plan)?;
+    let remote = upload_compile_artifacts(build, &plan)?;
     let s = &plan.summary;
-    let summary = format!(
+    let mut summary = format!(
         "Compiled {} models, {} seeds, {} snapshots, {} tests ({} statements) into {}",
         s.models,
         s.seeds,
@@ -53,9 +58,38 @@ pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refres
         s.statements,
         super::super::diagnostics::display_path(&target_dir(build)).display()
     );
+    if let Some(remote) = remote {
+        summary.push('\n');
+        summary.push_str(&remote);
+    }
     // `compile` exits next: skip freeing the plan's statements (see Build::discard).
     std::mem::forget(plan);
     Ok(summary)
+}
+
+/// `[artifacts] remote_path`: a compile's files go under `compile/`.
+fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<Option<String>, Diagnostics> {
+    if plan.artifacts.get("remote_path").is_none_or(serde_json::Value::is_null) {
+        return Ok(None);
+    }
+    crate::secrets::register_environment();
+    let now = chrono::Utc::now();
+    let run = RunInfo {
+        run_id: callback::new_run_id(now),
+        pipeline: plan.pipeline.clone(),
+        started_at: now,
+        event: serde_json::json!({}),
+        target_name: plan.target.name.clone(),
+        target_type: plan.target.adapter_type.clone(),
+        workdir: build.pipeline.dir.clone(),
+        target_dir: target_dir(build),
+    };
+    artifacts::remote::upload_compile(&plan.artifacts, &run.run_context(), &target_dir(build)).map_err(|message| {
+        Diagnostics::from(
+            Diagnostic::error("artifacts::remote", format!("cannot copy the artifacts: {}", crate::secrets::scrub(&message)))
+                .with_help("check [artifacts] remote_path and its options, and the store's credentials in the environment"),
+        )
+    })
 }
 
 fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
@@ -73,22 +107,42 @@ fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
     if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
+/// `orrery run`'s own flags.
+pub struct RunOptions<'a> {
+    pub plan: Option<&'a Path>,
+    pub full_refresh: bool,
+    pub threads: Option<usize>,
+    pub run_id: Option<String>,
+    pub event: Option<String>,
+}
+
+/// Where a run's files go: the dbt target folder, and the directory callbacks run in.
+struct Places {
+    target_dir: PathBuf,
+    workdir: PathBuf,
+}
+
 /// `orrery run`: compile (unless `--plan`), then execute.
-pub fn run(global: &Global, selection: &Selection, plan_path: Option<&Path>, full_refresh: bool, threads: Option<usize>) -> i32 {
-    let (plan, target_dir, warnings) = match plan_path {
+pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> i32 {
+    let event = match parse_event(options.event.as_deref()) {
+        Ok(event) => event,
+        Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+    };
+    let (plan, places, warnings) = match options.plan {
         Some(path) => match RunPlan::read(path) {
             Ok(plan) => {
                 let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-                (plan, dir, Diagnostics::new())
+                let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                (plan, Places { target_dir: dir, workdir }, Diagnostics::new())
             }
             Err(diagnostic) => return fail(global.format, &diagnostic.into()),
         },
         None => {
-            let build = match session::build(global, &global.pipeline, full_refresh) {
+            let build = match session::build(global, &global.pipeline, options.full_refresh) {
                 Ok(build) => build,
                 Err(diagnostics) => return fail(global.format, &diagnostics),
             };
-            let (plan, mut warnings) = match run_plan(&build, selection, full_refresh) {
+            let (plan, mut warnings) = match run_plan(&build, selection, options.full_refresh) {
                 Ok(planned) => planned,
                 Err(diagnostics) => return fail(global.format, &diagnostics),
             };
@@ -96,16 +150,37 @@ pub fn run(global: &Global, selection: &Selection, plan_path: Option<&Path>, ful
                 return fail(global.format, &diagnostics);
             }
             warnings.extend(build.warnings.clone());
-            (plan, target_dir(&build), warnings)
+            (plan, Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() }, warnings)
         }
     };
     if global.format == Format::Human {
         print_diagnostics(&warnings);
     }
-    match execute_plan(global, &plan, &target_dir, full_refresh, threads) {
+    match execute_plan(global, &plan, &places, options, event) {
         Ok(code) => code,
         Err(diagnostics) => fail(global.format, &diagnostics),
     }
+}
+
+/// `--event`: inline JSON or `@file`; `{}` when not given.
+fn parse_event(given: Option<&str>) -> Result<serde_json::Value, Diagnostic> {
+    let Some(given) = given else { return Ok(serde_json::json!({})) };
+    let (text, origin) = match given.strip_prefix('@') {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (text, path.to_string()),
+            Err(err) => {
+                return Err(Diagnostic::error("cli::event", format!("cannot read --event file {path}: {err}"))
+                    .with_help("pass inline JSON, or @FILE naming a readable JSON file"));
+            }
+        },
+        None => (given.to_string(), "--event".to_string()),
+    };
+    serde_json::from_str(&text).map_err(|err| {
+        let source = crate::diagnostics::SourceFile::new(origin.clone(), text.clone());
+        Diagnostic::error("cli::event", format!("{origin} is not valid JSON: {err}"))
+            .at_line_col(&source, err.line(), err.column())
+            .with_help("pass a JSON object, e.g. --event '{\"trigger\": \"manual\"}'")
+    })
 }
 
 fn execution_setting<T: serde::de::DeserializeOwned>(plan: &RunPlan, key: &str) -> Option<T> {
@@ -117,10 +192,30 @@ fn duration_setting(plan: &RunPlan, key: &str) -> Option<Duration> {
     humantime::parse_duration(&text).ok()
 }
 
-fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh: bool, threads: Option<usize>) -> Result<i32, Diagnostics> {
-    let full_refresh = full_refresh || execution_setting::<bool>(plan, "full_refresh").unwrap_or(false);
+/// Remembers the plan's credentials (resolved from the environment) so no output shows them.
+fn register_secrets(plan: &RunPlan) {
+    crate::secrets::register_environment();
+    for (key, value) in &plan.connection {
+        if crate::project::profiles::is_secret(key, value)
+            && let Ok(Some(resolved)) = adapter::resolve_setting(key, value)
+        {
+            crate::secrets::register(&resolved);
+        }
+    }
+}
+
+fn execute_plan(
+    global: &Global,
+    plan: &RunPlan,
+    places: &Places,
+    run_options: &RunOptions<'_>,
+    event: serde_json::Value,
+) -> Result<i32, Diagnostics> {
+    register_secrets(plan);
+    let full_refresh = run_options.full_refresh || execution_setting::<bool>(plan, "full_refresh").unwrap_or(false);
     let options = Options {
-        threads: threads
+        threads: run_options
+            .threads
             .or_else(|| execution_setting(plan, "threads"))
             .or(plan.target.threads)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -135,8 +230,22 @@ fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh
     let behavior = TestBehavior::parse(&execution_setting::<String>(plan, "test_behavior").unwrap_or_default());
     let phases = phases(plan, behavior)?;
 
+    let run_started = chrono::Utc::now();
+    let run = RunInfo {
+        run_id: run_options.run_id.clone().unwrap_or_else(|| callback::new_run_id(run_started)),
+        pipeline: plan.pipeline.clone(),
+        started_at: run_started,
+        event,
+        target_name: plan.target.name.clone(),
+        target_type: plan.target.adapter_type.clone(),
+        workdir: places.workdir.clone(),
+        target_dir: places.target_dir.clone(),
+    };
+    let format = global.format;
+    let dispatcher = Dispatcher::from_plan(&plan.callbacks, run, Box::new(move |report| print_callback(format, report)))?;
+
     let target = plan.target_info();
-    let mut conn = adapter::connect(&target, target_dir).map_err(|e| Diagnostics::from(Diagnostic::from(e)))?;
+    let mut conn = adapter::connect(&target, &places.target_dir).map_err(|e| Diagnostics::from(Diagnostic::from(e)))?;
     for sql in plan.hooks.create_schemas.iter().chain(&plan.hooks.on_run_start) {
         conn.execute(sql).map_err(|e| Diagnostics::from(Diagnostic::from(e)))?;
     }
@@ -144,13 +253,13 @@ fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh
     let cancel = CancelToken::new();
     let _signals = watch_signals(&cancel);
     let started = std::time::Instant::now();
-    let run_started = chrono::Utc::now();
-    let mut reports: Vec<(usize, RunReport, Vec<Option<u64>>)> = Vec::new();
+    let mut reports: Vec<PhaseReport> = Vec::new();
     let mut printer = Printer::new(global.format, plan);
     for (index, phase) in phases.iter().enumerate() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let base = conn.try_clone().map_err(|e| Diagnostics::from(Diagnostic::from(e)))?;
         let runner = PlanRunner::new(plan, phase, base, full_refresh);
+        let hooks = NodeHooks::new(&runner, plan, phase, &dispatcher, behavior);
         let report = std::thread::scope(|scope| {
             let printer = &mut printer;
             let nodes = &phase.nodes;
@@ -159,13 +268,14 @@ fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh
                     printer.event(&event, nodes);
                 }
             });
-            let report = crate::exec::execute(&phase.dag, &options, &runner, &cancel, Some(&tx));
+            let report = crate::exec::execute(&phase.dag, &options, &hooks, &cancel, Some(&tx));
             drop(tx);
             report
         });
         let report = report.map_err(|d| Diagnostics::from(*d))?;
+        hooks.finish(cancel.reason().as_deref());
         let failures = (0..phase.nodes.len()).map(|t| runner.failures(t)).collect();
-        reports.push((index, report, failures));
+        reports.push(PhaseReport { phase: index, report, failures, failed_late: hooks.failed_late() });
         if cancel.is_cancelled() {
             break;
         }
@@ -173,21 +283,80 @@ fn execute_plan(global: &Global, plan: &RunPlan, target_dir: &Path, full_refresh
     if !cancel.is_cancelled() {
         for sql in &plan.hooks.on_run_end {
             if let Err(err) = conn.execute(sql) {
-                eprintln!("on-run-end hook failed: {}", err.message);
+                eprintln!("on-run-end hook failed: {}", crate::secrets::scrub(&err.message));
             }
         }
     }
+    drop(conn);
     let elapsed = started.elapsed();
     let results = collect_results(&phases, &reports);
-    write_run_results(global, plan, target_dir, &results, run_started, elapsed)?;
-    printer.summary(&results, elapsed);
-    Ok(if cancel.is_cancelled() {
-        EXIT_CANCELLED
+    let run_results_path = places.target_dir.join("run_results.json");
+    write_run_results(global, plan, &places.target_dir, &results, run_started, elapsed)?;
+
+    let run_status = if cancel.is_cancelled() {
+        Event::Cancelled
     } else if results.iter().any(|r| matches!(r.result.status, Status::Error | Status::Cancelled)) {
-        EXIT_FAILED
+        Event::Failure
     } else {
-        EXIT_OK
+        Event::Success
+    };
+    let outcome = RunOutcome {
+        status: run_status,
+        error: cancel.reason().or_else(|| first_error(plan, &results)),
+        duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        run_results_path: run_results_path.display().to_string(),
+        counts: run_counts(&results),
+    };
+    let pipeline_failure = dispatcher.fire_pipeline(&outcome);
+    dispatcher.wait();
+    let remote = artifacts::remote::upload_run(&plan.artifacts, &dispatcher.run().run_context(), &places.target_dir, &dispatcher.run().run_id);
+    match remote {
+        Ok(Some(message)) => printer.note(&message),
+        Ok(None) => {}
+        Err(message) => printer.note(&format!("artifacts: {}", crate::secrets::scrub(&message))),
+    }
+    printer.summary(&results, elapsed);
+    if let Some(message) = &pipeline_failure {
+        printer.note(message);
+    }
+    Ok(match run_status {
+        Event::Cancelled => EXIT_CANCELLED,
+        Event::Failure => EXIT_FAILED,
+        Event::Success if pipeline_failure.is_some() => EXIT_FAILED,
+        Event::Success => EXIT_OK,
     })
+}
+
+fn first_error(plan: &RunPlan, results: &[NodeOutcome]) -> Option<String> {
+    results.iter().find(|r| matches!(r.result.status, Status::Error | Status::Cancelled)).map(|r| {
+        format!("{}: {}", plan.nodes[r.node].id, r.result.message.as_deref().unwrap_or("failed"))
+    })
+}
+
+fn run_counts(results: &[NodeOutcome]) -> RunCounts {
+    let mut counts = RunCounts::default();
+    for r in results {
+        match r.result.status {
+            Status::Success | Status::Warn => counts.success += 1,
+            Status::Error => counts.failure += 1,
+            Status::Skipped => counts.skipped += 1,
+            Status::Cancelled => counts.cancelled += 1,
+        }
+    }
+    counts
+}
+
+fn print_callback(format: Format, report: &Report) {
+    if format == Format::Json {
+        let mut value = serde_json::to_value(report).unwrap_or_default();
+        value["on"] = value["event"].clone();
+        value["event"] = "callback".into();
+        print_json(&value);
+        return;
+    }
+    let on = report.node.as_deref().map_or_else(|| "the pipeline".to_string(), |n| n.to_string());
+    let word = if report.ok { "CALLBACK" } else { "CALLBACK FAILED" };
+    eprintln!("{word} {} ({}) for {on}: {}", report.callback, callback::event_name(report.event), report.message);
 }
 
 /// One executed (or skipped) plan node.
@@ -197,14 +366,25 @@ struct NodeOutcome {
     failures: Option<u64>,
 }
 
-type PhaseReport = (usize, RunReport, Vec<Option<u64>>);
+struct PhaseReport {
+    phase: usize,
+    report: RunReport,
+    failures: Vec<Option<u64>>,
+    /// Tasks a required success callback failed after they were recorded.
+    failed_late: std::collections::HashMap<usize, String>,
+}
 
 /// Every node that was part of a phase, with its result.
 fn collect_results(phases: &[crate::exec::plan_run::Phase], reports: &[PhaseReport]) -> Vec<NodeOutcome> {
     let mut out = Vec::new();
-    for (index, report, failures) in reports {
-        for (task, result) in report.results.iter().enumerate() {
-            out.push(NodeOutcome { node: phases[*index].nodes[task], result: result.clone(), failures: failures[task] });
+    for phase_report in reports {
+        for (task, result) in phase_report.report.results.iter().enumerate() {
+            let mut result = result.clone();
+            if let Some(message) = phase_report.failed_late.get(&task) {
+                result.status = Status::Error;
+                result.message = Some(message.clone());
+            }
+            out.push(NodeOutcome { node: phases[phase_report.phase].nodes[task], result, failures: phase_report.failures[task] });
         }
     }
     out
@@ -245,7 +425,12 @@ fn write_run_results(
                 compile: execute,
                 execute,
                 execution_time: o.result.duration,
-                message: o.result.message.clone().or_else(|| o.result.status.is_ok().then(|| "OK".to_string())),
+                message: o
+                    .result
+                    .message
+                    .as_deref()
+                    .map(crate::secrets::scrub)
+                    .or_else(|| o.result.status.is_ok().then(|| "OK".to_string())),
                 adapter_message: o.result.status.is_ok().then(|| "OK".to_string()),
                 adapter_code: None,
                 rows_affected: o.result.rows_affected,
@@ -301,7 +486,7 @@ impl<'p> Printer<'p> {
         Printer { format, plan, done: 0, total: plan.nodes.len(), terminal: std::io::stderr().is_terminal() }
     }
 
-    fn event(&mut self, event: &Event, nodes: &[usize]) {
+    fn event(&mut self, event: &ExecEvent, nodes: &[usize]) {
         let node = &self.plan.nodes[nodes[event.task()]];
         if event.is_terminal() {
             self.done += 1;
@@ -309,16 +494,17 @@ impl<'p> Printer<'p> {
         if self.format == Format::Json {
             let mut value = serde_json::to_value(event).unwrap_or_default();
             value["node"] = node.id.clone().into();
+            crate::secrets::scrub_json(&mut value);
             print_json(&value);
             return;
         }
         let line = match event {
-            Event::Started { attempt, .. } if *attempt > 1 => format!("START {} (attempt {attempt})", node.id),
-            Event::Started { .. } => return,
-            Event::Retrying { attempt, delay, message, .. } => {
+            ExecEvent::Started { attempt, .. } if *attempt > 1 => format!("START {} (attempt {attempt})", node.id),
+            ExecEvent::Started { .. } => return,
+            ExecEvent::Retrying { attempt, delay, message, .. } => {
                 format!("RETRY {} after attempt {attempt} in {:?}: {message}", node.id, delay)
             }
-            Event::Finished { status, duration, message, .. } => {
+            ExecEvent::Finished { status, duration, message, .. } => {
                 let word = match status {
                     Status::Success => "OK",
                     Status::Warn => "WARN",
@@ -326,16 +512,26 @@ impl<'p> Printer<'p> {
                     Status::Cancelled => "CANCELLED",
                     Status::Skipped => "SKIP",
                 };
-                let detail = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+                let detail = message.as_deref().map(|m| format!(": {}", crate::secrets::scrub(m))).unwrap_or_default();
                 format!("{word} {} [{:.2}s]{detail}", node.id, duration.as_secs_f64())
             }
-            Event::Skipped { .. } => format!("SKIP {}", node.id),
+            ExecEvent::Skipped { .. } => format!("SKIP {}", node.id),
         };
         let mut stderr = std::io::stderr().lock();
         if self.terminal {
             let _ = writeln!(stderr, "{:>4}/{} {line}", self.done, self.total);
         } else {
             let _ = writeln!(stderr, "{line}");
+        }
+    }
+
+    /// A line outside the node events (artifacts, a required pipeline callback).
+    fn note(&self, message: &str) {
+        let message = crate::secrets::scrub(message);
+        if self.format == Format::Json {
+            print_json(&serde_json::json!({ "event": "note", "message": message }));
+        } else {
+            eprintln!("{message}");
         }
     }
 
@@ -363,7 +559,7 @@ impl<'p> Printer<'p> {
                 _ => continue,
             };
             let node = &self.plan.nodes[outcome.node];
-            eprintln!("  {word} {}: {}", node.id, outcome.result.message.as_deref().unwrap_or(""));
+            eprintln!("  {word} {}: {}", node.id, crate::secrets::scrub(outcome.result.message.as_deref().unwrap_or("")));
         }
     }
 }

@@ -163,3 +163,39 @@ pub fn select<'a>(build: &'a Build, selection: &Selection) -> Result<(Graph<'a>,
 pub fn pipeline_paths(global: &Global, given: &[PathBuf]) -> Vec<PathBuf> {
     if given.is_empty() { vec![global.pipeline.clone()] } else { given.to_vec() }
 }
+
+/// Each node-scope callback's nodes: node id → the names of the callbacks that fire for it.
+/// A callback without `nodes` fires for every node; its selectors point back at orrery.toml.
+pub fn callback_nodes(build: &Build, graph: &Graph<'_>) -> Result<std::collections::HashMap<String, Vec<String>>, Diagnostics> {
+    let mut by_node: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let mut problems = Diagnostics::new();
+    let source = &build.pipeline.source;
+    for callback in &build.pipeline.pipeline.callbacks {
+        if callback.scope != spec::Scope::Node {
+            continue;
+        }
+        let selected = if callback.nodes.is_empty() {
+            graph.select_all()
+        } else {
+            let include: Vec<SelectorArg> = callback
+                .nodes
+                .iter()
+                .map(|s| match &s.span {
+                    Some(span) => SelectorArg::new(s.value.clone()).at(source, span.clone()),
+                    None => SelectorArg::new(s.value.clone()),
+                })
+                .collect();
+            match graph.select(&include, &[]) {
+                Ok(selected) => selected,
+                Err(diagnostics) => {
+                    problems.extend(diagnostics);
+                    continue;
+                }
+            }
+        };
+        for id in selected.ids() {
+            by_node.entry((*id).to_string()).or_default().push(callback.name.clone());
+        }
+    }
+    problems.into_result().map(|_| by_node)
+}

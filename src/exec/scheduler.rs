@@ -46,6 +46,13 @@ pub trait Runner: Sync {
     /// Runs `attempt` (1-based) of `task`. Long work should watch `cancel` or register an
     /// interrupt with `cancel.on_cancel`; a failure after cancellation is reported as cancelled.
     fn run(&self, task: usize, attempt: u32, cancel: &CancelToken) -> Outcome;
+
+    /// Called once with a task's final result (after its last attempt), on its worker and
+    /// before its children are released: a subscriber that must gate them (a required
+    /// callback) may turn the result into a failure here.
+    fn settle(&self, task: usize, result: &mut TaskResult) {
+        let _ = (task, result);
+    }
 }
 
 impl<F> Runner for F
@@ -301,7 +308,7 @@ impl Run<'_> {
                 Outcome::Failure { message } => break (Status::Error, Some(message), None),
             }
         };
-        TaskResult {
+        let mut result = TaskResult {
             status,
             attempts: attempt,
             started_at: Some(started_at),
@@ -311,7 +318,12 @@ impl Run<'_> {
             rows_affected,
             worker: Some(worker),
             skipped_because: None,
+        };
+        if catch_unwind(AssertUnwindSafe(|| self.runner.settle(task, &mut result))).is_err() {
+            result.status = Status::Error;
+            result.message = Some("internal error: settling the task panicked".into());
         }
+        result
     }
 }
 

@@ -146,6 +146,18 @@ pub fn env_var_function(name: String, default: Option<Value>) -> Result<Value, E
     }
 }
 
+/// `env_var` in models, macros and yml: dbt refuses `DBT_ENV_SECRET*` variables there, as
+/// their values would be written into compiled SQL, the manifest and the plan.
+fn project_env_var(name: String, default: Option<Value>) -> Result<Value, Error> {
+    if name.starts_with("DBT_ENV_SECRET") {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("secret env var `{name}` is allowed only in profiles.yml or packages.yml (its value would be written into compiled SQL)"),
+        ));
+    }
+    env_var_function(name, default)
+}
+
 #[derive(Debug)]
 struct Exceptions;
 
@@ -215,7 +227,7 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_recursion_limit(1000);
     env.add_function("return", dbt_return);
-    env.add_function("env_var", env_var_function);
+    env.add_function("env_var", project_env_var);
     // dbt's `log(msg, info=true)` and `print(msg)` write to its log, never into the SQL.
     env.add_function("log", |_msg: Value, kw: minijinja::value::Kwargs| {
         let _ = kw.get::<Option<Value>>("info");

@@ -72,6 +72,7 @@ pub fn parse(source: SourceFile, dir: PathBuf) -> Result<LoadedPipeline, Diagnos
     checker.check_document(&doc);
     let mut diagnostics = checker.diagnostics;
     check_callback_names(&source, doc.get_ref(), &mut diagnostics);
+    check_templates_and_urls(&source, doc.get_ref(), &mut diagnostics);
     check_warnings(&source, doc.get_ref(), &mut diagnostics);
     if diagnostics.has_errors() {
         diagnostics.sort();
@@ -140,6 +141,81 @@ fn check_callback_names(source: &SourceFile, doc: &DeTable<'_>, diagnostics: &mu
         } else {
             seen.push((text, name.span()));
         }
+    }
+}
+
+/// Every string of a callback action is a template over the callback context, and the
+/// places that name an object store need a scheme orrery can open: both checked here, with
+/// spans, so a typo fails `validate` instead of a run.
+fn check_templates_and_urls(source: &SourceFile, doc: &DeTable<'_>, diagnostics: &mut Diagnostics) {
+    const ACTIONS: &[&str] = &["upload", "command", "webhook", "log"];
+    for (index, callback) in array(doc.get("callbacks")).iter().enumerate() {
+        let Some(callback) = table(Some(callback)) else { continue };
+        for action in ACTIONS {
+            let Some(value) = callback.get(*action) else { continue };
+            let Some(fields) = value.get_ref().as_table() else { continue };
+            for (key, field) in fields {
+                // Store options are builder settings, given as written.
+                if key.get_ref() == "options" {
+                    continue;
+                }
+                let path = format!("callbacks[{index}].{action}.{}", key.get_ref());
+                check_template_strings(source, field, &path, diagnostics);
+            }
+            if let Some(to) = fields.get("to").filter(|_| *action == "upload") {
+                check_store_url(source, to, "[callbacks.upload] to", diagnostics);
+            }
+            if let Some(url) = fields.get("url").filter(|_| *action == "webhook")
+                && let Some(text) = url.get_ref().as_str()
+                && !(text.starts_with("http://") || text.starts_with("https://") || text.starts_with("{{"))
+            {
+                diagnostics.push(
+                    Diagnostic::error("spec::callback_url", format!("webhook url `{text}` is not an http:// or https:// URL"))
+                        .with_help("give the full URL, e.g. `https://hooks.example.com/orrery`")
+                        .at(source, url.span()),
+                );
+            }
+        }
+    }
+    if let Some(artifacts) = table(doc.get("artifacts"))
+        && let Some(remote) = artifacts.get("remote_path")
+    {
+        check_template_strings(source, remote, "artifacts.remote_path", diagnostics);
+        check_store_url(source, remote, "[artifacts] remote_path", diagnostics);
+    }
+    if let Some(state) = table(doc.get("state"))
+        && let Some(backend) = state.get("backend")
+        && backend.get_ref().as_str() != Some("local")
+    {
+        check_store_url(source, backend, "[state] backend", diagnostics);
+    }
+}
+
+fn check_template_strings(source: &SourceFile, value: &toml::Spanned<DeValue<'_>>, path: &str, diagnostics: &mut Diagnostics) {
+    match value.get_ref() {
+        DeValue::String(text) => {
+            if let Err(problem) = crate::callback::template::check(text) {
+                diagnostics.push(
+                    Diagnostic::error("spec::callback_template", format!("`{path}`: {}", problem.message))
+                        .with_help(problem.help)
+                        .at(source, value.span()),
+                );
+            }
+        }
+        DeValue::Array(items) => items.iter().for_each(|item| check_template_strings(source, item, path, diagnostics)),
+        DeValue::Table(fields) => fields.values().for_each(|item| check_template_strings(source, item, path, diagnostics)),
+        _ => {}
+    }
+}
+
+fn check_store_url(source: &SourceFile, value: &toml::Spanned<DeValue<'_>>, what: &str, diagnostics: &mut Diagnostics) {
+    let Some(text) = value.get_ref().as_str() else { return };
+    if let Err(message) = crate::store::known_scheme(text) {
+        diagnostics.push(
+            Diagnostic::error("spec::store_url", format!("{what}: {message}"))
+                .with_help(format!("use one of {}", crate::store::SCHEMES.iter().map(|s| format!("`{s}://`")).collect::<Vec<_>>().join(", ")))
+                .at(source, value.span()),
+        );
     }
 }
 
