@@ -51,40 +51,39 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Location, StoreError> {
         .map_err(|_| StoreError(format!("unknown object store scheme `{}://` in `{url}`", parsed.scheme())))?;
     let prefix = ObjectPath::parse(path).map_err(|e| StoreError(format!("bad object path in `{url}`: {e}")))?;
     let invalid = |e: object_store::Error| StoreError(format!("cannot open `{url}`: {e}"));
-    let options = options.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone()));
+    let options: Vec<(String, String)> = options.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
     let store: Arc<dyn ObjectStore> = match scheme {
-        ObjectStoreScheme::Local => {
-            // `file:///abs/path`: the store is the root; create the prefix so a first put works.
-            Arc::new(object_store::local::LocalFileSystem::new())
-        }
+        ObjectStoreScheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
         ObjectStoreScheme::Memory => Arc::new(object_store::memory::InMemory::new()),
         ObjectStoreScheme::AmazonS3 => {
-            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
-            for (key, value) in options {
-                let key = key.parse().map_err(|_| StoreError(format!("unknown S3 option `{key}`")))?;
-                builder = builder.with_config(key, value);
-            }
-            Arc::new(builder.build().map_err(invalid)?)
+            let builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+            Arc::new(configured(builder, &options, "S3", |b, k, v| b.with_config(k, v))?.build().map_err(invalid)?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
-            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url);
-            for (key, value) in options {
-                let key = key.parse().map_err(|_| StoreError(format!("unknown GCS option `{key}`")))?;
-                builder = builder.with_config(key, value);
-            }
-            Arc::new(builder.build().map_err(invalid)?)
+            let builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url);
+            Arc::new(configured(builder, &options, "GCS", |b, k, v| b.with_config(k, v))?.build().map_err(invalid)?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
-            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url);
-            for (key, value) in options {
-                let key = key.parse().map_err(|_| StoreError(format!("unknown Azure option `{key}`")))?;
-                builder = builder.with_config(key, value);
-            }
-            Arc::new(builder.build().map_err(invalid)?)
+            let builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url);
+            Arc::new(configured(builder, &options, "Azure", |b, k, v| b.with_config(k, v))?.build().map_err(invalid)?)
         }
         _ => return Err(StoreError(format!("unknown object store scheme `{}://` in `{url}`", parsed.scheme()))),
     };
     Ok(Location { store, prefix, url: url.to_string() })
+}
+
+/// Applies `[..].options` to a store builder; an option the store does not know is an error.
+fn configured<B, K: std::str::FromStr>(
+    mut builder: B,
+    options: &[(String, String)],
+    store: &str,
+    set: impl Fn(B, K, String) -> B,
+) -> Result<B, StoreError> {
+    for (key, value) in options {
+        let parsed = key.parse().map_err(|_| StoreError(format!("unknown {store} option `{key}`")))?;
+        builder = set(builder, parsed, value.clone());
+    }
+    Ok(builder)
 }
 
 impl Location {

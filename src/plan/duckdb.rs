@@ -131,8 +131,12 @@ fn table_built(node: &Node, sql: &str) -> Built {
 }
 
 /// A first build: nothing exists to keep, so the relation is created under its own name
-/// (half the statements of a swap; a failure still rolls back to nothing).
+/// (a failure still leaves nothing). One statement is its own transaction; with hooks they
+/// share one.
 fn create_in_place(node: &Node, create: String) -> Vec<String> {
+    if node.config.pre_hook.iter().chain(&node.config.post_hook).all(|h| h.trim().is_empty()) {
+        return vec![create];
+    }
     let mut out = vec!["begin".to_string()];
     out.extend(hooks(&node.config.pre_hook));
     out.push(create);

@@ -552,6 +552,21 @@ include = ["manifest.json"]
     // file:// keeps the path under the target folder below the rendered prefix.
     let copied = std::fs::read(files.path().join("ok_model/manifest.json")).expect("file:// upload");
     assert_eq!(copied, std::fs::read(target.join("manifest.json")).unwrap());
+    // `compile` copies its artifacts under compile/.
+    Test::new()
+        .current_dir(project)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args(["compile", "--select", "ok_model"])
+        .run()
+        .status(0);
+    let compiled = boto3(
+        &python,
+        &endpoint,
+        &bucket,
+        "sys.stdout.write(s3.get_object(Bucket=bucket, Key='artifacts/cbpipe/compile/plan.json')['Body'].read().decode())",
+    );
+    assert_eq!(compiled, std::fs::read_to_string(target.join("plan.json")).unwrap());
 }
 
 /// A loopback HTTP server answering each request with the next status of `statuses`;
