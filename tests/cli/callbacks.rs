@@ -543,11 +543,14 @@ include = ["manifest.json"]
         "import io, tarfile\n\
          body = s3.get_object(Bucket=bucket, Key='tarballs/r1/target.tar.gz')['Body'].read()\n\
          tar = tarfile.open(fileobj=io.BytesIO(body), mode='r:gz')\n\
-         for m in tar.getmembers(): print(m.name, len(tar.extractfile(m).read()))",
+         import hashlib\n\
+         for m in tar.getmembers(): print(m.name, hashlib.sha256(tar.extractfile(m).read()).hexdigest())",
     );
-    for relative in ["manifest.json", "plan.json", "compiled/cbproj/models/ok_model.sql"] {
-        let size = std::fs::metadata(target.join(relative)).unwrap().len();
-        assert!(members.lines().any(|l| l == format!("{relative} {size}")), "{relative} ({size} bytes) not in tarball:\n{members}");
+    for relative in ["manifest.json", "plan.json", "run_results.json", "compiled/cbproj/models/ok_model.sql"] {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(std::fs::read(target.join(relative)).unwrap());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(members.lines().any(|l| l == format!("{relative} {hex}")), "{relative} ({hex}) not in the tarball:\n{members}");
     }
     // file:// keeps the path under the target folder below the rendered prefix.
     let copied = std::fs::read(files.path().join("ok_model/manifest.json")).expect("file:// upload");
