@@ -18,4 +18,5 @@ pub mod project;
 pub mod render;
 pub mod secrets;
 pub mod spec;
+pub mod state;
 pub mod store;

@@ -80,6 +80,42 @@ pub enum Command {
         #[arg(long)]
         event: Option<String>,
     },
+    /// Compare the project with the applied state: what `apply` would create, replace, rebuild or drop.
+    Plan {
+        #[command(flatten)]
+        selection: Selection,
+        /// Save the change plan here for `orrery apply PLAN`.
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        /// Exit 0 when nothing changes, 2 when something does, 1 on an error (Terraform's).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Replace this node (id or name) whatever the state says; repeatable.
+        #[arg(long = "replace")]
+        replace: Vec<String>,
+        /// Plan dropping everything in the state.
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Run a saved change plan exactly (or plan, show and ask).
+    Apply {
+        #[command(flatten)]
+        selection: Selection,
+        /// A change plan written by `orrery plan -o`; the dbt project is then not read.
+        plan: Option<PathBuf>,
+        /// Apply without asking.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Print a saved plan as `plan` printed it.
+    Show {
+        plan: PathBuf,
+    },
+    /// Look at or repair the applied state.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Print the DAG of the selected nodes.
     Graph {
         #[command(flatten)]
@@ -94,4 +130,16 @@ pub enum Command {
 pub enum GraphSyntax {
     Dot,
     Mermaid,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCommand {
+    /// The state: every node with its materialization, status and time, and the lock.
+    Show,
+    /// The node ids in the state.
+    List,
+    /// Forget a node (its relation is left as it is).
+    Rm { node: String },
+    /// Release a lock left by a process that is gone.
+    Unlock { lock_id: String },
 }

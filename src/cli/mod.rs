@@ -1,13 +1,14 @@
 //! The clap commands, human and JSON output, exit codes.
 
 mod args;
+mod deploy;
 mod output;
 mod run;
 mod session;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, Format, Global, GraphSyntax, Selection};
+pub use args::{Cli, Command, Format, Global, GraphSyntax, Selection, StateCommand};
 use output::{EXIT_INVALID, EXIT_OK, fail, print_diagnostics, print_json};
 
 use crate::diagnostics::Diagnostics;
@@ -25,6 +26,13 @@ pub fn main() -> i32 {
         Command::Validate { pipelines } => validate(&cli.global, pipelines),
         Command::Compile { selection, full_refresh } => compile(&cli.global, selection, *full_refresh),
         Command::Graph { selection, syntax } => graph(&cli.global, selection, *syntax),
+        Command::Plan { selection, out, detailed_exitcode, replace, destroy } => {
+            let args = deploy::PlanArgs { out: out.as_deref(), detailed_exitcode: *detailed_exitcode, replace, destroy: *destroy };
+            deploy::plan(&cli.global, selection, &args)
+        }
+        Command::Apply { selection, plan, auto_approve } => deploy::apply(&cli.global, selection, plan.as_deref(), *auto_approve),
+        Command::Show { plan } => deploy::show(&cli.global, plan),
+        Command::State { command } => deploy::state(&cli.global, command),
         Command::Run { selection, plan, full_refresh, threads, run_id, event } => {
             let options = run::RunOptions {
                 plan: plan.as_deref(),

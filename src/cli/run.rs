@@ -15,12 +15,12 @@ use crate::spec::Event;
 use crate::plan::{PlanOptions, RunPlan};
 use crate::{adapter, artifacts, plan};
 
-fn target_dir(build: &Build) -> PathBuf {
+pub(super) fn target_dir(build: &Build) -> PathBuf {
     build.compiled.project_root.join(&build.compiled.target_path)
 }
 
 /// Builds the run plan of a compiled project's selection.
-fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<(RunPlan, Diagnostics), Diagnostics> {
+pub(super) fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<(RunPlan, Diagnostics), Diagnostics> {
     let (graph, selected) = session::select(build, selection)?;
     let node_callbacks = session::callback_nodes(build, &graph)?;
     let nodes = graph.topo_order(&selected);
@@ -32,10 +32,29 @@ fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<
         callbacks: pipeline.callbacks.iter().map(to_value).collect(),
         node_callbacks,
         artifacts: to_value(&pipeline.artifacts),
-        state: to_value(&pipeline.state),
+        state: state_value(build),
     };
     let (plan, diagnostics) = plan::build_run_plan(&build.compiled, &nodes, &options);
     if diagnostics.has_errors() { Err(diagnostics) } else { Ok((plan, diagnostics)) }
+}
+
+/// `[state]` as the plan carries it: with the local backend, the state file's absolute path,
+/// so a run or apply from the plan alone records where `plan` reads.
+fn state_value(build: &Build) -> serde_json::Value {
+    let pipeline = &build.pipeline.pipeline;
+    let mut value = to_value(&pipeline.state);
+    if pipeline.state.backend == "local" {
+        let store = crate::state::StateStore::local(&build.pipeline.dir, &pipeline.pipeline.name, &build.compiled.target.name);
+        value["path"] = store.path.display().to_string().into();
+    }
+    value
+}
+
+/// The state a plan records into; `None` when its backend is not one orrery can write yet.
+pub(super) fn state_store(plan: &RunPlan) -> Option<crate::state::StateStore> {
+    let backend = plan.state.get("backend").and_then(serde_json::Value::as_str).unwrap_or("local");
+    let path = plan.state.get("path").and_then(serde_json::Value::as_str)?;
+    (backend == "local").then(|| crate::state::StateStore { path: PathBuf::from(path) })
 }
 
 /// A spec table as the plan carries it (plans keep `[execution]` and the rest as given).
@@ -92,7 +111,7 @@ fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<Option<Stri
     })
 }
 
-fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
+pub(super) fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
     // Three independent files: written at the same time.
     let (manifest, (compiled, plan)) = rayon::join(
         || artifacts::manifest::write(&build.compiled),
@@ -117,9 +136,9 @@ pub struct RunOptions<'a> {
 }
 
 /// Where a run's files go: the dbt target folder, and the directory callbacks run in.
-struct Places {
-    target_dir: PathBuf,
-    workdir: PathBuf,
+pub(super) struct Places {
+    pub target_dir: PathBuf,
+    pub workdir: PathBuf,
 }
 
 /// `orrery run`: compile (unless `--plan`), then execute.
@@ -156,10 +175,31 @@ pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> 
     if global.format == Format::Human {
         print_diagnostics(&warnings);
     }
-    match execute_plan(global, &plan, &places, options, event) {
+    let (_lock, recorder) = match record_into_state(&plan, "run") {
+        Ok(held) => held,
+        Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+    };
+    match execute_plan(global, &plan, &places, options, event, recorder.as_ref()) {
         Ok(code) => code,
         Err(diagnostics) => fail(global.format, &diagnostics),
     }
+}
+
+/// Takes the state's lock for `operation` and starts recording into it (when the plan names
+/// a state orrery can write).
+pub(super) fn record_into_state(
+    plan: &RunPlan,
+    operation: &str,
+) -> Result<(Option<crate::state::Lock>, Option<crate::state::Recorder>), Diagnostic> {
+    let Some(store) = state_store(plan) else {
+        if plan.state.get("backend").and_then(serde_json::Value::as_str).is_some_and(|b| b != "local") {
+            eprintln!("warning: orrery cannot record into an object-store state yet; nothing is recorded");
+        }
+        return Ok((None, None));
+    };
+    let lock = store.lock(operation)?;
+    let recorder = crate::state::Recorder::begin(store, &plan.pipeline, &plan.target.name)?;
+    Ok((Some(lock), Some(recorder)))
 }
 
 /// `--event`: inline JSON or `@file`; `{}` when not given.
@@ -204,12 +244,13 @@ fn register_secrets(plan: &RunPlan) {
     }
 }
 
-fn execute_plan(
+pub(super) fn execute_plan(
     global: &Global,
     plan: &RunPlan,
     places: &Places,
     run_options: &RunOptions<'_>,
     event: serde_json::Value,
+    recorder: Option<&crate::state::Recorder>,
 ) -> Result<i32, Diagnostics> {
     register_secrets(plan);
     let full_refresh = run_options.full_refresh || execution_setting::<bool>(plan, "full_refresh").unwrap_or(false);
@@ -266,6 +307,14 @@ fn execute_plan(
             scope.spawn(move || {
                 for event in rx {
                     printer.event(&event, nodes);
+                    if let (Some(recorder), ExecEvent::Finished { task, status, .. }) = (recorder, &event)
+                        && status.is_ok()
+                    {
+                        let word = if *status == Status::Warn { "warn" } else { "success" };
+                        if let Err(diagnostic) = recorder.record(&plan.nodes[nodes[*task]], word) {
+                            eprintln!("warning: {}", diagnostic.message);
+                        }
+                    }
                 }
             });
             let report = crate::exec::execute(&phase.dag, &options, &hooks, &cancel, Some(&tx));

@@ -1,6 +1,7 @@
 //! The run plan: every selected node with the exact statements that build it, made at compile
 //! time so that `exec` (or another machine with only the plan) runs it without the project.
 
+pub mod change;
 mod duckdb;
 mod seed;
 #[cfg(test)]
@@ -47,6 +48,12 @@ pub struct RunPlan {
     pub kind: PlanKind,
     pub pipeline: String,
     pub target: PlanTarget,
+    /// Change plans: the state serial they were made against (0: no state yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u64>,
+    /// Change plans: the state lineage they were made against (none: no state yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
     /// Every selected node, in a topological order. Ephemeral models are inlined, not listed.
     pub nodes: Vec<PlanNode>,
     pub summary: PlanSummary,
@@ -94,6 +101,9 @@ pub struct PlanSummary {
     pub snapshots: usize,
     pub tests: usize,
     pub statements: usize,
+    /// Change plans: nodes per action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<change::ActionCounts>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -274,12 +284,15 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             .iter()
             .map(|n| n.statements.len() + n.statements_incremental.as_ref().map_or(0, Vec::len))
             .sum(),
+        actions: None,
     };
     let plan = RunPlan {
         format_version: FORMAT_VERSION,
         orrery_version: env!("CARGO_PKG_VERSION").to_string(),
         kind: PlanKind::Run,
         pipeline: opts.pipeline.clone(),
+        serial: None,
+        lineage: None,
         target: PlanTarget {
             name: target.name.clone(),
             adapter_type: target.adapter_type.clone(),

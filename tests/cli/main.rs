@@ -9,6 +9,8 @@ mod validate;
 #[cfg(feature = "duckdb")]
 mod callbacks;
 #[cfg(feature = "duckdb")]
+mod deploy;
+#[cfg(feature = "duckdb")]
 mod relations;
 #[cfg(feature = "duckdb")]
 mod run;

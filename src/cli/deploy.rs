@@ -1,0 +1,276 @@
+//! `plan`, `apply`, `show` and `state`: Terraform's workflow over the applied state.
+
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use super::args::{Format, Global, Selection, StateCommand};
+use super::output::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, fail, print_diagnostics, print_json};
+use super::run::{Places, RunOptions, execute_plan, run_plan, state_store, target_dir, write_artifacts};
+use super::session;
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::plan::change::{self, ChangeOptions};
+use crate::plan::{PlanKind, RunPlan};
+
+/// A line on stdout; a reader that went away (`| head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `orrery plan`'s flags.
+pub struct PlanArgs<'a> {
+    pub out: Option<&'a Path>,
+    pub detailed_exitcode: bool,
+    pub replace: &'a [String],
+    pub destroy: bool,
+}
+
+/// Compiles and compares with the state; the change plan and where the pipeline lives.
+fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Result<(RunPlan, Places), Diagnostics> {
+    let build = session::build(global, &global.pipeline, false)?;
+    let (plan, warnings) = run_plan(&build, selection, false)?;
+    write_artifacts(&build, &plan)?;
+    if global.format == Format::Human {
+        let mut all = build.warnings.clone();
+        all.extend(warnings);
+        print_diagnostics(&all);
+    }
+    let store = state_store(&plan).ok_or_else(|| {
+        Diagnostics::from(
+            Diagnostic::error("state::backend", "orrery can plan only against the local state backend yet")
+                .with_help("remove [state] backend (the default is `local`)"),
+        )
+    })?;
+    if let Some(lock) = store.lock_info() {
+        eprintln!("warning: the state is locked by {} for `{}` (lock {}); this plan may be stale", lock.who, lock.operation, lock.id);
+    }
+    let state = store.read().map_err(Diagnostics::from)?;
+    let options = ChangeOptions {
+        replace: args.replace.to_vec(),
+        destroy: args.destroy,
+        project_ids: build.compiled.nodes.iter().map(|n| n.unique_id.clone()).collect::<HashSet<_>>(),
+    };
+    let places = Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() };
+    Ok((change::change_plan(plan, state.as_ref(), &options), places))
+}
+
+fn print_plan(global: &Global, plan: &RunPlan) {
+    match global.format {
+        Format::Human => say!("{}", change::render_human(plan).trim_end()),
+        Format::Json => print_json(&serde_json::json!({
+            "kind": "change",
+            "summary": plan.summary.actions,
+            "nodes": plan.nodes.iter().filter(|n| n.action != "unchanged").map(|n| serde_json::json!({
+                "id": n.id, "action": n.action, "reason": n.reason,
+            })).collect::<Vec<_>>(),
+        })),
+    }
+}
+
+/// `orrery plan`.
+pub fn plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> i32 {
+    let (plan, _) = match make_plan(global, selection, args) {
+        Ok(planned) => planned,
+        Err(diagnostics) => return fail(global.format, &diagnostics),
+    };
+    print_plan(global, &plan);
+    if let Some(out) = args.out {
+        if let Err(diagnostic) = plan.write(out) {
+            return fail(global.format, &diagnostic.into());
+        }
+        if global.format == Format::Human {
+            say!("\nSaved the plan to {}; apply it with `orrery apply {}`.", out.display(), out.display());
+        }
+    }
+    let changes = plan.summary.actions.map_or(0, |c| c.changes());
+    match (args.detailed_exitcode, changes) {
+        (true, 0) | (false, _) => EXIT_OK,
+        (true, _) => 2,
+    }
+}
+
+/// `orrery show PLAN`: a saved plan as `plan` printed it.
+pub fn show(global: &Global, path: &Path) -> i32 {
+    match RunPlan::read(path) {
+        Ok(plan) if plan.kind == PlanKind::Change => {
+            print_plan(global, &plan);
+            EXIT_OK
+        }
+        Ok(plan) => {
+            match global.format {
+                Format::Human => say!(
+                    "A run plan of `{}` on target `{}`: {} nodes, {} statements.",
+                    plan.pipeline, plan.target.name, plan.summary.nodes, plan.summary.statements
+                ),
+                Format::Json => print_json(&serde_json::to_value(&plan.summary).unwrap_or_default()),
+            }
+            EXIT_OK
+        }
+        Err(diagnostic) => fail(global.format, &diagnostic.into()),
+    }
+}
+
+/// `orrery apply [PLAN]`.
+pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_approve: bool) -> i32 {
+    let (plan, places) = match path {
+        Some(path) => match RunPlan::read(path) {
+            Ok(plan) if plan.kind == PlanKind::Change => {
+                let places = Places {
+                    target_dir: path.parent().map_or_else(|| ".".into(), Path::to_path_buf),
+                    workdir: std::env::current_dir().unwrap_or_else(|_| ".".into()),
+                };
+                (plan, places)
+            }
+            Ok(_) => {
+                let diagnostic = Diagnostic::error("apply::not_a_change_plan", format!("{} is a run plan, not a change plan", path.display()))
+                    .with_help("make a change plan with `orrery plan -o PLAN`, or run this one with `orrery run --plan`");
+                return fail(global.format, &diagnostic.into());
+            }
+            Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+        },
+        None => {
+            let args = PlanArgs { out: None, detailed_exitcode: false, replace: &[], destroy: false };
+            let (plan, places) = match make_plan(global, selection, &args) {
+                Ok(planned) => planned,
+                Err(diagnostics) => return fail(global.format, &diagnostics),
+            };
+            print_plan(global, &plan);
+            if plan.summary.actions.map_or(0, |c| c.changes()) == 0 {
+                return EXIT_OK;
+            }
+            if !auto_approve && !confirm() {
+                return EXIT_INVALID;
+            }
+            (plan, places)
+        }
+    };
+    let (lock, recorder) = match record_into_stale_checked(&plan) {
+        Ok(held) => held,
+        Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+    };
+    let runnable = change::runnable(&plan);
+    let options = RunOptions { plan: None, full_refresh: false, threads: None, run_id: None, event: None };
+    let code = match execute_plan(global, &runnable, &places, &options, serde_json::json!({}), recorder.as_ref()) {
+        Ok(code) => code,
+        Err(diagnostics) => fail(global.format, &diagnostics),
+    };
+    drop(lock);
+    code
+}
+
+/// Refuses a plan made against another state, then takes the lock and starts recording.
+fn record_into_stale_checked(
+    plan: &RunPlan,
+) -> Result<(Option<crate::state::Lock>, Option<crate::state::Recorder>), Diagnostic> {
+    let Some(store) = state_store(plan) else {
+        return Err(Diagnostic::error("state::backend", "orrery can apply only with the local state backend yet"));
+    };
+    // Checked under the lock, so two applies of one plan cannot both pass.
+    let lock = store.lock("apply")?;
+    let state = store.read()?;
+    let (serial, lineage) = (state.as_ref().map_or(0, |s| s.serial), state.as_ref().map(|s| s.lineage.clone()));
+    if plan.serial != Some(serial) || plan.lineage != lineage {
+        return Err(Diagnostic::error(
+            "apply::stale_plan",
+            format!(
+                "the plan is stale: it was made against state serial {}, the state is now at serial {serial}{}",
+                plan.serial.unwrap_or(0),
+                if plan.lineage != lineage { " of another lineage" } else { "" }
+            ),
+        )
+        .with_help("something ran or applied since; make a new plan with `orrery plan -o PLAN`"));
+    }
+    let recorder = crate::state::Recorder::begin(store, &plan.pipeline, &plan.target.name)?;
+    Ok((Some(lock), Some(recorder)))
+}
+
+/// Asks on the terminal; without one, refuses (Terraform's rule for `apply` without a plan).
+fn confirm() -> bool {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("error: apply without a plan file needs a terminal to confirm, or --auto-approve");
+        return false;
+    }
+    eprint!("\nApply these changes? Only 'yes' will be accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        true
+    } else {
+        eprintln!("Apply cancelled.");
+        false
+    }
+}
+
+/// `orrery state show | list | rm NODE | unlock LOCK_ID`.
+pub fn state(global: &Global, command: &StateCommand) -> i32 {
+    let loaded = match crate::spec::load(&global.pipeline) {
+        Ok(loaded) => loaded,
+        Err(diagnostics) => return fail(global.format, &diagnostics),
+    };
+    let pipeline = &loaded.pipeline;
+    let target = global.target.clone().or_else(|| pipeline.profile.target.clone()).unwrap_or_else(|| "dev".into());
+    let store = crate::state::StateStore::local(&loaded.dir, &pipeline.pipeline.name, &target);
+    let state = match store.read() {
+        Ok(state) => state,
+        Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+    };
+    match command {
+        StateCommand::Show => {
+            match (&state, global.format) {
+                (Some(state), Format::Json) => print_json(&serde_json::to_value(state).unwrap_or_default()),
+                (Some(state), Format::Human) => {
+                    say!("state {} (lineage {}, serial {})", store.path.display(), state.lineage, state.serial);
+                    for (id, node) in &state.nodes {
+                        say!("{id}\t{}\t{}\t{}", node.materialized, node.status, node.built_at.to_rfc3339());
+                    }
+                }
+                (None, _) => say!("No state yet at {}.", store.path.display()),
+            }
+            if let Some(lock) = store.lock_info() {
+                say!("locked: {} by {} (pid {} on {}) for `{}` since {}", lock.id, lock.who, lock.pid, lock.host, lock.operation, lock.when);
+            }
+            EXIT_OK
+        }
+        StateCommand::List => {
+            for id in state.iter().flat_map(|s| s.nodes.keys()) {
+                say!("{id}");
+            }
+            EXIT_OK
+        }
+        StateCommand::Rm { node } => {
+            let Some(mut state) = state else {
+                return fail(global.format, &Diagnostic::error("state::rm", "there is no state yet").into());
+            };
+            let _lock = match store.lock("state rm") {
+                Ok(lock) => lock,
+                Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+            };
+            if state.nodes.remove(node).is_none() {
+                let diagnostic = Diagnostic::error("state::rm", format!("`{node}` is not in the state"))
+                    .with_help("`orrery state list` shows the ids in it");
+                return fail(global.format, &diagnostic.into());
+            }
+            state.serial += 1;
+            match store.write(&state) {
+                Ok(()) => {
+                    eprintln!("Removed {node} from the state (its relation is left as it is).");
+                    EXIT_OK
+                }
+                Err(diagnostic) => fail(global.format, &diagnostic.into()),
+            }
+        }
+        StateCommand::Unlock { lock_id } => match store.unlock(lock_id) {
+            Ok(info) => {
+                eprintln!("Released lock {} ({} by {} since {}).", info.id, info.operation, info.who, info.when);
+                EXIT_OK
+            }
+            Err(diagnostic) => {
+                fail(global.format, &diagnostic.into());
+                EXIT_FAILED
+            }
+        },
+    }
+}

@@ -1,0 +1,180 @@
+//! `plan` / `apply` / `state` on real projects: the change plan against the applied state,
+//! stale plans, locks, and what an interrupted apply leaves behind.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{Test, project_copy};
+
+fn tables(db: &Path, like: &str) -> Vec<String> {
+    let conn = duckdb::Connection::open(db).expect("open database");
+    let sql = format!("select table_name from information_schema.tables where table_name like '{like}' order by 1");
+    let mut stmt = conn.prepare(&sql).expect("prepare");
+    stmt.query_map([], |r| r.get::<_, String>(0)).expect("query").map(|r| r.expect("row")).collect()
+}
+
+/// The plan's lines for one action, as `<symbol> <action> <id> (<reason>)`, trimmed.
+fn lines_with(stdout: &str, action: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.split_whitespace().nth(1) == Some(action))
+        .map(str::to_string)
+        .collect()
+}
+
+fn state_of(project: &Path, pipeline: &str) -> Value {
+    let text = std::fs::read_to_string(project.join(format!(".orrery/state/{pipeline}/dev.json"))).expect("state written");
+    serde_json::from_str(&text).expect("state is JSON")
+}
+
+#[test]
+fn plan_apply_plan_shows_creates_then_nothing_then_exactly_what_an_edit_changes() {
+    let dir = project_copy("examples/shop");
+    let project = dir.path();
+    let first = Test::new().current_dir(project).args(["plan", "--detailed-exitcode", "-o", "p1.json"]).run().status(2);
+    assert!(first.stdout().contains("Plan: 64 to create, 0 to replace, 0 to rebuild, 0 to drop, 0 unchanged."), "{}", first.stdout());
+    Test::new().current_dir(project).args(["show", "p1.json"]).run().status(0);
+    Test::new().current_dir(project).args(["apply", "p1.json"]).run().status(0);
+    assert_eq!(state_of(project, "shop")["nodes"].as_object().unwrap().len(), 64);
+
+    let again = Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
+    assert!(again.stdout().contains("No changes."), "{}", again.stdout());
+
+    // Applying the same plan again is refused, and changes nothing.
+    let before = state_of(project, "shop");
+    Test::new().current_dir(project).args(["apply", "p1.json"]).run().status(2).stderr_contains("the plan is stale");
+    assert_eq!(state_of(project, "shop"), before);
+
+    // Edit a staging view: it is replaced, the tables built from it rebuilt, the rest unchanged.
+    let model = project.join("models/staging/stg_patrons.sql");
+    let sql = std::fs::read_to_string(&model).unwrap();
+    std::fs::write(&model, format!("{sql}\n-- reviewed\n")).unwrap();
+    let edited = Test::new().current_dir(project).args(["plan", "--detailed-exitcode", "-o", "p2.json"]).run().status(2);
+    let out = edited.stdout();
+    assert_eq!(lines_with(&out, "replace"), ["-/+ replace model.shop.stg_patrons (sql_changed)"], "{out}");
+    let rebuilt = lines_with(&out, "rebuild");
+    assert!(rebuilt.contains(&"~ rebuild model.shop.dim_patrons (upstream_changed)".to_string()), "{out}");
+    assert!(rebuilt.iter().all(|l| !l.contains("model.shop.stg_") && !l.contains("dim_teas")), "views and unrelated nodes stay: {out}");
+    assert!(out.contains("to rebuild, 0 to drop,"), "{out}");
+    Test::new().current_dir(project).args(["apply", "p2.json"]).run().status(0);
+    Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
+
+    // A plan made before a run is stale after it.
+    std::fs::write(&model, format!("{sql}\n-- reviewed twice\n")).unwrap();
+    Test::new().current_dir(project).args(["plan", "-o", "p3.json"]).run().status(0);
+    Test::new().current_dir(project).args(["run"]).run().status(0);
+    Test::new().current_dir(project).args(["apply", "p3.json"]).run().status(2).stderr_contains("the plan is stale");
+
+    // Delete a model: planned as a drop, and apply drops its relation.
+    std::fs::remove_file(project.join("models/marts/mart_tea_sales.sql")).unwrap();
+    let dropped = Test::new().current_dir(project).args(["plan", "--detailed-exitcode", "-o", "p4.json"]).run().status(2);
+    let out = dropped.stdout();
+    assert!(out.contains("! 1 relation(s) will be DROPPED"), "{out}");
+    assert!(lines_with(&out, "drop").contains(&"- drop model.shop.mart_tea_sales (removed)".to_string()), "{out}");
+    assert_eq!(tables(&project.join("shop.duckdb"), "mart_tea_sales"), ["mart_tea_sales"]);
+    Test::new().current_dir(project).args(["apply", "p4.json"]).run().status(0);
+    assert!(tables(&project.join("shop.duckdb"), "mart_tea_sales").is_empty());
+    assert!(state_of(project, "shop")["nodes"].get("model.shop.mart_tea_sales").is_none());
+    Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
+}
+
+#[test]
+fn apply_without_a_plan_file_refuses_without_a_terminal_unless_auto_approved() {
+    let dir = project_copy("examples/shop");
+    let project = dir.path();
+    Test::new()
+        .current_dir(project)
+        .args(["apply"])
+        .run()
+        .status(2)
+        .stderr_contains("needs a terminal to confirm, or --auto-approve");
+    assert!(!project.join("shop.duckdb").exists(), "nothing ran");
+    Test::new().current_dir(project).args(["apply", "--auto-approve"]).run().status(0);
+    Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
+}
+
+#[test]
+fn a_killed_apply_leaves_its_lock_and_a_state_true_to_what_finished() {
+    const PASSWORD: &str = "pw-deploy-Q4-never-show";
+    let dir = project_copy("tests/fixtures/projects/callbacks");
+    let project = dir.path();
+    let select = ["--select", "ok_model", "ok_child", "slow_model"];
+    let planned = Test::new()
+        .current_dir(project)
+        .env("ORRERY_TEST_PASSWORD", PASSWORD)
+        .args(["plan", "-o", "plan.json"])
+        .args(select)
+        .run()
+        .status(0);
+    assert!(planned.stdout().contains("to create"), "{}", planned.stdout());
+
+    let mut apply = Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .current_dir(project)
+        .env("ORRERY_TEST_PASSWORD", PASSWORD)
+        .args(["--format", "json", "apply", "plan.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start apply");
+    let mut finished = Vec::new();
+    let mut slow_started = false;
+    for line in BufReader::new(apply.stdout.take().unwrap()).lines() {
+        let event: Value = serde_json::from_str(&line.unwrap()).unwrap_or_default();
+        let node = event["node"].as_str().unwrap_or_default().to_string();
+        match event["event"].as_str() {
+            Some("finished") => finished.push(node),
+            Some("started") if node == "model.cbproj.slow_model" => slow_started = true,
+            _ => {}
+        }
+        if slow_started && finished.iter().any(|n| n == "model.cbproj.ok_child") {
+            break;
+        }
+    }
+
+    // A second apply (or run) meanwhile fails on the lock, naming its id, owner and time.
+    let lock: Value = serde_json::from_str(&std::fs::read_to_string(project.join(".orrery/state/cbpipe/dev.lock")).unwrap()).unwrap();
+    let id = lock["id"].as_str().unwrap().to_string();
+    let second = Test::new().current_dir(project).args(["run", "--select", "ok_model"]).run().status(2);
+    let stderr = second.stderr();
+    assert!(stderr.contains(&id) && stderr.contains("for `apply`") && stderr.contains(lock["who"].as_str().unwrap()), "{stderr}");
+    assert!(stderr.contains(&lock["when"].as_str().unwrap()[..16]), "{stderr}");
+
+    Command::new("kill").args(["-9", &apply.id().to_string()]).status().unwrap();
+    let _ = apply.wait();
+
+    // The holder is gone: the lock is reported stale with the command that releases it.
+    let stale = Test::new().current_dir(project).args(["run", "--select", "ok_model"]).run().status(2);
+    stale.stderr_contains("a process that is gone").stderr_contains(&format!("orrery state unlock {id}"));
+    Test::new().current_dir(project).args(["state", "unlock", &id]).run().status(0);
+
+    // Exactly what did not finish is planned again; nothing in state claims a missing relation.
+    let replanned = Test::new()
+        .current_dir(project)
+        .env("ORRERY_TEST_PASSWORD", PASSWORD)
+        .args(["plan", "--detailed-exitcode"])
+        .args(select)
+        .run()
+        .status(2);
+    let out = replanned.stdout();
+    assert_eq!(lines_with(&out, "create"), ["+ create model.cbproj.slow_model (new)"], "{out}");
+    assert!(lines_with(&out, "replace").is_empty() && lines_with(&out, "rebuild").is_empty(), "{out}");
+    let state = state_of(project, "cbpipe");
+    let db = project.join("cb.duckdb");
+    for (id, node) in state["nodes"].as_object().unwrap() {
+        if node["resource_type"] != "test" {
+            let name = node["relation"]["identifier"].as_str().unwrap();
+            assert_eq!(tables(&db, name), [name], "state claims {id}, which does not exist");
+        }
+    }
+    // No plan, state or output holds the profile password.
+    for file in ["plan.json", ".orrery/state/cbpipe/dev.json", "target/plan.json"] {
+        assert!(!std::fs::read_to_string(project.join(file)).unwrap().contains(PASSWORD), "{file}");
+    }
+    for text in [planned.stdout(), planned.stderr(), replanned.stdout(), replanned.stderr()] {
+        assert!(!text.contains(PASSWORD));
+    }
+}
