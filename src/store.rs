@@ -26,6 +26,13 @@ pub struct Location {
     pub url: String,
 }
 
+/// An object's version, for conditional writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Version {
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
+}
+
 /// Why a store could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -56,7 +63,10 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Location, StoreError> {
         ObjectStoreScheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
         ObjectStoreScheme::Memory => Arc::new(object_store::memory::InMemory::new()),
         ObjectStoreScheme::AmazonS3 => {
-            let builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+            // Conditional writes (state and locks) use If-Match / If-None-Match, as S3 has them.
+            let builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_config(object_store::aws::AmazonS3ConfigKey::ConditionalPut, "etag");
             Arc::new(configured(builder, &options, "S3", |b, k, v| b.with_config(k, v))?.build().map_err(invalid)?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
@@ -119,6 +129,49 @@ impl Location {
             }
         }
         Ok(count)
+    }
+
+    /// Reads `relative` with its version; `None` when it does not exist.
+    pub fn get_versioned(&self, relative: &str, timeout: Duration) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        let key = self.key(relative);
+        let read = async {
+            let result = self.store.get(&key).await?;
+            let version = Version { e_tag: result.meta.e_tag.clone(), version: result.meta.version.clone() };
+            Ok::<_, object_store::Error>((result.bytes().await?.to_vec(), version))
+        };
+        match block_on(timeout, read)? {
+            Ok(found) => Ok(Some(found)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError(format!("cannot read `{key}` from {}: {e}", self.url))),
+        }
+    }
+
+    /// Writes `relative` only if it is still at `expected` (`None`: only if it does not exist);
+    /// `Ok(None)` when another writer got there first.
+    pub fn put_if(
+        &self,
+        relative: &str,
+        bytes: Vec<u8>,
+        expected: Option<&Version>,
+        timeout: Duration,
+    ) -> Result<Option<Version>, StoreError> {
+        let key = self.key(relative);
+        let mode = match expected {
+            None => object_store::PutMode::Create,
+            Some(v) => object_store::PutMode::Update(object_store::UpdateVersion { e_tag: v.e_tag.clone(), version: v.version.clone() }),
+        };
+        let put = self.store.put_opts(&key, PutPayload::from(bytes), mode.into());
+        match block_on(timeout, put)? {
+            Ok(result) => Ok(Some(Version { e_tag: result.e_tag, version: result.version })),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(None),
+            Err(e) => Err(StoreError(format!("cannot write `{key}` to {}: {e}", self.url))),
+        }
+    }
+
+    /// Deletes `relative` under the prefix.
+    pub fn delete(&self, relative: &str, timeout: Duration) -> Result<(), StoreError> {
+        let key = self.key(relative);
+        block_on(timeout, self.store.delete(&key))?.map_err(|e| StoreError(format!("cannot delete `{key}` from {}: {e}", self.url)))
     }
 
     /// Reads `relative` under the prefix.

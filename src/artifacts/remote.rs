@@ -1,5 +1,5 @@
 //! `[artifacts] remote_path` (Cosmos' `remote_target_path`): the compiled SQL, manifest, plan
-//! and run_results copied to an object store, under `compile/` after a compile and under
+//! (and the last change plan) and run_results copied to an object store, under `compile/` after a compile and under
 //! `runs/<run_id>/` after a run.
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use crate::spec::Artifacts;
 use crate::store;
 
 /// The files a remote copy takes from the target folder.
-const INCLUDE: &[&str] = &["compiled/**", "manifest.json", "plan.json", "run_results.json"];
+const INCLUDE: &[&str] = &["compiled/**", "manifest.json", "plan.json", "run_results.json", "orrery/change_plan.json"];
 
 /// Uploading the artifacts of one command gives up after this long.
 const TIMEOUT: Duration = Duration::from_secs(300);

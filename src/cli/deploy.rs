@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::args::{Format, Global, Selection, StateCommand};
 use super::output::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, fail, print_diagnostics, print_json};
-use super::run::{Places, RunOptions, execute_plan, run_plan, state_store, target_dir, write_artifacts};
+use super::run::{Places, RunOptions, execute_plan, run_plan, state_store, target_dir, upload_compile_artifacts, write_artifacts};
 use super::session;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::plan::change::{self, ChangeOptions};
@@ -37,12 +37,7 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
         all.extend(warnings);
         print_diagnostics(&all);
     }
-    let store = state_store(&plan).ok_or_else(|| {
-        Diagnostics::from(
-            Diagnostic::error("state::backend", "orrery can plan only against the local state backend yet")
-                .with_help("remove [state] backend (the default is `local`)"),
-        )
-    })?;
+    let store = state_store(&plan)?.ok_or_else(|| Diagnostics::from(Diagnostic::error("state::backend", "the plan names no state")))?;
     if let Some(lock) = store.lock_info() {
         eprintln!("warning: the state is locked by {} for `{}` (lock {}); this plan may be stale", lock.who, lock.operation, lock.id);
     }
@@ -53,7 +48,15 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
         project_ids: build.compiled.nodes.iter().map(|n| n.unique_id.clone()).collect::<HashSet<_>>(),
     };
     let places = Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() };
-    Ok((change::change_plan(plan, state.as_ref(), &options), places))
+    let change = change::change_plan(plan, state.as_ref(), &options);
+    // The change plan sits with the compile's artifacts, and goes where they are copied.
+    change.write(&places.target_dir.join("orrery/change_plan.json"))?;
+    if let Some(message) = upload_compile_artifacts(&build, &change)?
+        && global.format == Format::Human
+    {
+        eprintln!("{message}");
+    }
+    Ok((change, places))
 }
 
 fn print_plan(global: &Global, plan: &RunPlan) {
@@ -69,6 +72,47 @@ fn print_plan(global: &Global, plan: &RunPlan) {
     }
 }
 
+fn is_url(path: &Path) -> bool {
+    path.to_string_lossy().contains("://")
+}
+
+/// Splits `scheme://…/dir/file.json` into the store of its directory and the file name.
+fn plan_location(path: &Path) -> Result<(crate::store::Location, String), Diagnostic> {
+    let text = path.to_string_lossy();
+    let (dir, name) = text.rsplit_once('/').unwrap_or(("", &text));
+    let location = crate::store::open(dir, &crate::spec::StoreOptions::new())
+        .map_err(|e| Diagnostic::error("plan::remote", format!("plan {text}: {}", e.0)).with_help("credentials and endpoints come from the environment (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, …)"))?;
+    Ok((location, name.to_string()))
+}
+
+/// Writes a plan to a file, or to an object store URL (a CI job plans, another machine applies).
+fn save_plan(plan: &RunPlan, path: &Path) -> Result<(), Diagnostic> {
+    if !is_url(path) {
+        return plan.write(path);
+    }
+    let (location, name) = plan_location(path)?;
+    location
+        .put(&name, plan.to_json().into_bytes(), std::time::Duration::from_secs(120))
+        .map_err(|e| Diagnostic::error("plan::remote", format!("cannot save the plan: {}", e.0)))
+}
+
+/// Reads a plan from a file or an object store URL.
+fn load_plan(path: &Path) -> Result<RunPlan, Diagnostic> {
+    if !is_url(path) {
+        return RunPlan::read(path);
+    }
+    let (location, name) = plan_location(path)?;
+    let bytes = location
+        .get(&name, std::time::Duration::from_secs(120))
+        .map_err(|e| Diagnostic::error("plan::remote", format!("cannot read the plan: {}", e.0)))?;
+    let local = tempfile::NamedTempFile::new().map_err(|e| Diagnostic::error("plan::remote", e.to_string()))?;
+    std::fs::write(local.path(), bytes).map_err(|e| Diagnostic::error("plan::remote", e.to_string()))?;
+    RunPlan::read(local.path()).map_err(|mut d| {
+        d.message = d.message.replace(&local.path().display().to_string(), &path.display().to_string());
+        d
+    })
+}
+
 /// `orrery plan`.
 pub fn plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> i32 {
     let (plan, _) = match make_plan(global, selection, args) {
@@ -77,7 +121,7 @@ pub fn plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> i32 
     };
     print_plan(global, &plan);
     if let Some(out) = args.out {
-        if let Err(diagnostic) = plan.write(out) {
+        if let Err(diagnostic) = save_plan(&plan, out) {
             return fail(global.format, &diagnostic.into());
         }
         if global.format == Format::Human {
@@ -93,7 +137,7 @@ pub fn plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> i32 
 
 /// `orrery show PLAN`: a saved plan as `plan` printed it.
 pub fn show(global: &Global, path: &Path) -> i32 {
-    match RunPlan::read(path) {
+    match load_plan(path) {
         Ok(plan) if plan.kind == PlanKind::Change => {
             print_plan(global, &plan);
             EXIT_OK
@@ -115,12 +159,15 @@ pub fn show(global: &Global, path: &Path) -> i32 {
 /// `orrery apply [PLAN]`.
 pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_approve: bool) -> i32 {
     let (plan, places) = match path {
-        Some(path) => match RunPlan::read(path) {
+        Some(path) => match load_plan(path) {
             Ok(plan) if plan.kind == PlanKind::Change => {
-                let places = Places {
-                    target_dir: path.parent().map_or_else(|| ".".into(), Path::to_path_buf),
-                    workdir: std::env::current_dir().unwrap_or_else(|_| ".".into()),
+                let here = std::env::current_dir().unwrap_or_else(|_| ".".into());
+                let target_dir = match path.parent() {
+                    _ if is_url(path) => here.clone(),
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                    _ => here.clone(),
                 };
+                let places = Places { target_dir, workdir: here };
                 (plan, places)
             }
             Ok(_) => {
@@ -156,6 +203,8 @@ pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_a
         Ok(code) => code,
         Err(diagnostics) => fail(global.format, &diagnostics),
     };
+    // The state is written whole before the lock goes.
+    drop(recorder);
     drop(lock);
     code
 }
@@ -164,8 +213,9 @@ pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_a
 fn record_into_stale_checked(
     plan: &RunPlan,
 ) -> Result<(Option<crate::state::Lock>, Option<crate::state::Recorder>), Diagnostic> {
-    let Some(store) = state_store(plan) else {
-        return Err(Diagnostic::error("state::backend", "orrery can apply only with the local state backend yet"));
+    let Some(store) = state_store(plan)? else {
+        return Err(Diagnostic::error("state::backend", "the plan names no state to apply against")
+            .with_help("make the plan again with `orrery plan -o PLAN`"));
     };
     // Checked under the lock, so two applies of one plan cannot both pass.
     let lock = store.lock("apply")?;
@@ -212,7 +262,14 @@ pub fn state(global: &Global, command: &StateCommand) -> i32 {
     };
     let pipeline = &loaded.pipeline;
     let target = global.target.clone().or_else(|| pipeline.profile.target.clone()).unwrap_or_else(|| "dev".into());
-    let store = crate::state::StateStore::local(&loaded.dir, &pipeline.pipeline.name, &target);
+    let store = if pipeline.state.backend == "local" {
+        crate::state::StateStore::local(&loaded.dir, &pipeline.pipeline.name, &target)
+    } else {
+        match crate::state::StateStore::remote(&pipeline.state.backend, &pipeline.state.options, &pipeline.pipeline.name, &target) {
+            Ok(store) => store,
+            Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+        }
+    };
     let state = match store.read() {
         Ok(state) => state,
         Err(diagnostic) => return fail(global.format, &diagnostic.into()),
@@ -222,12 +279,12 @@ pub fn state(global: &Global, command: &StateCommand) -> i32 {
             match (&state, global.format) {
                 (Some(state), Format::Json) => print_json(&serde_json::to_value(state).unwrap_or_default()),
                 (Some(state), Format::Human) => {
-                    say!("state {} (lineage {}, serial {})", store.path.display(), state.lineage, state.serial);
+                    say!("state {} (lineage {}, serial {})", store.location, state.lineage, state.serial);
                     for (id, node) in &state.nodes {
                         say!("{id}\t{}\t{}\t{}", node.materialized, node.status, node.built_at.to_rfc3339());
                     }
                 }
-                (None, _) => say!("No state yet at {}.", store.path.display()),
+                (None, _) => say!("No state yet at {}.", store.location),
             }
             if let Some(lock) = store.lock_info() {
                 say!("locked: {} by {} (pid {} on {}) for `{}` since {}", lock.id, lock.who, lock.pid, lock.host, lock.operation, lock.when);

@@ -45,16 +45,23 @@ fn state_value(build: &Build) -> serde_json::Value {
     let mut value = to_value(&pipeline.state);
     if pipeline.state.backend == "local" {
         let store = crate::state::StateStore::local(&build.pipeline.dir, &pipeline.pipeline.name, &build.compiled.target.name);
-        value["path"] = store.path.display().to_string().into();
+        if let Some(path) = store.path() {
+            value["path"] = path.display().to_string().into();
+        }
     }
     value
 }
 
-/// The state a plan records into; `None` when its backend is not one orrery can write yet.
-pub(super) fn state_store(plan: &RunPlan) -> Option<crate::state::StateStore> {
+/// The state a plan records into and is compared with: `[state] backend` as the plan carries it.
+pub(super) fn state_store(plan: &RunPlan) -> Result<Option<crate::state::StateStore>, Diagnostic> {
     let backend = plan.state.get("backend").and_then(serde_json::Value::as_str).unwrap_or("local");
-    let path = plan.state.get("path").and_then(serde_json::Value::as_str)?;
-    (backend == "local").then(|| crate::state::StateStore { path: PathBuf::from(path) })
+    if backend == "local" {
+        let path = plan.state.get("path").and_then(serde_json::Value::as_str);
+        return Ok(path.map(|p| crate::state::StateStore::at_path(PathBuf::from(p))));
+    }
+    let options: crate::spec::StoreOptions =
+        plan.state.get("options").and_then(|o| serde_json::from_value(o.clone()).ok()).unwrap_or_default();
+    crate::state::StateStore::remote(backend, &options, &plan.pipeline, &plan.target.name).map(Some)
 }
 
 /// A spec table as the plan carries it (plans keep `[execution]` and the rest as given).
@@ -87,7 +94,7 @@ pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refres
 }
 
 /// `[artifacts] remote_path`: a compile's files go under `compile/`.
-fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<Option<String>, Diagnostics> {
+pub(super) fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<Option<String>, Diagnostics> {
     if plan.artifacts.get("remote_path").is_none_or(serde_json::Value::is_null) {
         return Ok(None);
     }
@@ -191,12 +198,7 @@ pub(super) fn record_into_state(
     plan: &RunPlan,
     operation: &str,
 ) -> Result<(Option<crate::state::Lock>, Option<crate::state::Recorder>), Diagnostic> {
-    let Some(store) = state_store(plan) else {
-        if plan.state.get("backend").and_then(serde_json::Value::as_str).is_some_and(|b| b != "local") {
-            eprintln!("warning: orrery cannot record into an object-store state yet; nothing is recorded");
-        }
-        return Ok((None, None));
-    };
+    let Some(store) = state_store(plan)? else { return Ok((None, None)) };
     let lock = store.lock(operation)?;
     let recorder = crate::state::Recorder::begin(store, &plan.pipeline, &plan.target.name)?;
     Ok((Some(lock), Some(recorder)))
@@ -337,6 +339,11 @@ pub(super) fn execute_plan(
         }
     }
     drop(conn);
+    if let Some(recorder) = recorder
+        && let Err(diagnostic) = recorder.finish()
+    {
+        eprintln!("warning: {}", diagnostic.message);
+    }
     let elapsed = started.elapsed();
     let results = collect_results(&phases, &reports);
     let run_results_path = places.target_dir.join("run_results.json");

@@ -428,7 +428,7 @@ fn walk(root: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// moto's S3 server, started by scripts/test.sh, and a Python with boto3 to look inside it.
-fn s3() -> (String, String) {
+pub(crate) fn s3() -> (String, String) {
     let endpoint = std::env::var("ORRERY_TEST_S3_ENDPOINT")
         .expect("ORRERY_TEST_S3_ENDPOINT is unset: run the tests with scripts/test.sh, which starts an S3 server");
     let python = std::env::var("ORRERY_TEST_PYTHON").expect("ORRERY_TEST_PYTHON is unset: run scripts/test.sh");
@@ -436,7 +436,7 @@ fn s3() -> (String, String) {
 }
 
 /// Runs boto3 against the test server: `script` gets `s3` (a client) and `bucket`.
-fn boto3(python: &str, endpoint: &str, bucket: &str, script: &str) -> String {
+pub(crate) fn boto3(python: &str, endpoint: &str, bucket: &str, script: &str) -> String {
     let program = format!(
         "import boto3, json, sys\n\
          s3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1',\n\

@@ -178,3 +178,76 @@ fn a_killed_apply_leaves_its_lock_and_a_state_true_to_what_finished() {
         assert!(!text.contains(PASSWORD));
     }
 }
+
+#[test]
+fn plans_and_state_live_on_an_object_store_and_apply_needs_no_checkout() {
+    let (endpoint, python) = crate::callbacks::s3();
+    let bucket = format!("orrery-deploy-{}", std::process::id());
+    crate::callbacks::boto3(&python, &endpoint, &bucket, "s3.create_bucket(Bucket=bucket)");
+    let dir = project_copy("tests/fixtures/projects/callbacks");
+    let project = dir.path();
+    std::fs::write(
+        project.join("orrery.toml"),
+        format!(
+            r#"[pipeline]
+name = "cbpipe"
+
+[state]
+backend = "s3://{bucket}/state"
+options = {{ endpoint = "{endpoint}", allow_http = "true", region = "us-east-1" }}
+"#
+        ),
+    )
+    .unwrap();
+    let s3_env = |test: Test| {
+        test.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", "us-east-1")
+    };
+    let plan_url = format!("s3://{bucket}/plans/p1.json");
+    s3_env(Test::new()).current_dir(project).args(["plan", "-o", &plan_url, "--select", "ok_model", "ok_child"]).run().status(0);
+
+    // Another machine: no checkout, only the plan's URL.
+    let elsewhere = tempfile::tempdir().unwrap();
+    s3_env(Test::new()).current_dir(elsewhere.path()).args(["show", &plan_url]).run().status(0);
+    s3_env(Test::new()).current_dir(elsewhere.path()).args(["apply", &plan_url]).run().status(0);
+    assert_eq!(tables(&project.join("cb.duckdb"), "ok_%"), ["ok_child", "ok_model"]);
+    let listing = crate::callbacks::boto3(
+        &python,
+        &endpoint,
+        &bucket,
+        "for o in s3.list_objects_v2(Bucket=bucket, Prefix='state/').get('Contents', []): print(o['Key'])",
+    );
+    assert_eq!(listing.lines().collect::<Vec<_>>(), ["state/cbpipe/dev.json"], "the lock is released after apply");
+    let state: Value = serde_json::from_str(&crate::callbacks::boto3(
+        &python,
+        &endpoint,
+        &bucket,
+        "sys.stdout.write(s3.get_object(Bucket=bucket, Key='state/cbpipe/dev.json')['Body'].read().decode())",
+    ))
+    .unwrap();
+    assert_eq!(state["serial"], 1);
+    assert!(state["nodes"].get("model.cbproj.ok_child").is_some());
+
+    s3_env(Test::new()).current_dir(project).args(["plan", "--detailed-exitcode", "--select", "ok_model", "ok_child"]).run().status(0);
+    s3_env(Test::new()).current_dir(elsewhere.path()).args(["apply", &plan_url]).run().status(2).stderr_contains("the plan is stale");
+
+    // A lock held elsewhere stops a run, naming it; `state unlock` releases it.
+    crate::callbacks::boto3(
+        &python,
+        &endpoint,
+        &bucket,
+        "s3.put_object(Bucket=bucket, Key='state/cbpipe/dev.lock', Body=json.dumps({'id': 'lock-42', 'who': 'ci', \
+         'pid': 1, 'host': 'another-host', 'operation': 'apply', 'when': '2026-11-22T08:00:00Z'}).encode())",
+    );
+    s3_env(Test::new())
+        .current_dir(project)
+        .args(["run", "--select", "ok_model"])
+        .run()
+        .status(2)
+        .stderr_contains("lock lock-42 held by ci (pid 1 on another-host) for `apply` since 2026-11-22T08:00:00Z");
+    s3_env(Test::new()).current_dir(project).args(["state", "unlock", "lock-42"]).run().status(0);
+    s3_env(Test::new()).current_dir(project).args(["run", "--select", "ok_model"]).run().status(0);
+}
