@@ -96,6 +96,9 @@ pub enum Command {
         /// Plan dropping everything in the state.
         #[arg(long)]
         destroy: bool,
+        /// Ask the warehouse which relations in the state are missing, and plan them as create.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Run a saved change plan exactly (or plan, show and ask).
     Apply {

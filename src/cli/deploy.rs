@@ -25,6 +25,7 @@ pub struct PlanArgs<'a> {
     pub detailed_exitcode: bool,
     pub replace: &'a [String],
     pub destroy: bool,
+    pub refresh: bool,
 }
 
 /// Compiles and compares with the state; the change plan and where the pipeline lives.
@@ -42,12 +43,17 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
         eprintln!("warning: the state is locked by {} for `{}` (lock {}); this plan may be stale", lock.who, lock.operation, lock.id);
     }
     let state = store.read().map_err(Diagnostics::from)?;
+    let places = Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() };
+    let missing = match (&state, args.refresh) {
+        (Some(state), true) => missing_in_warehouse(&plan, state, &places.target_dir)?,
+        _ => HashSet::new(),
+    };
     let options = ChangeOptions {
         replace: args.replace.to_vec(),
         destroy: args.destroy,
         project_ids: build.compiled.nodes.iter().map(|n| n.unique_id.clone()).collect::<HashSet<_>>(),
+        missing,
     };
-    let places = Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() };
     let change = change::change_plan(plan, state.as_ref(), &options);
     // The change plan sits with the compile's artifacts, and goes where they are copied.
     change.write(&places.target_dir.join("orrery/change_plan.json"))?;
@@ -57,6 +63,32 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
         eprintln!("{message}");
     }
     Ok((change, places))
+}
+
+/// `--refresh`: the nodes in state whose relation the warehouse does not have.
+fn missing_in_warehouse(plan: &RunPlan, state: &crate::state::State, target_dir: &Path) -> Result<HashSet<String>, Diagnostics> {
+    let connect_error = |e: crate::adapter::AdapterError| Diagnostics::from(Diagnostic::from(e));
+    let mut conn = crate::adapter::connect(&plan.target_info(), target_dir).map_err(connect_error)?;
+    let key = |r: &crate::node::Relation| {
+        (r.database.clone().unwrap_or_default().to_lowercase(), r.schema.to_lowercase(), r.identifier.to_lowercase())
+    };
+    let mut missing = HashSet::new();
+    let listed = conn.list_relations().map_err(connect_error)?;
+    let existing: Option<HashSet<_>> = listed.map(|all| all.iter().map(|(r, _)| key(r)).collect());
+    for (id, node) in &state.nodes {
+        if node.resource_type == "test" {
+            continue;
+        }
+        let relation = crate::node::Relation::from(&node.relation);
+        let exists = match &existing {
+            Some(set) => set.contains(&key(&relation)),
+            None => conn.relation_exists(&relation).map_err(connect_error)?,
+        };
+        if !exists {
+            missing.insert(id.clone());
+        }
+    }
+    Ok(missing)
 }
 
 fn print_plan(global: &Global, plan: &RunPlan) {
@@ -178,7 +210,7 @@ pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_a
             Err(diagnostic) => return fail(global.format, &diagnostic.into()),
         },
         None => {
-            let args = PlanArgs { out: None, detailed_exitcode: false, replace: &[], destroy: false };
+            let args = PlanArgs { out: None, detailed_exitcode: false, replace: &[], destroy: false, refresh: false };
             let (plan, places) = match make_plan(global, selection, &args) {
                 Ok(planned) => planned,
                 Err(diagnostics) => return fail(global.format, &diagnostics),

@@ -26,8 +26,14 @@ pub fn main() -> i32 {
         Command::Validate { pipelines } => validate(&cli.global, pipelines),
         Command::Compile { selection, full_refresh } => compile(&cli.global, selection, *full_refresh),
         Command::Graph { selection, syntax } => graph(&cli.global, selection, *syntax),
-        Command::Plan { selection, out, detailed_exitcode, replace, destroy } => {
-            let args = deploy::PlanArgs { out: out.as_deref(), detailed_exitcode: *detailed_exitcode, replace, destroy: *destroy };
+        Command::Plan { selection, out, detailed_exitcode, replace, destroy, refresh } => {
+            let args = deploy::PlanArgs {
+                out: out.as_deref(),
+                detailed_exitcode: *detailed_exitcode,
+                replace,
+                destroy: *destroy,
+                refresh: *refresh,
+            };
             deploy::plan(&cli.global, selection, &args)
         }
         Command::Apply { selection, plan, auto_approve } => deploy::apply(&cli.global, selection, plan.as_deref(), *auto_approve),

@@ -35,6 +35,8 @@ pub struct ChangeOptions {
     /// Every node id of the compiled project, selected or not: state nodes outside it are
     /// dropped; nodes only left out by a selection are not.
     pub project_ids: HashSet<String>,
+    /// Nodes in state whose relation the warehouse no longer has (`--refresh`).
+    pub missing: HashSet<String>,
 }
 
 /// Turns a run plan into a change plan against `state` (`None`: nothing applied yet).
@@ -53,6 +55,7 @@ pub fn change_plan(mut plan: RunPlan, state: Option<&State>, options: &ChangeOpt
         } else {
             match before {
                 None => ("create", Some("new")),
+                Some(_) if options.missing.contains(&node.id) => ("create", Some("missing_in_warehouse")),
                 Some(before) if before.fingerprint != node.fingerprint => ("replace", Some(replace_reason(before, node))),
                 Some(_) if upstream_changed && reads_upstream_data(node) => ("rebuild", Some("upstream_changed")),
                 Some(_) => ("unchanged", None),

@@ -80,6 +80,18 @@ fn plan_apply_plan_shows_creates_then_nothing_then_exactly_what_an_edit_changes(
     assert!(tables(&project.join("shop.duckdb"), "mart_tea_sales").is_empty());
     assert!(state_of(project, "shop")["nodes"].get("model.shop.mart_tea_sales").is_none());
     Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
+
+    // A relation dropped behind orrery's back: only --refresh asks the warehouse.
+    duckdb::Connection::open(project.join("shop.duckdb")).unwrap().execute_batch("drop table main_marts.dim_patrons").unwrap();
+    Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
+    let refreshed = Test::new().current_dir(project).args(["plan", "--refresh", "--detailed-exitcode"]).run().status(2);
+    let out = refreshed.stdout();
+    assert_eq!(lines_with(&out, "create"), ["+ create model.shop.dim_patrons (missing_in_warehouse)"], "{out}");
+    // --replace forces one node; --destroy plans dropping everything in state.
+    let forced = Test::new().current_dir(project).args(["plan", "--replace", "stg_teas"]).run().status(0);
+    assert!(lines_with(&forced.stdout(), "replace").contains(&"-/+ replace model.shop.stg_teas (requested)".to_string()));
+    let destroy = Test::new().current_dir(project).args(["plan", "--destroy"]).run().status(0);
+    assert!(destroy.stdout().contains("0 to create, 0 to replace, 0 to rebuild, 62 to drop"), "{}", destroy.stdout());
 }
 
 #[test]
