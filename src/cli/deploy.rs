@@ -225,7 +225,7 @@ pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_a
             (plan, places)
         }
     };
-    let (lock, recorder) = match record_into_stale_checked(&plan) {
+    let (lock, recorder) = match record_into_stale_checked(&plan, global.lock_timeout) {
         Ok(held) => held,
         Err(diagnostic) => return fail(global.format, &diagnostic.into()),
     };
@@ -244,13 +244,14 @@ pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_a
 /// Refuses a plan made against another state, then takes the lock and starts recording.
 fn record_into_stale_checked(
     plan: &RunPlan,
+    lock_timeout: std::time::Duration,
 ) -> Result<(Option<crate::state::Lock>, Option<crate::state::Recorder>), Diagnostic> {
     let Some(store) = state_store(plan)? else {
         return Err(Diagnostic::error("state::backend", "the plan names no state to apply against")
             .with_help("make the plan again with `orrery plan -o PLAN`"));
     };
     // Checked under the lock, so two applies of one plan cannot both pass.
-    let lock = store.lock("apply")?;
+    let lock = store.lock_waiting("apply", lock_timeout)?;
     let state = store.read()?;
     let (serial, lineage) = (state.as_ref().map_or(0, |s| s.serial), state.as_ref().map(|s| s.lineage.clone()));
     if plan.serial != Some(serial) || plan.lineage != lineage {
@@ -333,7 +334,7 @@ pub fn state(global: &Global, command: &StateCommand) -> i32 {
             let Some(mut state) = state else {
                 return fail(global.format, &Diagnostic::error("state::rm", "there is no state yet").into());
             };
-            let _lock = match store.lock("state rm") {
+            let _lock = match store.lock_waiting("state rm", global.lock_timeout) {
                 Ok(lock) => lock,
                 Err(diagnostic) => return fail(global.format, &diagnostic.into()),
             };

@@ -182,7 +182,7 @@ pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> 
     if global.format == Format::Human {
         print_diagnostics(&warnings);
     }
-    let (_lock, recorder) = match record_into_state(&plan, "run") {
+    let (_lock, recorder) = match record_into_state(&plan, "run", global.lock_timeout) {
         Ok(held) => held,
         Err(diagnostic) => return fail(global.format, &diagnostic.into()),
     };
@@ -197,9 +197,10 @@ pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> 
 pub(super) fn record_into_state(
     plan: &RunPlan,
     operation: &str,
+    lock_timeout: Duration,
 ) -> Result<(Option<crate::state::Lock>, Option<crate::state::Recorder>), Diagnostic> {
     let Some(store) = state_store(plan)? else { return Ok((None, None)) };
-    let lock = store.lock(operation)?;
+    let lock = store.lock_waiting(operation, lock_timeout)?;
     let recorder = crate::state::Recorder::begin(store, &plan.pipeline, &plan.target.name)?;
     Ok((Some(lock), Some(recorder)))
 }

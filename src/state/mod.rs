@@ -182,6 +182,19 @@ impl StateStore {
         }
     }
 
+    /// Takes the lock, waiting up to `timeout` for its holder to let go (`--lock-timeout`).
+    pub fn lock_waiting(&self, operation: &str, timeout: Duration) -> Result<Lock, Diagnostic> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.lock(operation) {
+                Err(held) if held.code == "state::locked" && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Takes the lock for `operation`, or says who holds it.
     pub fn lock(&self, operation: &str) -> Result<Lock, Diagnostic> {
         let info = LockInfo {

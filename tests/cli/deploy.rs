@@ -150,7 +150,11 @@ fn a_killed_apply_leaves_its_lock_and_a_state_true_to_what_finished() {
     // A second apply (or run) meanwhile fails on the lock, naming its id, owner and time.
     let lock: Value = serde_json::from_str(&std::fs::read_to_string(project.join(".orrery/state/cbpipe/dev.lock")).unwrap()).unwrap();
     let id = lock["id"].as_str().unwrap().to_string();
-    let second = Test::new().current_dir(project).args(["run", "--select", "ok_model"]).run().status(2);
+    let second = Test::new()
+        .current_dir(project)
+        .args(["apply", "--auto-approve", "--lock-timeout", "300ms", "--select", "slow_model"])
+        .run()
+        .status(2);
     let stderr = second.stderr();
     assert!(stderr.contains(&id) && stderr.contains("for `apply`") && stderr.contains(lock["who"].as_str().unwrap()), "{stderr}");
     assert!(stderr.contains(&lock["when"].as_str().unwrap()[..16]), "{stderr}");
