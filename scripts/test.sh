@@ -3,7 +3,8 @@
 # Uses the dev profile, the one profile of tests, the main command and benchmarks.
 #
 # Set up: a Python virtualenv with moto's S3 server (PyPI `moto[server]`, boto3 with it),
-# started on a free loopback port for the run and stopped after it.
+# started on a free loopback port for the run and stopped after it; another with Apache
+# Airflow 3 for the exported DAG's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,14 @@ if ! "$venv/bin/python" -c 'import moto, boto3' 2>/dev/null; then
     echo "test.sh: installing moto[server] into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
+
+# Apache Airflow 3 for the exported DAG's tests (about a minute the first time).
+airflow_venv="${ORRERY_TEST_AIRFLOW:-$cache/orrery-airflow}"
+if ! "$airflow_venv/bin/python" -c 'import airflow.sdk' 2>/dev/null; then
+    echo "test.sh: installing apache-airflow 3 into $airflow_venv" >&2
+    python3 -m venv "$airflow_venv"
+    "$airflow_venv/bin/pip" install --quiet --disable-pip-version-check 'apache-airflow>=3,<4'
 fi
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -34,4 +43,5 @@ done
 
 export ORRERY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export ORRERY_TEST_PYTHON="$venv/bin/python"
+export ORRERY_TEST_AIRFLOW="$airflow_venv"
 cargo test --locked "$@"

@@ -11,6 +11,7 @@ pub mod callback;
 pub mod cli;
 pub mod diagnostics;
 pub mod exec;
+pub mod export;
 pub mod graph;
 pub mod node;
 pub mod plan;

@@ -100,6 +100,56 @@ pub fn to_json(invocation: &Invocation, results: &[NodeResult]) -> Value {
 
 /// Writes run_results.json atomically: a temporary file in the same folder, then a rename.
 pub fn write(path: &Path, invocation: &Invocation, results: &[NodeResult]) -> Result<(), Box<Diagnostic>> {
+    write_value(path, &to_json(invocation, results))
+}
+
+/// Adds one task's results to the run_results of the same scheduled run (`run --node
+/// --run-id`): results of other nodes stay, this run's nodes are replaced, and a file of
+/// another run is started over. A lock file beside it serialises parallel tasks.
+pub fn merge(path: &Path, run_id: &str, invocation: &Invocation, results: &[NodeResult]) -> Result<(), Box<Diagnostic>> {
+    let lock_path = path.with_extension("json.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let _lock = loop {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock_path) {
+            Ok(file) => break LockFile(lock_path.clone(), file),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(err) => {
+                return Err(Box::new(Diagnostic::error("artifacts::write", format!("cannot lock {}: {err}", lock_path.display()))
+                    .with_help("remove the .lock file if no orrery task is running")));
+            }
+        }
+    };
+    let mut merged = to_json(invocation, results);
+    let previous: Option<Value> = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(previous) = previous.filter(|p| p["args"]["run_id"] == run_id) {
+        let ours: std::collections::HashSet<&str> = results.iter().map(|r| r.unique_id.as_str()).collect();
+        let kept = previous["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| !ours.contains(r["unique_id"].as_str().unwrap_or_default()))
+            .cloned();
+        let mine = merged["results"].as_array().cloned().unwrap_or_default();
+        merged["results"] = Value::Array(kept.chain(mine).collect());
+        merged["metadata"]["invocation_id"] = previous["metadata"]["invocation_id"].clone();
+        merged["metadata"]["invocation_started_at"] = previous["metadata"]["invocation_started_at"].clone();
+        let elapsed = previous["elapsed_time"].as_f64().unwrap_or(0.0) + invocation.elapsed.as_secs_f64();
+        merged["elapsed_time"] = elapsed.into();
+    }
+    write_value(path, &merged)
+}
+
+struct LockFile(std::path::PathBuf, #[allow(dead_code)] std::fs::File);
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn write_value(path: &Path, value: &Value) -> Result<(), Box<Diagnostic>> {
     let fail = |err: &dyn std::fmt::Display| {
         Box::new(Diagnostic::error("artifacts::write", format!("cannot write {}: {err}", path.display()))
             .with_help("check that the target folder is writable"))
@@ -107,7 +157,7 @@ pub fn write(path: &Path, invocation: &Invocation, results: &[NodeResult]) -> Re
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-    serde_json::to_writer(&mut file, &to_json(invocation, results)).map_err(|e| fail(&e))?;
+    serde_json::to_writer(&mut file, value).map_err(|e| fail(&e))?;
     file.flush().map_err(|e| fail(&e))?;
     file.persist(path).map_err(|e| fail(&e.error))?;
     Ok(())

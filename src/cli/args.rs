@@ -82,6 +82,14 @@ pub enum Command {
         /// JSON given to callbacks as `event`: inline, or `@file`.
         #[arg(long)]
         event: Option<String>,
+        /// Run one node of the plan (with `after_each`, its tests too), for an external
+        /// scheduler; the state's lock is taken only to record its outcome.
+        #[arg(long)]
+        node: Option<String>,
+        /// End a scheduled run whose tasks ran with --node: fire the pipeline-scope callbacks
+        /// with its outcome and copy its artifacts.
+        #[arg(long, requires = "run_id", conflicts_with = "node")]
+        finish: bool,
     },
     /// Compare the project with the applied state: what `apply` would create, replace, rebuild or drop.
     Plan {
@@ -122,6 +130,11 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Hand the run plan to another scheduler.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Print the DAG of the selected nodes.
     Graph {
         #[command(flatten)]
@@ -148,4 +161,19 @@ pub enum StateCommand {
     Rm { node: String },
     /// Release a lock left by a process that is gone.
     Unlock { lock_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportTarget {
+    /// An Airflow DAG file and the run plan it reads, one task per node.
+    Airflow {
+        #[command(flatten)]
+        selection: Selection,
+        /// Where to write `<pipeline>.py` and `<pipeline>.plan.json` (default: `dags`).
+        #[arg(short = 'o', long = "out", default_value = "dags")]
+        out: PathBuf,
+        /// A run plan written by `orrery compile` (default: compile now).
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
 }

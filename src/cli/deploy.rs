@@ -230,7 +230,7 @@ pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_a
         Err(diagnostic) => return fail(global.format, &diagnostic.into()),
     };
     let runnable = change::runnable(&plan);
-    let options = RunOptions { plan: None, full_refresh: false, threads: None, run_id: None, event: None };
+    let options = RunOptions { plan: None, full_refresh: false, threads: None, run_id: None, event: None, node: None, finish: false };
     let code = match execute_plan(global, &runnable, &places, &options, serde_json::json!({}), recorder.as_ref()) {
         Ok(code) => code,
         Err(diagnostics) => fail(global.format, &diagnostics),

@@ -8,7 +8,7 @@ mod session;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, Format, Global, GraphSyntax, Selection, StateCommand};
+pub use args::{Cli, Command, ExportTarget, Format, Global, GraphSyntax, Selection, StateCommand};
 use output::{EXIT_INVALID, EXIT_OK, fail, print_diagnostics, print_json};
 
 use crate::diagnostics::Diagnostics;
@@ -38,14 +38,19 @@ pub fn main() -> i32 {
         }
         Command::Apply { selection, plan, auto_approve } => deploy::apply(&cli.global, selection, plan.as_deref(), *auto_approve),
         Command::Show { plan } => deploy::show(&cli.global, plan),
+        Command::Export { target: ExportTarget::Airflow { selection, out, plan } } => {
+            run::export_airflow(&cli.global, selection, out, plan.as_deref())
+        }
         Command::State { command } => deploy::state(&cli.global, command),
-        Command::Run { selection, plan, full_refresh, threads, run_id, event } => {
+        Command::Run { selection, plan, full_refresh, threads, run_id, event, node, finish } => {
             let options = run::RunOptions {
                 plan: plan.as_deref(),
                 full_refresh: *full_refresh,
                 threads: *threads,
                 run_id: run_id.clone(),
                 event: event.clone(),
+                node: node.clone(),
+                finish: *finish,
             };
             run::run(&cli.global, selection, &options)
         }

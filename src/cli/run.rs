@@ -133,6 +133,45 @@ pub(super) fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagn
     if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
+/// `orrery export airflow`: the DAG file and the run plan it reads, side by side.
+pub fn export_airflow(global: &Global, selection: &Selection, out: &Path, plan_path: Option<&Path>) -> i32 {
+    let spec = crate::spec::load(&global.pipeline).ok();
+    let plan = match plan_path {
+        Some(path) => match RunPlan::read(path) {
+            Ok(plan) => plan,
+            Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+        },
+        None => {
+            let build = match session::build(global, &global.pipeline, false) {
+                Ok(build) => build,
+                Err(diagnostics) => return fail(global.format, &diagnostics),
+            };
+            match run_plan(&build, selection, false).and_then(|(plan, _)| write_artifacts(&build, &plan).map(|_| plan)) {
+                Ok(plan) => plan,
+                Err(diagnostics) => return fail(global.format, &diagnostics),
+            }
+        }
+    };
+    let settings = spec.map(|s| s.pipeline.export.airflow).unwrap_or_default();
+    let plan_file = format!("{}.plan.json", plan.pipeline);
+    let dag = crate::export::airflow::dag_file(&plan, &settings, &plan_file);
+    let dag_path = out.join(format!("{}.py", plan.pipeline));
+    let written = std::fs::create_dir_all(out)
+        .map_err(|e| Diagnostic::error("export::write", format!("cannot create {}: {e}", out.display())))
+        .and_then(|_| plan.write(&out.join(&plan_file)))
+        .and_then(|_| {
+            std::fs::write(&dag_path, dag)
+                .map_err(|e| Diagnostic::error("export::write", format!("cannot write {}: {e}", dag_path.display())))
+        });
+    match written {
+        Ok(()) => {
+            eprintln!("Wrote the Airflow DAG `{}` to {} (with {plan_file}).", plan.pipeline, dag_path.display());
+            EXIT_OK
+        }
+        Err(diagnostic) => fail(global.format, &diagnostic.into()),
+    }
+}
+
 /// `orrery run`'s own flags.
 pub struct RunOptions<'a> {
     pub plan: Option<&'a Path>,
@@ -140,6 +179,10 @@ pub struct RunOptions<'a> {
     pub threads: Option<usize>,
     pub run_id: Option<String>,
     pub event: Option<String>,
+    /// `--node`: one node of the plan (and with `after_each` its tests).
+    pub node: Option<String>,
+    /// `--finish`: the end of a scheduled run whose tasks ran with `--node`.
+    pub finish: bool,
 }
 
 /// Where a run's files go: the dbt target folder, and the directory callbacks run in.
@@ -182,7 +225,26 @@ pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> 
     if global.format == Format::Human {
         print_diagnostics(&warnings);
     }
-    let (_lock, recorder) = match record_into_state(&plan, "run", global.lock_timeout) {
+    if options.finish {
+        return match finish_run(global, &plan, &places, options, event) {
+            Ok(code) => code,
+            Err(diagnostics) => fail(global.format, &diagnostics),
+        };
+    }
+    let (plan, one_node) = match &options.node {
+        Some(id) => match one_node(plan, id) {
+            Ok(plan) => (plan, true),
+            Err(diagnostic) => return fail(global.format, &diagnostic.into()),
+        },
+        None => (plan, false),
+    };
+    let held = if one_node {
+        // Tasks of one scheduled run go in parallel: each takes the lock only to record.
+        state_store(&plan).map(|store| (None, store.map(|s| crate::state::Recorder::per_node(s, global.lock_timeout, &plan.pipeline, &plan.target.name))))
+    } else {
+        record_into_state(&plan, "run", global.lock_timeout)
+    };
+    let (_lock, recorder) = match held {
         Ok(held) => held,
         Err(diagnostic) => return fail(global.format, &diagnostic.into()),
     };
@@ -203,6 +265,102 @@ pub(super) fn record_into_state(
     let lock = store.lock_waiting(operation, lock_timeout)?;
     let recorder = crate::state::Recorder::begin(store, &plan.pipeline, &plan.target.name)?;
     Ok((Some(lock), Some(recorder)))
+}
+
+/// `run --finish --run-id ID`: the last task of a scheduled run fires the pipeline-scope
+/// callbacks with the run's outcome, read from the run_results its tasks merged, and copies the
+/// artifacts.
+fn finish_run(
+    global: &Global,
+    plan: &RunPlan,
+    places: &Places,
+    options: &RunOptions<'_>,
+    event: serde_json::Value,
+) -> Result<i32, Diagnostics> {
+    let Some(run_id) = options.run_id.clone() else {
+        return Err(Diagnostic::error("run::finish", "--finish needs the --run-id of the run it ends")
+            .with_help("pass the scheduler's run id, as the node tasks did")
+            .into());
+    };
+    let path = places.target_dir.join("run_results.json");
+    let results: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .filter(|r: &serde_json::Value| r["args"]["run_id"] == run_id.as_str())
+        .unwrap_or_else(|| serde_json::json!({ "results": [] }));
+    let mut counts = RunCounts::default();
+    let mut first_error = None;
+    for result in results["results"].as_array().into_iter().flatten() {
+        match result["status"].as_str().unwrap_or_default() {
+            "success" | "pass" | "warn" => counts.success += 1,
+            "skipped" => counts.skipped += 1,
+            _ => {
+                counts.failure += 1;
+                first_error.get_or_insert_with(|| {
+                    format!("{}: {}", result["unique_id"].as_str().unwrap_or("?"), result["message"].as_str().unwrap_or("failed"))
+                });
+            }
+        }
+    }
+    register_secrets(plan);
+    let now = chrono::Utc::now();
+    let started_at = results["metadata"]["invocation_started_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(now, |t| t.with_timezone(&chrono::Utc));
+    let run = RunInfo {
+        run_id: run_id.clone(),
+        pipeline: plan.pipeline.clone(),
+        started_at,
+        event,
+        target_name: plan.target.name.clone(),
+        target_type: plan.target.adapter_type.clone(),
+        workdir: places.workdir.clone(),
+        target_dir: places.target_dir.clone(),
+    };
+    let format = global.format;
+    let dispatcher = Dispatcher::from_plan(&plan.callbacks, run, Box::new(move |report| print_callback(format, report)))?;
+    let status = if counts.failure > 0 { Event::Failure } else { Event::Success };
+    let outcome = RunOutcome {
+        status,
+        error: first_error,
+        duration_ms: u64::try_from((now - started_at).num_milliseconds()).unwrap_or(0),
+        run_results_path: path.display().to_string(),
+        counts,
+    };
+    let required = dispatcher.fire_pipeline(&outcome);
+    dispatcher.wait();
+    let printer = Printer::new(global.format, plan);
+    match artifacts::remote::upload_run(&plan.artifacts, &dispatcher.run().run_context(), &places.target_dir, &run_id) {
+        Ok(Some(message)) => printer.note(&message),
+        Ok(None) => {}
+        Err(message) => printer.note(&format!("artifacts: {message}")),
+    }
+    if let Some(message) = &required {
+        printer.note(message);
+    }
+    Ok(if status == Event::Success && required.is_none() { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// The plan cut down to one node, with its tests when they run after each model.
+fn one_node(mut plan: RunPlan, id: &str) -> Result<RunPlan, Diagnostic> {
+    let Some(node) = plan.nodes.iter().find(|n| n.id == id || n.name == id) else {
+        let names = plan.nodes.iter().map(|n| n.id.as_str());
+        let help = match crate::diagnostics::did_you_mean(id, names) {
+            Some(similar) => format!("did you mean `{similar}`?"),
+            None => "`orrery graph --format json` lists the plan's nodes".to_string(),
+        };
+        return Err(Diagnostic::error("run::unknown_node", format!("the plan has no node `{id}`")).with_help(help));
+    };
+    let id = node.id.clone();
+    let with_tests = execution_setting::<String>(&plan, "test_behavior").is_none_or(|b| b == "after_each");
+    // Its tests, when it is all they read; a test of several models is a task of its own.
+    let is_own_test = |n: &crate::plan::PlanNode| n.resource_type == "test" && n.depends_on == [id.clone()];
+    let keep_tests = with_tests && node.resource_type != "test";
+    plan.nodes.retain(|n| n.id == id || (keep_tests && is_own_test(n)));
+    // on-run-start / on-run-end run with every task, as dbt runs them with every invocation
+    // (and Cosmos with every task): they are written to be repeatable.
+    Ok(plan)
 }
 
 /// `--event`: inline JSON or `@file`; `{}` when not given.
@@ -348,7 +506,8 @@ pub(super) fn execute_plan(
     let elapsed = started.elapsed();
     let results = collect_results(&phases, &reports);
     let run_results_path = places.target_dir.join("run_results.json");
-    write_run_results(global, plan, &places.target_dir, &results, run_started, elapsed)?;
+    let merge_into = run_options.node.as_ref().and(run_options.run_id.as_deref());
+    write_run_results(global, plan, &places.target_dir, &results, run_started, elapsed, merge_into)?;
 
     let run_status = if cancel.is_cancelled() {
         Event::Cancelled
@@ -364,7 +523,8 @@ pub(super) fn execute_plan(
         run_results_path: run_results_path.display().to_string(),
         counts: run_counts(&results),
     };
-    let pipeline_failure = dispatcher.fire_pipeline(&outcome);
+    // With --node the scheduler's last task (`run --finish`) fires the run's callbacks, once.
+    let pipeline_failure = if run_options.node.is_some() { None } else { dispatcher.fire_pipeline(&outcome) };
     dispatcher.wait();
     let remote = artifacts::remote::upload_run(&plan.artifacts, &dispatcher.run().run_context(), &places.target_dir, &dispatcher.run().run_id);
     match remote {
@@ -454,6 +614,7 @@ fn write_run_results(
     outcomes: &[NodeOutcome],
     started_at: chrono::DateTime<chrono::Utc>,
     elapsed: Duration,
+    merge_into: Option<&str>,
 ) -> Result<(), Diagnostics> {
     use crate::artifacts::run_results::{Invocation, NodeResult, NodeStatus, Timing};
     let results: Vec<NodeResult> = outcomes
@@ -502,11 +663,16 @@ fn write_run_results(
         started_at,
         generated_at: chrono::Utc::now(),
         elapsed,
-        args: serde_json::json!({ "which": "run", "target": global.target, "vars": global.vars }),
+        args: serde_json::json!({ "which": "run", "target": global.target, "vars": global.vars, "run_id": merge_into }),
         env: crate::artifacts::run_results::custom_env(),
     };
-    crate::artifacts::run_results::write(&target_dir.join("run_results.json"), &invocation, &results)
-        .map_err(|d| Diagnostics::from(*d))
+    let path = target_dir.join("run_results.json");
+    match merge_into {
+        // The tasks of one scheduled run add up to one run_results.
+        Some(run_id) => crate::artifacts::run_results::merge(&path, run_id, &invocation, &results),
+        None => crate::artifacts::run_results::write(&path, &invocation, &results),
+    }
+    .map_err(|d| Diagnostics::from(*d))
 }
 
 /// The first SIGINT/SIGTERM cancels the run; a second exits at once.

@@ -38,6 +38,40 @@ pub struct Pipeline {
     /// Actions fired when nodes (or the whole run) succeed, fail or are cancelled.
     #[serde(default)]
     pub callbacks: Vec<Callback>,
+    /// Settings of `orrery export`.
+    #[serde(default)]
+    pub export: Export,
+}
+
+/// `[export]`: how the run plan is handed to other schedulers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    /// `orrery export airflow`.
+    #[serde(default)]
+    pub airflow: AirflowExport,
+}
+
+/// `[export.airflow]`: the exported Airflow DAG.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AirflowExport {
+    /// The DAG's schedule: a cron expression or a preset such as `@daily`. Default: none
+    /// (runs are triggered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Airflow `default_args`, e.g. `{ owner = "data", retries = 2 }`.
+    #[serde(default)]
+    pub default_args: IndexMap<String, serde_json::Value>,
+    /// The Airflow pool every task runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// Vars bound at run time from Airflow (e.g. `ds`), passed with `--vars`.
+    #[serde(default)]
+    pub runtime_vars: Vec<String>,
+    /// The command tasks run orrery with. Default: `orrery` on the worker's PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orrery: Option<String>,
 }
 
 /// `[pipeline]`: the pipeline's identity.

@@ -406,6 +406,8 @@ struct RecorderState {
     state: State,
     last_write: std::time::Instant,
     dirty: bool,
+    /// `run --node`: lock, read, record and write for each outcome.
+    per_node: Option<Duration>,
 }
 
 /// One journal line: a node recorded (or, with `node: None`, forgotten) by run `serial`.
@@ -460,12 +462,24 @@ impl StateStore {
 }
 
 impl Recorder {
+    /// Records for one task of a scheduled run (`run --node`): nothing is held meanwhile; each
+    /// outcome takes the lock (waiting up to `lock_timeout`), bumps the serial and writes.
+    pub fn per_node(store: StateStore, lock_timeout: Duration, pipeline: &str, target: &str) -> Recorder {
+        let state = RecorderState {
+            state: State::new(pipeline, target),
+            last_write: std::time::Instant::now(),
+            dirty: false,
+            per_node: Some(lock_timeout),
+        };
+        Recorder { store, state: std::sync::Mutex::new(state) }
+    }
+
     /// Starts recording: the serial is bumped and written at once, so plans made before are stale.
     pub fn begin(store: StateStore, pipeline: &str, target: &str) -> Result<Recorder, Diagnostic> {
         let mut state = store.read()?.unwrap_or_else(|| State::new(pipeline, target));
         state.serial += 1;
         store.checkpoint(&state)?;
-        let state = RecorderState { state, last_write: std::time::Instant::now(), dirty: false };
+        let state = RecorderState { state, last_write: std::time::Instant::now(), dirty: false, per_node: None };
         Ok(Recorder { store, state: std::sync::Mutex::new(state) })
     }
 
@@ -476,17 +490,16 @@ impl Recorder {
     /// A node built (`success` or `warn`); a dropped node is forgotten.
     pub fn record(&self, node: &crate::plan::PlanNode, status: &str) -> Result<(), Diagnostic> {
         let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(timeout) = guard.per_node {
+            let _lock = self.store.lock_waiting("run --node", timeout)?;
+            let (pipeline, target) = (guard.state.pipeline.clone(), guard.state.target.clone());
+            let mut state = self.store.read()?.unwrap_or_else(|| State::new(&pipeline, &target));
+            state.serial += 1;
+            state.nodes.insert(node.id.clone(), node_state(node, status, state.serial));
+            return self.store.checkpoint(&state);
+        }
         let serial = guard.state.serial;
-        let recorded = (node.action != "drop").then(|| NodeState {
-            resource_type: node.resource_type.clone(),
-            materialized: node.materialized.clone(),
-            relation: node.relation.clone(),
-            fingerprint: node.fingerprint.clone(),
-            statements_hash: statements_hash(&node.statements),
-            status: status.to_string(),
-            built_at: Utc::now(),
-            serial,
-        });
+        let recorded = (node.action != "drop").then(|| node_state(node, status, serial));
         match &recorded {
             Some(state) => guard.state.nodes.insert(node.id.clone(), state.clone()),
             None => guard.state.nodes.remove(&node.id),
@@ -506,6 +519,9 @@ impl Recorder {
     /// Writes the whole state (at the end of the run).
     pub fn finish(&self) -> Result<(), Diagnostic> {
         let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.per_node.is_some() {
+            return Ok(());
+        }
         guard.dirty = false;
         self.store.checkpoint(&guard.state)
     }
@@ -518,5 +534,18 @@ impl Drop for Recorder {
         if dirty {
             let _ = self.finish();
         }
+    }
+}
+
+fn node_state(node: &crate::plan::PlanNode, status: &str, serial: u64) -> NodeState {
+    NodeState {
+        resource_type: node.resource_type.clone(),
+        materialized: node.materialized.clone(),
+        relation: node.relation.clone(),
+        fingerprint: node.fingerprint.clone(),
+        statements_hash: statements_hash(&node.statements),
+        status: status.to_string(),
+        built_at: Utc::now(),
+        serial,
     }
 }

@@ -7,6 +7,8 @@ mod commands;
 mod validate;
 
 #[cfg(feature = "duckdb")]
+mod airflow;
+#[cfg(feature = "duckdb")]
 mod callbacks;
 #[cfg(feature = "duckdb")]
 mod deploy;

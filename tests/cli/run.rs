@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::harness::{Test, project_copy, repo_root};
 use crate::relations;
 
-fn assert_same_relations(db: &Path, fixture: &str) {
+pub(crate) fn assert_same_relations(db: &Path, fixture: &str) {
     let expected = relations::fixture(&repo_root().join(fixture));
     let mut built = relations::dump(db);
     let diffs = relations::differences(&mut built, &expected);

@@ -1,0 +1,3 @@
+//! Handing a run plan to another scheduler: `orrery export airflow`.
+
+pub mod airflow;
