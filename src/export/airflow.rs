@@ -106,7 +106,8 @@ with DAG(
     ids = {node["id"] for node in nodes}
     tasks = {}
     for node in nodes:
-        tasks[node["id"]] = BashOperator(task_id=node["id"], bash_command=_command(node))
+        # Commands of callbacks run beside the plan, as with `run --plan` from there.
+        tasks[node["id"]] = BashOperator(task_id=node["id"], bash_command=_command(node), cwd=str(PLAN_PATH.parent))
     tests_last = [n["id"] for n in nodes if _is_test(n)] if TEST_BEHAVIOR == "after_all" else []
     for node in nodes:
         for parent in node["depends_on"]:
@@ -118,6 +119,7 @@ with DAG(
         bash_command=" ".join(shlex.quote(p) for p in [CONFIG["orrery"], "run", "--plan", str(PLAN_PATH), "--finish"])
         + " --run-id '{{ run_id }}'",
         trigger_rule="all_done",
+        cwd=str(PLAN_PATH.parent),
     )
     for task in tasks.values():
         task >> finish

@@ -99,3 +99,90 @@ fn the_exported_dag_imports_matches_the_plan_and_airflow_runs_it_end_to_end() {
     assert_eq!(log.matches("CALLBACK run_log (success) for the pipeline").count(), 1, "{log}");
     assert_eq!(log.matches("CALLBACK alert").count(), 0);
 }
+
+#[test]
+fn a_failing_node_fails_its_task_skips_downstream_and_fires_its_failure_callback_once() {
+    let venv = airflow_venv();
+    let dir = project_copy("tests/fixtures/projects/callbacks");
+    let project = dir.path();
+    let record = project.join("scripts/record.sh");
+    std::fs::write(
+        project.join("orrery.toml"),
+        format!(
+            r#"[pipeline]
+name = "cbpipe"
+
+[execution]
+retries = 1
+retry_delay = "10ms"
+
+[export.airflow]
+orrery = "{orrery}"
+
+[[callbacks]]
+name = "on_failure"
+on = ["failure"]
+[callbacks.command]
+argv = ["{record}", "{{{{ block_uuid }}}}.{{{{ parent_block_uuid }}}}.{{{{ status }}}}"]
+
+[[callbacks]]
+name = "done"
+on = ["success", "failure"]
+scope = "pipeline"
+[callbacks.command]
+argv = ["{record}", "{{{{ block_uuid }}}}.pipeline.{{{{ status }}}}"]
+"#,
+            orrery = env!("CARGO_BIN_EXE_orrery"),
+            record = record.display()
+        ),
+    )
+    .unwrap();
+    let select = ["--select", "ok_model", "ok_child", "bad_model", "bad_child"];
+    Test::new().current_dir(project).args(["export", "airflow", "-o", "dags"]).args(select).run().status(0);
+    let dags = project.join("dags");
+    let home = tempfile::tempdir().unwrap();
+    let migrated = airflow(&venv, home.path(), &dags, "airflow", &["db", "migrate"]);
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let ran = airflow(&venv, home.path(), &dags, "airflow", &["dags", "test", "cbpipe", "2024-01-03"]);
+    let log = format!("{}{}", String::from_utf8_lossy(&ran.stdout), String::from_utf8_lossy(&ran.stderr));
+    assert!(log.contains("state=failed"), "the DAG run should fail:\n{log}");
+
+    // Airflow's view: the failing task failed, its child upstream_failed, the siblings ran.
+    let script = "import json\n\
+        from airflow.models.taskinstance import TaskInstance\n\
+        from airflow.utils.session import create_session\n\
+        with create_session() as s:\n    \
+        print(json.dumps({ti.task_id: str(ti.state) for ti in s.query(TaskInstance).filter(TaskInstance.dag_id == 'cbpipe')}))";
+    let states = airflow(&venv, home.path(), &dags, "python", &["-c", script]);
+    let stdout = String::from_utf8_lossy(&states.stdout);
+    let states: BTreeMap<String, String> = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    let state = |id: &str| states.get(id).cloned().unwrap_or_default();
+    assert_eq!(state("model.cbproj.bad_model"), "failed", "{states:?}");
+    assert_eq!(state("model.cbproj.bad_child"), "upstream_failed", "{states:?}");
+    assert_eq!(state("model.cbproj.ok_model"), "success", "{states:?}");
+    assert_eq!(state("model.cbproj.ok_child"), "success", "{states:?}");
+    assert_eq!(state("orrery_finish"), "failed", "{states:?}");
+
+    // The failure callback fired once (after orrery's own retry), and the run's once.
+    let mut fired: Vec<String> = std::fs::read_dir(dags.join("out"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".json").map(str::to_string))
+        .collect();
+    fired.sort();
+    assert_eq!(fired, ["done.pipeline.failure", "on_failure.bad_model.failure"]);
+    let context: Value = serde_json::from_str(&std::fs::read_to_string(dags.join("out/on_failure.bad_model.failure.json")).unwrap()).unwrap();
+    assert_eq!(context["attempt"], 2);
+    assert!(context["run_id"].as_str().unwrap().starts_with("manual__"));
+    // run_results of the run records all of it.
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(dags.join("run_results.json")).unwrap()).unwrap();
+    let status: BTreeMap<String, String> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["unique_id"].as_str().unwrap().to_string(), r["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(status.get("model.cbproj.bad_model").map(String::as_str), Some("error"));
+    assert_eq!(status.get("model.cbproj.ok_child").map(String::as_str), Some("success"));
+    assert!(status.iter().filter(|(id, _)| id.starts_with("test.cbproj.")).all(|(_, s)| s == "pass"), "{status:?}");
+}
