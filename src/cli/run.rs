@@ -100,16 +100,8 @@ pub(super) fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<
     }
     crate::secrets::register_environment();
     let now = chrono::Utc::now();
-    let run = RunInfo {
-        run_id: callback::new_run_id(now),
-        pipeline: plan.pipeline.clone(),
-        started_at: now,
-        event: serde_json::json!({}),
-        target_name: plan.target.name.clone(),
-        target_type: plan.target.adapter_type.clone(),
-        workdir: build.pipeline.dir.clone(),
-        target_dir: target_dir(build),
-    };
+    let places = Places { target_dir: target_dir(build), workdir: build.pipeline.dir.clone() };
+    let run = run_info(plan, &places, callback::new_run_id(now), now, serde_json::json!({}));
     artifacts::remote::upload_compile(&plan.artifacts, &run.run_context(), &target_dir(build)).map_err(|message| {
         Diagnostics::from(
             Diagnostic::error("artifacts::remote", format!("cannot copy the artifacts: {}", crate::secrets::scrub(&message)))
@@ -308,18 +300,7 @@ fn finish_run(
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map_or(now, |t| t.with_timezone(&chrono::Utc));
-    let run = RunInfo {
-        run_id: run_id.clone(),
-        pipeline: plan.pipeline.clone(),
-        started_at,
-        event,
-        target_name: plan.target.name.clone(),
-        target_type: plan.target.adapter_type.clone(),
-        workdir: places.workdir.clone(),
-        target_dir: places.target_dir.clone(),
-    };
-    let format = global.format;
-    let dispatcher = Dispatcher::from_plan(&plan.callbacks, run, Box::new(move |report| print_callback(format, report)))?;
+    let dispatcher = dispatcher(global, plan, run_info(plan, places, run_id.clone(), started_at, event))?;
     let status = if counts.failure > 0 { Event::Failure } else { Event::Success };
     let outcome = RunOutcome {
         status,
@@ -433,18 +414,8 @@ pub(super) fn execute_plan(
     let phases = phases(plan, behavior)?;
 
     let run_started = chrono::Utc::now();
-    let run = RunInfo {
-        run_id: run_options.run_id.clone().unwrap_or_else(|| callback::new_run_id(run_started)),
-        pipeline: plan.pipeline.clone(),
-        started_at: run_started,
-        event,
-        target_name: plan.target.name.clone(),
-        target_type: plan.target.adapter_type.clone(),
-        workdir: places.workdir.clone(),
-        target_dir: places.target_dir.clone(),
-    };
-    let format = global.format;
-    let dispatcher = Dispatcher::from_plan(&plan.callbacks, run, Box::new(move |report| print_callback(format, report)))?;
+    let run_id = run_options.run_id.clone().unwrap_or_else(|| callback::new_run_id(run_started));
+    let dispatcher = dispatcher(global, plan, run_info(plan, places, run_id, run_started, event))?;
 
     let target = plan.target_info();
     let mut conn = adapter::connect(&target, &places.target_dir).map_err(|e| Diagnostics::from(Diagnostic::from(e)))?;
@@ -542,6 +513,32 @@ pub(super) fn execute_plan(
         Event::Success if pipeline_failure.is_some() => EXIT_FAILED,
         Event::Success => EXIT_OK,
     })
+}
+
+/// What every callback of one run shares.
+fn run_info(
+    plan: &RunPlan,
+    places: &Places,
+    run_id: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    event: serde_json::Value,
+) -> RunInfo {
+    RunInfo {
+        run_id,
+        pipeline: plan.pipeline.clone(),
+        started_at,
+        event,
+        target_name: plan.target.name.clone(),
+        target_type: plan.target.adapter_type.clone(),
+        workdir: places.workdir.clone(),
+        target_dir: places.target_dir.clone(),
+    }
+}
+
+/// The plan's callbacks for one run, reporting as they finish.
+fn dispatcher(global: &Global, plan: &RunPlan, run: RunInfo) -> Result<Dispatcher, Diagnostics> {
+    let format = global.format;
+    Dispatcher::from_plan(&plan.callbacks, run, Box::new(move |report| print_callback(format, report)))
 }
 
 fn first_error(plan: &RunPlan, results: &[NodeOutcome]) -> Option<String> {
