@@ -51,9 +51,10 @@ import shlex
 from datetime import datetime, timezone
 
 try:  # Airflow 3
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, TaskGroup
 except ImportError:  # Airflow 2.8+
     from airflow import DAG
+    from airflow.utils.task_group import TaskGroup
 try:
     from airflow.providers.standard.operators.bash import BashOperator
 except ImportError:
@@ -105,9 +106,22 @@ with DAG(
     nodes = list(_tasks(PLAN["nodes"]))
     ids = {node["id"] for node in nodes}
     tasks = {}
+    groups = {}
     for node in nodes:
+        # A task group per folder of the project (models/staging → "models__staging"; group
+        # ids allow letters, digits, dashes and underscores only).
+        folder = "__".join(node.get("path", "").split("/")[:-1]) or None
+        if folder:
+            folder = "".join(c if c.isalnum() or c in "-_" else "_" for c in folder)
+        if folder and folder not in groups:
+            groups[folder] = TaskGroup(group_id=folder, prefix_group_id=False)
         # Commands of callbacks run beside the plan, as with `run --plan` from there.
-        tasks[node["id"]] = BashOperator(task_id=node["id"], bash_command=_command(node), cwd=str(PLAN_PATH.parent))
+        tasks[node["id"]] = BashOperator(
+            task_id=node["id"],
+            bash_command=_command(node),
+            cwd=str(PLAN_PATH.parent),
+            task_group=groups.get(folder),
+        )
     tests_last = [n["id"] for n in nodes if _is_test(n)] if TEST_BEHAVIOR == "after_all" else []
     # One call per task with all its parents: Airflow links a list faster than edge by edge.
     for node in nodes:

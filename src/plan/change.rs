@@ -114,6 +114,7 @@ fn drop_node(id: &str, before: &NodeState, adapter_type: &str) -> PlanNode {
     PlanNode {
         id: id.to_string(),
         name: id.rsplit('.').next().unwrap_or(id).to_string(),
+        path: String::new(),
         resource_type: before.resource_type.clone(),
         materialized: before.materialized.clone(),
         relation: before.relation.clone(),

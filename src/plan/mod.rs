@@ -143,6 +143,10 @@ pub struct PlanNode {
     /// dbt's unique_id, e.g. `model.shop.orders`.
     pub id: String,
     pub name: String,
+    /// The file it comes from, below its package (dbt's `original_file_path`); schedulers
+    /// group tasks by its folder.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
     /// `model`, `seed`, `snapshot` or `test`.
     pub resource_type: String,
     pub materialized: String,
@@ -241,6 +245,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             let plan_node = PlanNode {
                 id: node.unique_id.clone(),
                 name: node.name.clone(),
+                path: node.original_file_path.clone(),
                 resource_type: node.resource_type.as_str().to_string(),
                 materialized: node.config.materialized.clone(),
                 relation: PlanRelation::from(&node.relation),

@@ -74,6 +74,7 @@ fn the_exported_dag_imports_matches_the_plan_and_airflow_runs_it_end_to_end() {
         dag = bag.dags['shop']\n\
         print(json.dumps({'errors': {str(k): v for k, v in bag.import_errors.items()}, 'max_active_tasks': dag.max_active_tasks,\n\
           'owner': dag.default_args.get('owner'),\n\
+          'groups': {t.task_id: t.task_group.group_id for t in dag.tasks if t.task_group and t.task_group.group_id},\n\
           'graph': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}}))";
     let parsed = airflow(&venv, home.path(), &dags, "python", &["-c", script, dags.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&parsed.stdout);
@@ -82,6 +83,9 @@ fn the_exported_dag_imports_matches_the_plan_and_airflow_runs_it_end_to_end() {
     assert_eq!(dag["errors"], serde_json::json!({}));
     assert_eq!(dag["max_active_tasks"], 1, "DuckDB: one task at a time");
     assert_eq!(dag["owner"], "data");
+    // A task group per folder of the project.
+    assert_eq!(dag["groups"]["model.shop.stg_patrons"], "models__staging");
+    assert_eq!(dag["groups"]["model.shop.dim_patrons"], "models__marts");
     let graph: BTreeMap<String, Vec<String>> = serde_json::from_value(dag["graph"].clone()).unwrap();
     assert_eq!(graph, expected_graph(&plan));
 
