@@ -1,4 +1,4 @@
-//! Warehouse connections behind one trait: DuckDB (embedded default), Postgres later.
+//! Warehouse connections behind one trait: DuckDB (embedded default) and PostgreSQL (a server).
 //! `exec` runs a plan's statements through [`Connection`]; nothing else talks to a warehouse.
 
 use std::fmt;
@@ -12,6 +12,8 @@ use crate::node::{Relation, TargetInfo};
 
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 /// What a statement did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,8 +52,8 @@ pub trait Interrupt {
 /// One session with a warehouse. Statements run one at a time; open more connections (with
 /// [`Connection::try_clone`]) to run nodes in parallel.
 ///
-/// Room for `mode = "deferred"` later: a `submit(sql) -> Ticket` / `poll(&Ticket)` pair for
-/// warehouses that run queries asynchronously; DuckDB, embedded, stays blocking.
+/// `mode = "deferred"`: a server adapter hands out a [`Submit`] that runs statement lists in the
+/// background; DuckDB, embedded, has none and stays blocking.
 pub trait Connection: Send {
     fn execute(&mut self, sql: &str) -> Result<ExecResult, AdapterError>;
     fn query(&mut self, sql: &str) -> Result<Rows, AdapterError>;
@@ -78,6 +80,34 @@ pub trait Connection: Send {
     }
     /// Ends a transaction left open by a failed statement; a no-op when none is open.
     fn rollback(&mut self) -> Result<(), AdapterError>;
+    /// Deferred mode: where statements can run without a thread waiting for them, a submitter
+    /// running at most `max_in_flight` lists at a time. `None`: the adapter only blocks.
+    fn submitter(&self, max_in_flight: usize) -> Option<Arc<dyn Submit>> {
+        let _ = max_in_flight;
+        None
+    }
+}
+
+/// What a submitted statement list did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Submitted {
+    pub rows_affected: Option<u64>,
+    /// The last statement's rows, when asked for.
+    pub rows: Option<Rows>,
+}
+
+/// Runs statement lists in the background (deferred mode).
+pub trait Submit: Send + Sync {
+    /// Starts `statements`, in order, on one session, and returns at once with a handle that
+    /// cancels them on the server. `done` is called exactly once, on the adapter's own thread
+    /// (keep it short); on failure the session's transaction is rolled back first. With
+    /// `query_last`, the last statement's rows come back.
+    fn submit(
+        &self,
+        statements: Vec<String>,
+        query_last: bool,
+        done: Box<dyn FnOnce(Result<Submitted, AdapterError>) + Send>,
+    ) -> Arc<dyn Interrupt + Send + Sync>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,11 +190,16 @@ pub fn connect(target: &TargetInfo, project_root: &Path) -> Result<Box<dyn Conne
             Err(AdapterError::new(AdapterErrorKind::Unsupported, "this orrery was built without DuckDB")
                 .with_help("rebuild with the default `duckdb` cargo feature"))
         }
+        #[cfg(feature = "postgres")]
+        "postgres" => postgres::PgConnection::open(target).map(|c| Box::new(c) as Box<dyn Connection>),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" => Err(AdapterError::new(AdapterErrorKind::Unsupported, "this orrery was built without PostgreSQL")
+            .with_help("rebuild with the default `postgres` cargo feature")),
         other => Err(AdapterError::new(
             AdapterErrorKind::Unsupported,
             format!("target `{}` has adapter type `{other}`, which orrery cannot run yet", target.name),
         )
-        .with_help("supported adapter types: duckdb")),
+        .with_help("supported adapter types: duckdb, postgres")),
     }
 }
 

@@ -2,7 +2,9 @@
 //! time so that `exec` (or another machine with only the plan) runs it without the project.
 
 pub mod change;
+mod common;
 mod duckdb;
+mod postgres;
 mod seed;
 #[cfg(test)]
 mod tests;
@@ -25,7 +27,7 @@ pub use seed::{SeedColumn, infer_seed_columns};
 
 /// A relation as DuckDB statements name it: `"db"."schema"."identifier"`.
 pub fn render_relation(relation: &Relation) -> String {
-    duckdb::render(relation)
+    common::render(relation)
 }
 
 /// Bumped when a plan written by an older orrery can no longer be read.
@@ -213,16 +215,21 @@ pub struct PlanOptions {
 pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opts: &PlanOptions) -> (RunPlan, Diagnostics) {
     let mut diagnostics = Diagnostics::new();
     let target = &compiled.target;
-    let dialect_ok = target.adapter_type == "duckdb";
-    if !dialect_ok {
-        diagnostics.push(
-            Diagnostic::error(
-                "plan::unsupported_adapter",
-                format!("orrery cannot write statements for adapter type `{}` yet", target.adapter_type),
-            )
-            .with_help("use a `duckdb` target"),
-        );
-    }
+    let dialect = match target.adapter_type.as_str() {
+        "duckdb" => Some(Dialect::DuckDb),
+        "postgres" => Some(Dialect::Postgres),
+        other => {
+            diagnostics.push(
+                Diagnostic::error(
+                    "plan::unsupported_adapter",
+                    format!("orrery cannot write statements for adapter type `{other}` yet"),
+                )
+                .with_help("use a `duckdb` or `postgres` target"),
+            );
+            None
+        }
+    };
+    let dialect_ok = dialect.is_some();
 
     let by_id: HashMap<&str, &Node> = compiled.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
     let planned: Vec<&Node> = selected_in_topo_order.iter().copied().filter(|n| is_planned(n)).collect();
@@ -233,10 +240,11 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
         .par_iter()
         .map(|node| {
             let mut found = Diagnostics::new();
-            let built = if dialect_ok {
-                duckdb::statements(node, effective_full_refresh(node, opts), &compiled.project_root, &mut found)
-            } else {
-                duckdb::Built::default()
+            let full_refresh = effective_full_refresh(node, opts);
+            let built = match dialect {
+                Some(Dialect::DuckDb) => duckdb::statements(node, full_refresh, &compiled.project_root, &mut found),
+                Some(Dialect::Postgres) => postgres::statements(node, full_refresh, &compiled.project_root, &mut found),
+                None => common::Built::default(),
             };
             let test = (node.resource_type == ResourceType::Test).then(|| PlanTest {
                 severity: test_severity(node),
@@ -267,7 +275,11 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
     let mut schemas: Vec<String> = Vec::new();
     let mut seen_schemas: HashSet<String> = HashSet::new();
     for node in planned.iter().filter(|n| n.resource_type != ResourceType::Test) {
-        let create = duckdb::create_schema(&node.relation);
+        let create = match dialect {
+            // PostgreSQL creates schemas in the current database only.
+            Some(Dialect::Postgres) => common::create_schema(&Relation { database: None, ..node.relation.clone() }),
+            _ => common::create_schema(&node.relation),
+        };
         if seen_schemas.insert(create.clone()) {
             schemas.push(create);
         }
@@ -319,6 +331,12 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
         },
     };
     (plan, diagnostics)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    DuckDb,
+    Postgres,
 }
 
 fn is_planned(node: &Node) -> bool {
@@ -400,7 +418,7 @@ impl std::io::Write for HashWriter {
     }
 }
 
-fn fingerprint(node: &Node, built: &duckdb::Built) -> String {
+fn fingerprint(node: &Node, built: &common::Built) -> String {
     let material = FingerprintMaterial {
         resource_type: node.resource_type.as_str(),
         materialized: &node.config.materialized,

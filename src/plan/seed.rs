@@ -1,7 +1,7 @@
 //! Seeds: the CSV's column types inferred as dbt's agate type tester does and dbt-duckdb maps
 //! them, and the rows as SQL literals so the plan carries the data itself.
 
-use super::duckdb::{Built, literal, quote, render};
+use super::common::{Built, literal, quote, render};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::node::Node;
 
@@ -124,7 +124,7 @@ fn infer<'a>(values: impl Iterator<Item = &'a str> + Clone) -> String {
     }
 }
 
-fn read_csv(node: &Node, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+pub(super) fn read_csv(node: &Node, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let path = node.seed_file.clone().unwrap_or_else(|| project_root.join(&node.original_file_path));
     let delimiter = node.config.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',');
     let fail = |message: String| {
