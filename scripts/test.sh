@@ -2,18 +2,19 @@
 # The test command of README.md: everything the tests need is set up here, then cargo test.
 # Uses the dev profile, the one profile of tests, the main command and benchmarks.
 #
-# Set up: a Python virtualenv with moto's S3 server (PyPI `moto[server]`, boto3 with it),
-# started on a free loopback port for the run and stopped after it; another with Apache
-# Airflow 3 for the exported DAG's tests.
+# Set up: a Python virtualenv with moto's S3 server (PyPI `moto[server]`, boto3 with it) and
+# psycopg2, moto started on a free loopback port for the run and stopped after it; another with
+# Apache Airflow 3 for the exported DAG's tests; a throwaway PostgreSQL server on loopback
+# (scripts/pg-server.sh: Debian's package installed when missing), stopped after the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}"
 venv="${ORRERY_TEST_VENV:-$cache/orrery-test-py}"
-if ! "$venv/bin/python" -c 'import moto, boto3' 2>/dev/null; then
-    echo "test.sh: installing moto[server] into $venv" >&2
+if ! "$venv/bin/python" -c 'import moto, boto3, psycopg2' 2>/dev/null; then
+    echo "test.sh: installing moto[server] and psycopg2 into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'psycopg2-binary>=2.9,<3'
 fi
 
 # Apache Airflow 3 for the exported DAG's tests (about a minute the first time).
@@ -28,7 +29,9 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 log="$(mktemp -t orrery-moto.XXXXXX.log)"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"' EXIT
+# shellcheck source=pg-server.sh
+source scripts/pg-server.sh
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"; pg_server_stop' EXIT
 for _ in $(seq 1 100); do
     if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
         break
@@ -40,6 +43,8 @@ for _ in $(seq 1 100); do
     fi
     sleep 0.1
 done
+
+pg_server_start
 
 export ORRERY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export ORRERY_TEST_PYTHON="$venv/bin/python"

@@ -16,3 +16,5 @@ mod deploy;
 mod relations;
 #[cfg(feature = "duckdb")]
 mod run;
+#[cfg(all(feature = "duckdb", feature = "postgres"))]
+mod postgres;

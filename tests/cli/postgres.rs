@@ -1,0 +1,236 @@
+//! `orrery run` on a real PostgreSQL server: the one scripts/test.sh starts on loopback
+//! (ORRERY_TEST_PG_*). Each test works in a database of its own.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use orrery::adapter::{self, Connection};
+use orrery::node::TargetInfo;
+use serde_json::Value;
+
+use crate::harness::{Test, project_copy, repo_root};
+use crate::relations;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh, which starts PostgreSQL"))
+}
+
+/// A session on database `dbname` of the test server.
+fn connect(dbname: &str) -> Box<dyn Connection> {
+    let mut connection = IndexMap::new();
+    connection.insert("host".to_string(), Value::String(env("ORRERY_TEST_PG_HOST")));
+    connection.insert("port".to_string(), Value::String(env("ORRERY_TEST_PG_PORT")));
+    connection.insert("user".to_string(), Value::String(env("ORRERY_TEST_PG_USER")));
+    connection.insert("password".to_string(), Value::String("{{ env_var('ORRERY_TEST_PG_PASSWORD') }}".into()));
+    connection.insert("dbname".to_string(), Value::String(dbname.into()));
+    let target = TargetInfo {
+        name: "test".into(),
+        adapter_type: "postgres".into(),
+        database: dbname.into(),
+        schema: "public".into(),
+        threads: None,
+        connection,
+    };
+    adapter::connect(&target, Path::new(".")).unwrap_or_else(|e| panic!("connect to {dbname}: {e}"))
+}
+
+/// A new, empty database; its name.
+fn fresh_database(prefix: &str) -> String {
+    let name = format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    connect("postgres").execute(&format!("create database {name}")).expect("create database");
+    name
+}
+
+fn count(conn: &mut dyn Connection, sql: &str) -> Result<i64, String> {
+    let rows = conn.query(sql).map_err(|e| e.message)?;
+    rows.rows.first().and_then(|r| r.first()).and_then(Value::as_i64).ok_or_else(|| format!("no count from {sql}"))
+}
+
+/// Every relation of `dbname`, dumped by tests/fixtures/dbt/dump_relations_pg.py as the
+/// reference data was.
+fn dump(dbname: &str, manifest: &Path, out: &Path) {
+    let script = repo_root().join("tests/fixtures/dbt/dump_relations_pg.py");
+    let status = Command::new(env("ORRERY_TEST_PYTHON"))
+        .arg(script)
+        .arg(manifest)
+        .arg(out)
+        .env("PGHOST", env("ORRERY_TEST_PG_HOST"))
+        .env("PGPORT", env("ORRERY_TEST_PG_PORT"))
+        .env("PGUSER", env("ORRERY_TEST_PG_USER"))
+        .env("PGPASSWORD", env("ORRERY_TEST_PG_PASSWORD"))
+        .env("PGDATABASE", dbname)
+        .status()
+        .expect("run dump_relations_pg.py");
+    assert!(status.success(), "dump_relations_pg.py failed");
+}
+
+fn assert_same_relations(dbname: &str, project: &Path, fixture: &str) {
+    let out = project.join("relations.json");
+    dump(dbname, &project.join("target/manifest.json"), &out);
+    let mut built = relations::fixture(&out);
+    let expected = relations::fixture(&repo_root().join(fixture));
+    let diffs = relations::differences(&mut built, &expected);
+    assert!(diffs.is_empty(), "relations differ from {fixture}:\n{}", diffs.join("\n"));
+}
+
+fn shop_run(project: &Path, dbname: &str) -> Test {
+    Test::new()
+        .args(["run", "--target", "pg", "-p"])
+        .args([project.join("orrery.toml")])
+        .env("SHOP_PG_HOST", &env("ORRERY_TEST_PG_HOST"))
+        .env("SHOP_PG_PORT", &env("ORRERY_TEST_PG_PORT"))
+        .env("SHOP_PG_USER", &env("ORRERY_TEST_PG_USER"))
+        .env("SHOP_PG_PASSWORD", &env("ORRERY_TEST_PG_PASSWORD"))
+        .env("SHOP_PG_DBNAME", dbname)
+}
+
+#[test]
+fn the_shop_builds_on_postgres_the_relations_dbt_postgres_builds() {
+    let dir = project_copy("examples/shop");
+    let dbname = fresh_database("shop");
+    let ran = shop_run(dir.path(), &dbname).run().status(0);
+    let summary = format!("{}{}", ran.stdout(), ran.stderr());
+    assert!(summary.contains("PASS=62 WARN=2 ERROR=0"), "{summary}");
+    assert_same_relations(&dbname, dir.path(), "tests/fixtures/dbt/shop/relations_postgres.json");
+
+    // The second run over changed seeds: incrementals, snapshots, seeds reloaded, tables rebuilt in place.
+    crate::harness::copy_dir(&repo_root().join("tests/fixtures/dbt/shop/second_run"), dir.path());
+    shop_run(dir.path(), &dbname).run().status(0);
+    assert_same_relations(&dbname, dir.path(), "tests/fixtures/dbt/shop/relations_postgres_second_run.json");
+
+    // The password reached the server and nothing else.
+    let password = env("ORRERY_TEST_PG_PASSWORD");
+    for file in ["target/run_results.json", "target/plan.json", "target/manifest.json", "target/orrery/runs.log"] {
+        if let Ok(text) = std::fs::read_to_string(dir.path().join(file)) {
+            assert!(!text.contains(&password), "{file} holds the password");
+        }
+    }
+}
+
+fn pg_project() -> (tempfile::TempDir, String) {
+    let dir = project_copy("tests/fixtures/projects/pg");
+    let dbname = fresh_database("pgproj");
+    (dir, dbname)
+}
+
+fn pg_run(project: &Path, dbname: &str) -> Test {
+    Test::new().args(["run", "-p"]).args([project.join("orrery.toml")]).env("PGPROJ_DBNAME", dbname)
+}
+
+#[test]
+fn readers_never_see_an_error_or_an_empty_table_while_it_is_rebuilt() {
+    let (dir, dbname) = pg_project();
+    pg_run(dir.path(), &dbname).args(["--select", "big", "big_view"]).run().status(0);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = [("main.big", 100_000), ("main.big_view", 50_000)]
+        .into_iter()
+        .map(|(relation, expected)| {
+            let (stop, reads, dbname) = (stop.clone(), reads.clone(), dbname.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                let mut conn = connect(&dbname);
+                while !stop.load(Ordering::SeqCst) {
+                    let n = count(conn.as_mut(), &format!("select count(*) from {relation}"))
+                        .map_err(|e| format!("{relation}: {e}"))?;
+                    if n != expected {
+                        return Err(format!("{relation}: {n} rows, expected {expected}"));
+                    }
+                    reads.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    // Each rebuild of `big` takes over 0.2 s on the server: the readers overlap all of them.
+    for _ in 0..4 {
+        pg_run(dir.path(), &dbname).args(["--select", "big"]).run().status(0);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for reader in readers {
+        reader.join().expect("reader thread").unwrap_or_else(|e| panic!("a reader saw: {e}"));
+    }
+    let reads = reads.load(Ordering::SeqCst);
+    eprintln!("{reads} reads during 4 rebuilds");
+    assert!(reads > 20, "only {reads} reads overlapped the rebuilds");
+}
+
+fn sleeping_queries(admin: &mut dyn Connection, dbname: &str) -> i64 {
+    count(
+        admin,
+        &format!(
+            "select count(*) from pg_stat_activity where datname = '{dbname}' and query like '%pg_sleep(600)%' \
+             and pid <> pg_backend_pid()"
+        ),
+    )
+    .expect("pg_stat_activity")
+}
+
+#[test]
+fn sigint_cancels_the_query_on_the_server_and_fires_cancelled() {
+    let (dir, dbname) = pg_project();
+    let mut admin = connect("postgres");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .args(["run", "--select", "sleepy", "-p"])
+        .arg(dir.path().join("orrery.toml"))
+        .env("PGPROJ_DBNAME", &dbname)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start orrery");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sleeping_queries(admin.as_mut(), &dbname) == 0 {
+        assert!(Instant::now() < deadline, "the pg_sleep(600) query never showed in pg_stat_activity");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "orrery still running 10 s after SIGINT");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let latency = sent.elapsed();
+    eprintln!("SIGINT to exit: {} ms", latency.as_millis());
+    assert_eq!(status.code(), Some(130));
+    // The cancel request reached the server before orrery exited.
+    assert_eq!(sleeping_queries(admin.as_mut(), &dbname), 0, "the query still runs on the server");
+    let events = std::fs::read_to_string(dir.path().join("target/events.log")).expect("events.log written");
+    assert!(events.lines().any(|l| l.starts_with("sleepy") && l.ends_with("cancelled")), "{events}");
+}
+
+#[test]
+fn connection_problems_are_one_clear_error_before_any_node_starts() {
+    let (dir, dbname) = pg_project();
+    let wrong = "wrong-secret-9f3a";
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port().to_string()
+    };
+    let cases: [(&str, Test, &str); 3] = [
+        (
+            "wrong password",
+            pg_run(dir.path(), &dbname).env("ORRERY_TEST_PG_PASSWORD", wrong),
+            "password authentication failed",
+        ),
+        ("unreachable host", pg_run(dir.path(), &dbname).env("ORRERY_TEST_PG_PORT", &closed_port), "cannot connect"),
+        ("missing database", pg_run(dir.path(), "no_such_database"), "does not exist"),
+    ];
+    for (case, test, reason) in cases {
+        let ran = test.run().status(2);
+        let (out, err) = (ran.stdout(), ran.stderr());
+        assert!(err.contains("target `dev`"), "{case}: the error names no target:\n{err}");
+        assert!(err.contains(reason), "{case}: {reason:?} missing:\n{err}");
+        assert_eq!(err.matches("cannot connect to target").count(), 1, "{case}: one error:\n{err}");
+        for text in [&out, &err] {
+            assert!(!text.contains(wrong) && !text.contains(&env("ORRERY_TEST_PG_PASSWORD")), "{case}: a password shows");
+        }
+        assert!(!out.contains("OK ") && !dir.path().join("target/events.log").exists(), "{case}: a node ran:\n{out}");
+    }
+}
