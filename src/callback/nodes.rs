@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{Dispatcher, NodeOutcome};
 use crate::exec::plan_run::{Phase, PlanRunner, TestBehavior};
-use crate::exec::{CancelToken, Outcome, Runner, Status, TaskResult};
+use crate::exec::{CancelToken, Completion, Outcome, Runner, Status, TaskResult};
 use crate::node::Relation;
 use crate::plan::{PlanNode, RunPlan};
 use crate::spec::Event;
@@ -185,6 +185,10 @@ fn event_of(status: Status) -> Option<Event> {
 impl Runner for NodeHooks<'_> {
     fn run(&self, task: usize, attempt: u32, cancel: &CancelToken) -> Outcome {
         self.inner.run(task, attempt, cancel)
+    }
+
+    fn submit(&self, task: usize, attempt: u32, cancel: &CancelToken, done: Completion) -> Option<Outcome> {
+        self.inner.submit(task, attempt, cancel, done)
     }
 
     fn settle(&self, task: usize, result: &mut TaskResult) {

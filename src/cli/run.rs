@@ -406,10 +406,9 @@ pub(super) fn execute_plan(
         retry_delay: duration_setting(plan, "retry_delay").unwrap_or(Duration::from_secs(5)),
         node_timeout: duration_setting(plan, "node_timeout"),
         fail_fast: execution_setting(plan, "fail_fast").unwrap_or(false),
+        max_in_flight: None,
     };
-    if execution_setting::<String>(plan, "mode").as_deref() == Some("deferred") && plan.target.adapter_type == "duckdb" {
-        eprintln!("warning: mode = \"deferred\" runs blocking on DuckDB, an embedded warehouse");
-    }
+    let deferred = execution_setting::<String>(plan, "mode").as_deref() == Some("deferred");
     let behavior = TestBehavior::parse(&execution_setting::<String>(plan, "test_behavior").unwrap_or_default());
     let phases = phases(plan, behavior)?;
 
@@ -422,6 +421,15 @@ pub(super) fn execute_plan(
     for sql in plan.hooks.create_schemas.iter().chain(&plan.hooks.on_run_start) {
         conn.execute(sql).map_err(|e| Diagnostics::from(Diagnostic::from(e)))?;
     }
+    let max_in_flight = execution_setting::<usize>(plan, "max_in_flight").unwrap_or(64).max(1);
+    let submitter = if deferred { conn.submitter(max_in_flight) } else { None };
+    if deferred && submitter.is_none() {
+        eprintln!(
+            "warning: mode = \"deferred\" runs blocking on {}: the adapter cannot submit statements without waiting for them",
+            plan.target.adapter_type
+        );
+    }
+    let options = Options { max_in_flight: submitter.as_ref().map(|_| max_in_flight), ..options };
 
     let cancel = CancelToken::new();
     let _signals = watch_signals(&cancel);
@@ -431,7 +439,7 @@ pub(super) fn execute_plan(
     for (index, phase) in phases.iter().enumerate() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let base = conn.try_clone().map_err(|e| Diagnostics::from(Diagnostic::from(e)))?;
-        let runner = PlanRunner::new(plan, phase, base, full_refresh);
+        let runner = PlanRunner::new(plan, phase, base, full_refresh).with_submitter(submitter.clone());
         let hooks = NodeHooks::new(&runner, plan, phase, &dispatcher, behavior);
         let report = std::thread::scope(|scope| {
             let printer = &mut printer;

@@ -14,4 +14,4 @@ mod tests;
 pub use cancel::{CancelToken, OnCancel};
 pub use dag::{Dag, Task};
 pub use event::{Counts, Event, Outcome, RunReport, SkipCause, Status, TaskResult};
-pub use scheduler::{Options, Runner, execute};
+pub use scheduler::{Completion, Options, Runner, execute};

@@ -3,10 +3,10 @@
 //! Nothing here reads the dbt project: the plan is all there is.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{CancelToken, Dag, Outcome, Runner, Task};
-use crate::adapter::{AdapterError, AdapterErrorKind, Connection, RelationType};
+use super::{CancelToken, Completion, Dag, Outcome, Runner, Task};
+use crate::adapter::{AdapterError, AdapterErrorKind, Connection, RelationType, Rows, Submit};
 use crate::diagnostics::Diagnostics;
 use crate::node::Relation;
 use crate::plan::{PlanNode, RunPlan};
@@ -131,10 +131,12 @@ pub struct PlanRunner<'a> {
     pool: Mutex<Vec<Box<dyn Connection>>>,
     full_refresh: bool,
     /// Tests: failing rows of the last attempt, by task.
-    failures: Mutex<HashMap<usize, u64>>,
+    failures: Arc<Mutex<HashMap<usize, u64>>>,
     /// What exists in the warehouse, listed once and kept up to date as nodes build;
     /// `None` inside when the adapter cannot list relations (then each node asks).
-    existing: Mutex<Option<Option<HashMap<RelationKey, RelationType>>>>,
+    existing: Arc<Existing>,
+    /// Deferred mode: where nodes' statements are submitted.
+    submitter: Option<Arc<dyn Submit>>,
 }
 
 /// A relation's name as the warehouse compares it (DuckDB: case-insensitive).
@@ -153,9 +155,16 @@ impl<'a> PlanRunner<'a> {
             base: Mutex::new(base),
             pool: Mutex::new(Vec::new()),
             full_refresh,
-            failures: Mutex::new(HashMap::new()),
-            existing: Mutex::new(None),
+            failures: Arc::new(Mutex::new(HashMap::new())),
+            existing: Arc::new(Mutex::new(None)),
+            submitter: None,
         }
+    }
+
+    /// Deferred mode: nodes' statements go to `submitter` instead of a worker's connection.
+    pub fn with_submitter(mut self, submitter: Option<Arc<dyn Submit>>) -> Self {
+        self.submitter = submitter;
+        self
     }
 
     /// The type of the node's relation in the warehouse, from the run's listing when there is one.
@@ -177,15 +186,8 @@ impl<'a> PlanRunner<'a> {
 
     /// Records what a node left in the warehouse after it built.
     fn built(&self, node: &PlanNode) {
-        let kind = match node.materialized.as_str() {
-            "view" => RelationType::View,
-            "ephemeral" => return,
-            _ if node.resource_type == "test" => return,
-            _ => RelationType::Table,
-        };
-        let mut existing = self.existing.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Some(map)) = existing.as_mut() {
-            map.insert(relation_key(&Relation::from(&node.relation)), kind);
+        if let Some(record) = built_record(node) {
+            record(&self.existing);
         }
     }
 
@@ -267,13 +269,20 @@ impl<'a> PlanRunner<'a> {
 
 /// A test's statement returns one row `(failures, should_warn, should_error)`.
 fn run_test(node: &PlanNode, conn: &mut dyn Connection) -> Result<(u64, Outcome), AdapterError> {
-    let sql = node.statements.first().map(String::as_str).unwrap_or("select 0, false, false");
-    let rows = conn.query(sql)?;
+    let rows = conn.query(test_sql(node))?;
+    Ok(test_outcome(&rows, node.test.as_ref().map_or("error", |t| t.severity.as_str())))
+}
+
+fn test_sql(node: &PlanNode) -> &str {
+    node.statements.first().map(String::as_str).unwrap_or("select 0, false, false")
+}
+
+/// The failing rows and the outcome of a test's `(failures, should_warn, should_error)` row.
+fn test_outcome(rows: &Rows, severity: &str) -> (u64, Outcome) {
     let row = rows.rows.first().cloned().unwrap_or_default();
     let failures = row.first().and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64))).unwrap_or(0);
     let flag = |i: usize| row.get(i).is_some_and(|v| v.as_bool().unwrap_or(false));
     let (should_warn, should_error) = (flag(1), flag(2));
-    let severity = node.test.as_ref().map_or("error", |t| t.severity.as_str());
     let noun = if failures == 1 { "result" } else { "results" };
     let outcome = if should_error && severity == "error" {
         Outcome::Failure { message: format!("Got {failures} {noun}, configured to fail if != 0") }
@@ -282,7 +291,26 @@ fn run_test(node: &PlanNode, conn: &mut dyn Connection) -> Result<(u64, Outcome)
     } else {
         Outcome::Success { rows_affected: None, message: None }
     };
-    Ok((failures, outcome))
+    (failures, outcome)
+}
+
+/// What the run knows exists: `None` until listed, `Some(None)` when the adapter cannot list.
+type Existing = Mutex<Option<Option<HashMap<RelationKey, RelationType>>>>;
+
+/// What records a built node's relation in the run's listing (none for tests and ephemerals).
+fn built_record(node: &PlanNode) -> Option<impl FnOnce(&Existing) + Send + 'static> {
+    let kind = match node.materialized.as_str() {
+        "view" => RelationType::View,
+        "ephemeral" => return None,
+        _ if node.resource_type == "test" => return None,
+        _ => RelationType::Table,
+    };
+    let key = relation_key(&Relation::from(&node.relation));
+    Some(move |existing: &Existing| {
+        if let Some(Some(map)) = existing.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            map.insert(key, kind);
+        }
+    })
 }
 
 impl Runner for PlanRunner<'_> {
@@ -303,5 +331,52 @@ impl Runner for PlanRunner<'_> {
         };
         self.checkin(conn);
         outcome
+    }
+
+    fn submit(&self, task: usize, attempt: u32, cancel: &CancelToken, done: Completion) -> Option<Outcome> {
+        let Some(submitter) = &self.submitter else { return Some(self.run(task, attempt, cancel)) };
+        let node = &self.plan.nodes[self.nodes[task]];
+        let is_test = node.resource_type == "test";
+        let statements: Vec<String> = if is_test {
+            vec![test_sql(node).to_string()]
+        } else {
+            let chosen = {
+                let mut base = self.base.lock().unwrap_or_else(|e| e.into_inner());
+                self.choose_statements(node, base.as_mut()).map(<[String]>::to_vec)
+            };
+            match chosen {
+                Ok(statements) => statements,
+                Err(err) => return Some(Outcome::Failure { message: err.message }),
+            }
+        };
+        let severity = node.test.as_ref().map_or("error", |t| t.severity.as_str()).to_string();
+        let (failures, existing, record) = (self.failures.clone(), self.existing.clone(), built_record(node));
+        // The cancel handler lives until the outcome is in: a later cancel must not reach a
+        // session that has moved on to another node.
+        let guard: Arc<Mutex<Option<super::OnCancel>>> = Arc::default();
+        let guard_slot = guard.clone();
+        let finished = move |result: Result<crate::adapter::Submitted, AdapterError>| {
+            drop(guard_slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let outcome = match result {
+                Ok(submitted) if is_test => {
+                    let (count, outcome) = test_outcome(&submitted.rows.unwrap_or_default(), &severity);
+                    failures.lock().unwrap_or_else(|e| e.into_inner()).insert(task, count);
+                    outcome
+                }
+                Ok(submitted) => {
+                    if let Some(record) = record {
+                        record(&existing);
+                    }
+                    Outcome::Success { rows_affected: submitted.rows_affected, message: None }
+                }
+                Err(err) if err.kind == AdapterErrorKind::Interrupted => Outcome::Cancelled { message: Some(err.message) },
+                Err(err) => Outcome::Failure { message: err.message },
+            };
+            done(outcome);
+        };
+        let interrupt = submitter.submit(statements, is_test, Box::new(finished));
+        let registered = cancel.on_cancel(move || interrupt.interrupt());
+        *guard.lock().unwrap_or_else(|e| e.into_inner()) = Some(registered);
+        None
     }
 }

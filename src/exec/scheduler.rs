@@ -2,7 +2,7 @@
 //! `Runner`, and release its children or skip its descendants.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,6 +27,9 @@ pub struct Options {
     pub node_timeout: Option<Duration>,
     /// Stop at the first error or timeout: cancel the running tasks, skip the rest.
     pub fail_fast: bool,
+    /// Deferred mode: tasks are submitted through [`Runner::submit`], and up to this many wait
+    /// for their warehouse at once without holding a worker. `None`: blocking mode.
+    pub max_in_flight: Option<usize>,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
             retry_delay: Duration::from_secs(5),
             node_timeout: None,
             fail_fast: false,
+            max_in_flight: None,
         }
     }
 }
@@ -53,7 +57,18 @@ pub trait Runner: Sync {
     fn settle(&self, task: usize, result: &mut TaskResult) {
         let _ = (task, result);
     }
+
+    /// Deferred mode: starts `attempt` of `task` and returns `None` when its work goes on in
+    /// the background, `done` then being called exactly once with the outcome (from any
+    /// thread; the scheduler picks it up on a worker). The default runs it here and now.
+    fn submit(&self, task: usize, attempt: u32, cancel: &CancelToken, done: Completion) -> Option<Outcome> {
+        drop(done);
+        Some(self.run(task, attempt, cancel))
+    }
 }
+
+/// Reports the outcome of a submitted attempt.
+pub type Completion = Box<dyn FnOnce(Outcome) + Send>;
 
 impl<F> Runner for F
 where
@@ -99,7 +114,16 @@ pub fn execute(
         events,
         stop: cancel.child(),
         shared: Arc::new(Shared {
-            sched: Mutex::new(Sched { ready, waiting, results: vec![None; n], running: 0, fail_fast: None }),
+            sched: Mutex::new(Sched {
+                ready,
+                waiting,
+                results: vec![None; n],
+                running: 0,
+                fail_fast: None,
+                flights: HashMap::new(),
+                completed: VecDeque::new(),
+                delayed: Vec::new(),
+            }),
             wake: Condvar::new(),
         }),
         watchdog: options.node_timeout.map(Watchdog::new),
@@ -120,7 +144,10 @@ pub fn execute(
         pool.scope(|s| {
             for worker in 0..threads {
                 let run = &run;
-                s.spawn(move |_| run.work(worker));
+                match options.max_in_flight {
+                    Some(limit) => s.spawn(move |_| run.work_deferred(worker, limit.max(1))),
+                    None => s.spawn(move |_| run.work(worker)),
+                }
             }
         });
         if let Some(watchdog) = &run.watchdog {
@@ -176,6 +203,22 @@ struct Sched {
     results: Vec<Option<TaskResult>>,
     running: usize,
     fail_fast: Option<usize>,
+    /// Deferred mode: attempts submitted and not yet settled, by task.
+    flights: HashMap<usize, Flight>,
+    /// Deferred mode: outcomes reported by completions, waiting for a worker.
+    completed: VecDeque<(usize, Outcome)>,
+    /// Deferred mode: retries waiting out their delay (due, task, attempt).
+    delayed: Vec<(Instant, usize, u32)>,
+}
+
+/// A task in deferred mode between its first submission and its final result.
+struct Flight {
+    token: CancelToken,
+    started_at: SystemTime,
+    start: Instant,
+    attempt: u32,
+    /// The watchdog's id for the attempt in flight.
+    armed: Option<u64>,
 }
 
 impl Run<'_> {
@@ -327,6 +370,159 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// Deferred mode's worker: settles completions first, then starts due retries and ready
+    /// tasks while fewer than `limit` are in flight; a submitted task holds no worker.
+    fn work_deferred(&self, worker: usize, limit: usize) {
+        let mut sched = self.lock();
+        loop {
+            if let Some((task, outcome)) = sched.completed.pop_front() {
+                sched.running += 1;
+                drop(sched);
+                self.completed(task, outcome, worker);
+                sched = self.lock();
+                sched.running -= 1;
+                continue;
+            }
+            let now = Instant::now();
+            let stopping = self.stop.is_cancelled();
+            if let Some(i) = sched.delayed.iter().position(|(due, _, _)| stopping || *due <= now) {
+                let (_, task, attempt) = sched.delayed.swap_remove(i);
+                let reason = sched.flights.get(&task).and_then(|f| f.token.reason());
+                sched.running += 1;
+                drop(sched);
+                if stopping {
+                    // As in blocking mode: a cancel during the backoff ends the task at once.
+                    self.settle_flight(task, Status::Cancelled, reason, None, worker);
+                } else {
+                    self.start_attempt(task, attempt, worker);
+                }
+                sched = self.lock();
+                sched.running -= 1;
+                continue;
+            }
+            if !stopping
+                && sched.flights.len() < limit
+                && let Some((_, Reverse(task))) = sched.ready.pop()
+            {
+                sched.running += 1;
+                drop(sched);
+                self.start_task(task, worker);
+                sched = self.lock();
+                sched.running -= 1;
+                continue;
+            }
+            if sched.running == 0 && sched.flights.is_empty() && (sched.ready.is_empty() || stopping) {
+                // Nothing ready, in flight or being settled: the DAG is done (or stopped).
+                self.shared.wake.notify_all();
+                return;
+            }
+            let next_due = sched.delayed.iter().map(|(due, _, _)| *due).min();
+            sched = match next_due {
+                Some(due) => {
+                    let wait = due.saturating_duration_since(now);
+                    self.shared.wake.wait_timeout(sched, wait).unwrap_or_else(PoisonError::into_inner).0
+                }
+                None => self.shared.wake.wait(sched).unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+
+    fn start_task(&self, task: usize, worker: usize) {
+        let flight = Flight { token: self.stop.child(), started_at: SystemTime::now(), start: Instant::now(), attempt: 1, armed: None };
+        self.lock().flights.insert(task, flight);
+        self.start_attempt(task, 1, worker);
+    }
+
+    /// Submits one attempt; an outcome known at once is settled here.
+    fn start_attempt(&self, task: usize, attempt: u32, worker: usize) {
+        let token = {
+            let mut sched = self.lock();
+            let Some(flight) = sched.flights.get_mut(&task) else { return };
+            flight.attempt = attempt;
+            flight.token.clone()
+        };
+        self.emit(Event::Started { task, attempt, at: SystemTime::now() });
+        if token.is_cancelled() {
+            self.settle_flight(task, Status::Cancelled, token.reason(), None, worker);
+            return;
+        }
+        let armed = self.watchdog.as_ref().map(|w| w.arm_id(&token));
+        if let Some(flight) = self.lock().flights.get_mut(&task) {
+            flight.armed = armed;
+        }
+        let shared = self.shared.clone();
+        let done: Completion = Box::new(move |outcome| {
+            let mut sched = shared.lock();
+            sched.completed.push_back((task, outcome));
+            drop(sched);
+            shared.wake.notify_one();
+        });
+        let submitted = catch_unwind(AssertUnwindSafe(|| self.runner.submit(task, attempt, &token, done)))
+            .unwrap_or_else(|panic| Some(Outcome::Failure { message: panic_message(panic.as_ref()) }));
+        if let Some(outcome) = submitted {
+            self.completed(task, outcome, worker);
+        }
+    }
+
+    /// An attempt's outcome: retried after its delay, or the task's final result.
+    fn completed(&self, task: usize, outcome: Outcome, worker: usize) {
+        let (token, attempt, armed) = {
+            let mut sched = self.lock();
+            let Some(flight) = sched.flights.get_mut(&task) else { return };
+            (flight.token.clone(), flight.attempt, flight.armed.take())
+        };
+        if let (Some(watchdog), Some(id)) = (&self.watchdog, armed) {
+            watchdog.disarm(id);
+        }
+        let (status, message, rows) = match outcome {
+            Outcome::Success { rows_affected, message } => (Status::Success, message, rows_affected),
+            Outcome::Warn { rows_affected, message } => (Status::Warn, Some(message), rows_affected),
+            _ if token.is_cancelled() => (Status::Cancelled, token.reason(), None),
+            Outcome::Cancelled { message } => (Status::Cancelled, Some(message.unwrap_or_else(|| "cancelled".into())), None),
+            Outcome::Failure { message } if attempt <= self.options.retries => {
+                let delay = backoff(self.options.retry_delay, attempt);
+                self.emit(Event::Retrying { task, attempt, delay, message });
+                let due = Instant::now().checked_add(delay).unwrap_or_else(far_future);
+                self.lock().delayed.push((due, task, attempt + 1));
+                self.shared.wake.notify_all();
+                return;
+            }
+            Outcome::Failure { message } => (Status::Error, Some(message), None),
+        };
+        self.settle_flight(task, status, message, rows, worker);
+    }
+
+    /// Ends a deferred task: its result settled by the runner, then recorded as in blocking mode.
+    fn settle_flight(&self, task: usize, status: Status, message: Option<String>, rows_affected: Option<u64>, worker: usize) {
+        let Some(flight) = self.lock().flights.remove(&task) else { return };
+        let mut result = TaskResult {
+            status,
+            attempts: flight.attempt,
+            started_at: Some(flight.started_at),
+            completed_at: Some(SystemTime::now()),
+            duration: flight.start.elapsed(),
+            message,
+            rows_affected,
+            worker: Some(worker),
+            skipped_because: None,
+        };
+        if catch_unwind(AssertUnwindSafe(|| self.runner.settle(task, &mut result))).is_err() {
+            result.status = Status::Error;
+            result.message = Some("internal error: settling the task panicked".into());
+        }
+        let mut sched = self.lock();
+        if self.finish(&mut sched, task, result) {
+            drop(sched);
+            let reason = format!("cancelled: fail_fast after `{}` failed", self.dag.task(task).id);
+            self.stop.cancel(reason);
+            sched = self.lock();
+        }
+        drop(sched);
+        self.shared.wake.notify_all();
+    }
+}
+
 /// The delay after failed `attempt`: `first`, then doubled each time.
 fn backoff(first: Duration, attempt: u32) -> Duration {
     let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
@@ -364,7 +560,7 @@ struct Armed<'a> {
 
 impl Drop for Armed<'_> {
     fn drop(&mut self) {
-        self.watchdog.lock().armed.retain(|(id, _, _)| *id != self.id);
+        self.watchdog.disarm(self.id);
     }
 }
 
@@ -378,6 +574,11 @@ impl Watchdog {
     }
 
     fn arm(&self, token: &CancelToken) -> Armed<'_> {
+        Armed { watchdog: self, id: self.arm_id(token) }
+    }
+
+    /// Arms a deadline for `token`; [`Watchdog::disarm`] with the id ends it.
+    fn arm_id(&self, token: &CancelToken) -> u64 {
         let mut state = self.lock();
         state.next_id += 1;
         let id = state.next_id;
@@ -387,7 +588,11 @@ impl Watchdog {
         if state.armed.len() == 1 {
             self.wake.notify_one();
         }
-        Armed { watchdog: self, id }
+        id
+    }
+
+    fn disarm(&self, id: u64) {
+        self.lock().armed.retain(|(armed, _, _)| *armed != id);
     }
 
     fn watch(&self) {

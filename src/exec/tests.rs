@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 
 fn options(threads: usize) -> Options {
-    Options { threads, retries: 0, retry_delay: Duration::from_millis(1), node_timeout: None, fail_fast: false }
+    Options { threads, retries: 0, retry_delay: Duration::from_millis(1), node_timeout: None, fail_fast: false, max_in_flight: None }
 }
 
 fn ok() -> Outcome {
@@ -284,4 +284,161 @@ fn every_task_gets_one_terminal_event_under_failures_and_retries() {
 fn an_empty_dag_finishes_at_once() {
     let (report, events) = run(vec![], &options(4), &|_, _, _: &CancelToken| ok(), &CancelToken::new());
     assert!(report.results.is_empty() && events.is_empty());
+}
+
+/// Deferred mode for tests: each attempt runs `inner` on a thread of its own, reported through
+/// the completion, as a server adapter's background session does.
+struct Deferred<F> {
+    inner: Arc<F>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<F> Deferred<F> {
+    fn new(inner: F) -> Self {
+        Deferred { inner: Arc::new(inner), in_flight: Arc::default(), peak: Arc::default() }
+    }
+}
+
+impl<F> Runner for Deferred<F>
+where
+    F: Fn(usize, u32, &CancelToken) -> Outcome + Send + Sync + 'static,
+{
+    fn run(&self, _: usize, _: u32, _: &CancelToken) -> Outcome {
+        unreachable!("deferred mode submits")
+    }
+
+    fn submit(&self, task: usize, attempt: u32, cancel: &CancelToken, done: Completion) -> Option<Outcome> {
+        let (inner, cancel) = (self.inner.clone(), cancel.clone());
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let in_flight = self.in_flight.clone();
+        std::thread::spawn(move || {
+            let outcome = inner(task, attempt, &cancel);
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            done(outcome);
+        });
+        None
+    }
+}
+
+fn deferred(threads: usize, max_in_flight: usize) -> Options {
+    Options { max_in_flight: Some(max_in_flight), ..options(threads) }
+}
+
+#[test]
+fn deferred_tasks_hold_no_worker_and_respect_max_in_flight() {
+    // Eight tasks that each wait until four are in flight at once: with one worker, only
+    // deferred submission gets there; the ninth depends on all of them.
+    let mut tasks: Vec<Task> = (0..8).map(|i| Task::new(format!("t{i}"), [])).collect();
+    tasks.push(Task::new("after", (0..8).collect::<Vec<_>>()));
+    let gathered = Arc::new((std::sync::Mutex::new(0usize), std::sync::Condvar::new()));
+    let runner = Deferred::new({
+        let gathered = gathered.clone();
+        move |task, _, _: &CancelToken| {
+            if task == 8 {
+                return ok();
+            }
+            let (count, changed) = &*gathered;
+            let mut n = count.lock().expect("lock");
+            *n += 1;
+            changed.notify_all();
+            let (n, timeout) = changed.wait_timeout_while(n, Duration::from_secs(20), |n| *n < 4).expect("wait");
+            drop(n);
+            if timeout.timed_out() { fail("never four in flight") } else { ok() }
+        }
+    });
+    let (report, events) = run(tasks, &deferred(1, 4), &runner, &CancelToken::new());
+    assert!(report.is_success(), "{:?}", report.results);
+    assert_eq!(runner.peak.load(Ordering::SeqCst), 4, "at most max_in_flight at once");
+    assert_eq!(started(&events).last(), Some(&8), "the child starts after its parents");
+}
+
+#[test]
+fn deferred_retries_timeouts_fail_fast_and_cancel_behave_as_blocking() {
+    use Status::*;
+    // Retries with the same attempts, delays and messages.
+    let runner = Deferred::new(|task, attempt, _: &CancelToken| {
+        if task == 0 && attempt == 3 { ok() } else { fail(&format!("attempt {attempt}")) }
+    });
+    let options = Options { retries: 2, ..deferred(1, 8) };
+    let (report, events) = run(vec![Task::new("flaky", []), Task::new("broken", [])], &options, &runner, &CancelToken::new());
+    assert_eq!(statuses(&report), [Success, Error]);
+    assert_eq!((report.results[0].attempts, report.results[1].attempts), (3, 3));
+    assert_eq!(report.results[1].message.as_deref(), Some("attempt 3"));
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::Retrying { .. })).count(), 4);
+
+    // A timeout cancels that task alone, through its token, and is not retried.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let runner = Deferred::new({
+        let interrupted = interrupted.clone();
+        move |task, _, cancel: &CancelToken| {
+            if task == 0 {
+                let flag = interrupted.clone();
+                let _interrupt = cancel.on_cancel(move || flag.store(true, Ordering::SeqCst));
+                cancel.wait_timeout(Duration::from_secs(120));
+                return fail("canceling statement due to user request");
+            }
+            ok()
+        }
+    });
+    let options = Options { node_timeout: Some(Duration::from_secs(1)), retries: 2, ..deferred(1, 8) };
+    let tasks = vec![Task::new("stuck", []), Task::new("after_stuck", [0]), Task::new("fine", []), Task::new("after_fine", [2])];
+    let (report, _) = run(tasks, &options, &runner, &CancelToken::new());
+    assert_eq!(statuses(&report), [Cancelled, Skipped, Success, Success]);
+    assert_eq!(report.results[0].message.as_deref(), Some("timed out after 1s"));
+    assert_eq!(report.results[0].attempts, 1);
+    assert!(interrupted.load(Ordering::SeqCst));
+
+    // fail_fast cancels what is in flight and skips the rest.
+    let runner = Deferred::new(|task, _, cancel: &CancelToken| match task {
+        0 if cancel.wait_timeout(Duration::from_secs(120)) => fail("canceled"),
+        1 => fail("boom"),
+        _ => ok(),
+    });
+    let options = Options { fail_fast: true, ..deferred(1, 1) };
+    let tasks = vec![Task::new("slow", []), Task::new("bad", []), Task::new("later", []), Task::new("after_slow", [0])];
+    let options = Options { max_in_flight: Some(2), ..options };
+    let (report, _) = run(tasks, &options, &runner, &CancelToken::new());
+    assert_eq!(statuses(&report), [Cancelled, Error, Skipped, Skipped]);
+    assert_eq!(report.fail_fast, Some(1));
+
+    // Cancelling the run cancels what is in flight, also a task waiting out a retry delay.
+    let cancel = CancelToken::new();
+    let runner = Deferred::new(|task, _, token: &CancelToken| match task {
+        0 => {
+            token.wait_timeout(Duration::from_secs(120));
+            Outcome::Cancelled { message: None }
+        }
+        1 => fail("boom"),
+        _ => ok(),
+    });
+    let options = Options { retries: 5, retry_delay: Duration::from_secs(3600), ..deferred(2, 8) };
+    let tasks = vec![Task::new("long", []), Task::new("flaky", []), Task::new("after_long", [0])];
+    let (report, _) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.cancel("interrupted (SIGINT)");
+        });
+        run(tasks, &options, &runner, &cancel)
+    });
+    assert_eq!(statuses(&report), [Cancelled, Cancelled, Skipped]);
+    assert_eq!(report.results[1].attempts, 1, "the retry waiting out its delay ends at once");
+    assert_eq!(report.results[1].message.as_deref(), Some("interrupted (SIGINT)"));
+    assert_eq!(report.cancelled.as_deref(), Some("interrupted (SIGINT)"));
+}
+
+#[test]
+fn deferred_runs_give_every_task_one_terminal_event() {
+    for (seed, fail_fast) in [(5, false), (6, true)] {
+        let runner = Deferred::new(|task: usize, attempt: u32, _: &CancelToken| match (task % 7, attempt) {
+            (0, _) => fail("always"),
+            (3, 1) => fail("once"),
+            _ => ok(),
+        });
+        let options = Options { retries: 1, fail_fast, ..deferred(2, 16) };
+        let (report, _) = run(random_dag(300, seed), &options, &runner, &CancelToken::new());
+        let counts = report.counts();
+        assert_eq!(counts.success + counts.warn + counts.error + counts.skipped + counts.cancelled, 300);
+    }
 }

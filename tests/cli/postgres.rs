@@ -77,10 +77,25 @@ fn assert_same_relations(dbname: &str, project: &Path, fixture: &str) {
     assert!(diffs.is_empty(), "relations differ from {fixture}:\n{}", diffs.join("\n"));
 }
 
+/// The project's pipeline file with `extra` added to its `[execution]` table, as `<name>.toml`.
+fn pipeline_variant(project: &Path, name: &str, extra: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(project.join("orrery.toml")).expect("read orrery.toml");
+    assert!(text.contains("[execution]\n"), "the pipeline has an [execution] table");
+    let path = project.join(format!("{name}.toml"));
+    std::fs::write(&path, text.replacen("[execution]\n", &format!("[execution]\n{extra}\n"), 1)).expect("write pipeline");
+    path
+}
+
+const DEFERRED: &str = "mode = \"deferred\"\nmax_in_flight = 8";
+
 fn shop_run(project: &Path, dbname: &str) -> Test {
+    shop_run_with(&project.join("orrery.toml"), dbname)
+}
+
+fn shop_run_with(pipeline: &Path, dbname: &str) -> Test {
     Test::new()
         .args(["run", "--target", "pg", "-p"])
-        .args([project.join("orrery.toml")])
+        .args([pipeline])
         .env("SHOP_PG_HOST", &env("ORRERY_TEST_PG_HOST"))
         .env("SHOP_PG_PORT", &env("ORRERY_TEST_PG_PORT"))
         .env("SHOP_PG_USER", &env("ORRERY_TEST_PG_USER"))
@@ -111,6 +126,24 @@ fn the_shop_builds_on_postgres_the_relations_dbt_postgres_builds() {
     }
 }
 
+#[test]
+fn in_deferred_mode_the_shop_builds_the_same_relations() {
+    let dir = project_copy("examples/shop");
+    let dbname = fresh_database("shopdeferred");
+    let pipeline = pipeline_variant(dir.path(), "deferred", DEFERRED);
+    let ran = shop_run_with(&pipeline, &dbname).run().status(0);
+    let summary = format!("{}{}", ran.stdout(), ran.stderr());
+    assert!(summary.contains("PASS=62 WARN=2 ERROR=0"), "{summary}");
+    assert!(!summary.contains("runs blocking"), "{summary}");
+    assert_same_relations(&dbname, dir.path(), "tests/fixtures/dbt/shop/relations_postgres.json");
+    crate::harness::copy_dir(&repo_root().join("tests/fixtures/dbt/shop/second_run"), dir.path());
+    shop_run_with(&pipeline, &dbname).run().status(0);
+    assert_same_relations(&dbname, dir.path(), "tests/fixtures/dbt/shop/relations_postgres_second_run.json");
+    // The log callback of the pipeline fired once per run, in this mode too.
+    let log = std::fs::read_to_string(dir.path().join("target/orrery/runs.log")).expect("runs.log");
+    assert_eq!(log.lines().count(), 2, "{log}");
+}
+
 fn pg_project() -> (tempfile::TempDir, String) {
     let dir = project_copy("tests/fixtures/projects/pg");
     let dbname = fresh_database("pgproj");
@@ -118,7 +151,11 @@ fn pg_project() -> (tempfile::TempDir, String) {
 }
 
 fn pg_run(project: &Path, dbname: &str) -> Test {
-    Test::new().args(["run", "-p"]).args([project.join("orrery.toml")]).env("PGPROJ_DBNAME", dbname)
+    pg_run_with(&project.join("orrery.toml"), dbname)
+}
+
+fn pg_run_with(pipeline: &Path, dbname: &str) -> Test {
+    Test::new().args(["run", "-p"]).args([pipeline]).env("PGPROJ_DBNAME", dbname)
 }
 
 #[test]
@@ -170,13 +207,13 @@ fn sleeping_queries(admin: &mut dyn Connection, dbname: &str) -> i64 {
     .expect("pg_stat_activity")
 }
 
-#[test]
-fn sigint_cancels_the_query_on_the_server_and_fires_cancelled() {
+fn sigint_cancels_the_query_on_the_server(extra: &str) {
     let (dir, dbname) = pg_project();
+    let pipeline = pipeline_variant(dir.path(), "variant", extra);
     let mut admin = connect("postgres");
     let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
         .args(["run", "--select", "sleepy", "-p"])
-        .arg(dir.path().join("orrery.toml"))
+        .arg(&pipeline)
         .env("PGPROJ_DBNAME", &dbname)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -197,12 +234,39 @@ fn sigint_cancels_the_query_on_the_server_and_fires_cancelled() {
         std::thread::sleep(Duration::from_millis(5));
     };
     let latency = sent.elapsed();
-    eprintln!("SIGINT to exit: {} ms", latency.as_millis());
+    eprintln!("SIGINT to exit ({extra:?}): {} ms", latency.as_millis());
     assert_eq!(status.code(), Some(130));
     // The cancel request reached the server before orrery exited.
     assert_eq!(sleeping_queries(admin.as_mut(), &dbname), 0, "the query still runs on the server");
     let events = std::fs::read_to_string(dir.path().join("target/events.log")).expect("events.log written");
     assert!(events.lines().any(|l| l.starts_with("sleepy") && l.ends_with("cancelled")), "{events}");
+}
+
+#[test]
+fn sigint_cancels_the_query_on_the_server_and_fires_cancelled() {
+    sigint_cancels_the_query_on_the_server("");
+}
+
+#[test]
+fn in_deferred_mode_sigint_cancels_the_query_on_the_server_too() {
+    sigint_cancels_the_query_on_the_server(DEFERRED);
+}
+
+#[test]
+fn a_node_timeout_cancels_that_query_on_the_server_in_both_modes() {
+    for extra in ["node_timeout = \"1s\"", "node_timeout = \"1s\"\nmode = \"deferred\""] {
+        let (dir, dbname) = pg_project();
+        let pipeline = pipeline_variant(dir.path(), "variant", extra);
+        let started = Instant::now();
+        let ran = pg_run_with(&pipeline, &dbname).args(["--select", "sleepy", "big"]).run().status(1);
+        assert!(started.elapsed() < Duration::from_secs(60), "{extra}: the timeout did not stop pg_sleep(600)");
+        let out = format!("{}{}", ran.stdout(), ran.stderr());
+        assert!(out.contains("timed out after 1s"), "{extra}: {out}");
+        assert_eq!(sleeping_queries(connect("postgres").as_mut(), &dbname), 0, "{extra}: the query still runs");
+        let events = std::fs::read_to_string(dir.path().join("target/events.log")).expect("events.log");
+        assert!(events.lines().any(|l| l == "sleepy cancelled"), "{extra}: {events}");
+        assert!(events.lines().any(|l| l == "big success"), "{extra}: the other node went on: {events}");
+    }
 }
 
 #[test]
