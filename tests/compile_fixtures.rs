@@ -80,3 +80,8 @@ fn broken_models_report_every_error_with_a_location() {
     let shown: Vec<String> = errors.0.iter().map(|d| format!("{d:?}")).collect();
     insta::assert_snapshot!(shown.join("\n"));
 }
+
+#[test]
+fn shop_postgres_target_compiles_like_dbt_postgres() {
+    compiles_like_dbt("shop", Some("pg"), "shop/compiled@pg");
+}
