@@ -54,18 +54,28 @@ fn tmp_name(relation: &Relation) -> String {
     quote(&format!("{}__dbt_tmp", relation.identifier))
 }
 
-/// `grant` statements of the `grants` config; dbt-postgres grants after every build.
+/// The `grants` config applied as dbt-postgres applies it after a build: privileges granted
+/// to anyone but the current user and not in the config are revoked, then the configured ones
+/// granted. No `grants` config: privileges are left as they are.
 fn grants(node: &Node) -> Vec<String> {
+    let configured: Vec<(&String, &Vec<String>)> = node.config.grants.iter().filter(|(_, g)| !g.is_empty()).collect();
+    if configured.is_empty() {
+        return Vec::new();
+    }
     let target = render(&node.relation);
-    node.config
-        .grants
-        .iter()
-        .filter(|(_, grantees)| !grantees.is_empty())
-        .map(|(privilege, grantees)| {
-            let to: Vec<String> = grantees.iter().map(|g| quote(g)).collect();
-            format!("grant {privilege} on {target} to {}", to.join(", "))
-        })
-        .collect()
+    let mut out = vec![format!(
+        "do $orrery$\ndeclare\n    r record;\nbegin\n    for r in select grantee, privilege_type from information_schema.role_table_grants\n        \
+         where table_schema = {} and table_name = {} and grantee <> current_user loop\n        \
+         execute format('revoke %s on %s from %I', r.privilege_type, {}, r.grantee);\n    end loop;\nend\n$orrery$",
+        literal(&node.relation.schema),
+        literal(&node.relation.identifier),
+        literal(&target),
+    )];
+    out.extend(configured.into_iter().map(|(privilege, grantees)| {
+        let to: Vec<String> = grantees.iter().map(|g| quote(g)).collect();
+        format!("grant {privilege} on {target} to {}", to.join(", "))
+    }));
+    out
 }
 
 /// `begin`, pre-hooks, `body`, post-hooks, grants, `commit`.

@@ -270,6 +270,27 @@ fn a_node_timeout_cancels_that_query_on_the_server_in_both_modes() {
 }
 
 #[test]
+fn grants_are_applied_and_revoked_as_the_config_changes() {
+    let (dir, dbname) = pg_project();
+    let mut admin = connect("postgres");
+    for role in ["orrery_reader_a", "orrery_reader_b"] {
+        admin
+            .execute(&format!("do $$ begin create role {role}; exception when duplicate_object then null; end $$"))
+            .expect("create role");
+    }
+    let mut db = connect(&dbname);
+    let granted = |db: &mut dyn Connection, role: &str| {
+        count(db, &format!("select count(*) from information_schema.role_table_grants where grantee = '{role}' and table_name = 'granted'"))
+            .expect("grants")
+    };
+    pg_run(dir.path(), &dbname).args(["--select", "granted"]).run().status(0);
+    assert_eq!((granted(db.as_mut(), "orrery_reader_a"), granted(db.as_mut(), "orrery_reader_b")), (1, 0));
+    // Rebuilt in place with another reader: the first loses the privilege.
+    pg_run(dir.path(), &dbname).args(["--select", "granted", "--vars", "{reader: orrery_reader_b}"]).run().status(0);
+    assert_eq!((granted(db.as_mut(), "orrery_reader_a"), granted(db.as_mut(), "orrery_reader_b")), (0, 1));
+}
+
+#[test]
 fn connection_problems_are_one_clear_error_before_any_node_starts() {
     let (dir, dbname) = pg_project();
     let wrong = "wrong-secret-9f3a";
