@@ -7,6 +7,7 @@
 
 pub mod adapter;
 pub mod artifacts;
+pub mod cache;
 pub mod callback;
 pub mod cli;
 pub mod diagnostics;

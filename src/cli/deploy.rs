@@ -30,20 +30,31 @@ pub struct PlanArgs<'a> {
 
 /// Compiles and compares with the state; the change plan and where the pipeline lives.
 fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Result<(RunPlan, Places), Diagnostics> {
-    let build = session::build(global, &global.pipeline, false)?;
-    let (plan, warnings) = run_plan(&build, selection, false)?;
-    write_artifacts(&build, &plan)?;
-    if global.format == Format::Human {
-        let mut all = build.warnings.clone();
-        all.extend(warnings);
-        print_diagnostics(&all);
-    }
+    let cached = CachedCompile::find(global, selection);
+    let (plan, places, project_ids, build) = match cached.as_ref().and_then(CachedCompile::reuse) {
+        Some((plan, places, project_ids)) => (plan, places, project_ids, None),
+        None => {
+            let build = session::build(global, &global.pipeline, false)?;
+            let (plan, warnings) = run_plan(&build, selection, false)?;
+            write_artifacts(&build, &plan)?;
+            if global.format == Format::Human {
+                let mut all = build.warnings.clone();
+                all.extend(warnings.clone());
+                print_diagnostics(&all);
+            }
+            let places = Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() };
+            let project_ids: HashSet<String> = build.compiled.nodes.iter().map(|n| n.unique_id.clone()).collect();
+            if let Some(cached) = &cached {
+                cached.remember(&build, &places, warnings.is_empty() && build.warnings.is_empty(), &project_ids);
+            }
+            (plan, places, project_ids, Some(build))
+        }
+    };
     let store = state_store(&plan)?.ok_or_else(|| Diagnostics::from(Diagnostic::error("state::backend", "the plan names no state")))?;
     if let Some(lock) = store.lock_info() {
         eprintln!("warning: the state is locked by {} for `{}` (lock {}); this plan may be stale", lock.who, lock.operation, lock.id);
     }
     let state = store.read().map_err(Diagnostics::from)?;
-    let places = Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() };
     let missing = match (&state, args.refresh) {
         (Some(state), true) => missing_in_warehouse(&plan, state, &places.target_dir)?,
         _ => HashSet::new(),
@@ -51,18 +62,95 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
     let options = ChangeOptions {
         replace: args.replace.to_vec(),
         destroy: args.destroy,
-        project_ids: build.compiled.nodes.iter().map(|n| n.unique_id.clone()).collect::<HashSet<_>>(),
+        project_ids,
         missing,
     };
     let change = change::change_plan(plan, state.as_ref(), &options);
     // The change plan sits with the compile's artifacts, and goes where they are copied.
     change.write(&places.target_dir.join("orrery/change_plan.json"))?;
-    if let Some(message) = upload_compile_artifacts(&build, &change)?
+    if let Some(build) = &build
+        && let Some(message) = upload_compile_artifacts(build, &change)?
         && global.format == Format::Human
     {
         eprintln!("{message}");
     }
+    if let Some(build) = build {
+        build.discard();
+    }
     Ok((change, places))
+}
+
+/// `plan` against unchanged inputs reuses the run plan of the compile before (see
+/// [`crate::cache`]): the state comparison is all that is left to do.
+struct CachedCompile {
+    key: crate::cache::Key,
+    /// The cache entry, the run plan and the target folder.
+    entry: std::path::PathBuf,
+    plan: std::path::PathBuf,
+    target_dir: std::path::PathBuf,
+    workdir: std::path::PathBuf,
+}
+
+impl CachedCompile {
+    /// The inputs of this invocation, when the pipeline can use the cache: no remote
+    /// artifacts (they are uploaded by each compile).
+    fn find(global: &Global, selection: &Selection) -> Option<CachedCompile> {
+        let loaded = crate::spec::load(&global.pipeline).ok()?;
+        if loaded.pipeline.artifacts.remote_path.is_some() {
+            return None;
+        }
+        let project_dir = loaded.project_dir();
+        let dbt_project: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(project_dir.join("dbt_project.yml")).ok()?).ok()?;
+        let target_path = dbt_project.get("target-path").and_then(|v| v.as_str()).unwrap_or("target");
+        let target_dir = project_dir.join(target_path);
+        let mut profiles: Vec<std::path::PathBuf> = Vec::new();
+        if let Some(dir) = loaded.profiles_dir() {
+            profiles.push(dir.join("profiles.yml"));
+        }
+        if let Some(dir) = std::env::var_os("DBT_PROFILES_DIR") {
+            profiles.push(std::path::PathBuf::from(dir).join("profiles.yml"));
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            profiles.push(std::path::PathBuf::from(home).join(".dbt/profiles.yml"));
+        }
+        let command_line = format!(
+            "plan\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            global.pipeline.display(),
+            global.target,
+            global.vars,
+            selection.select,
+            selection.exclude,
+            std::env::var_os("DBT_PROFILES_DIR"),
+        );
+        let key = crate::cache::Key::new(&project_dir, &target_dir, &global.pipeline, &profiles, &command_line);
+        Some(CachedCompile {
+            key,
+            entry: target_dir.join("orrery/compile_cache.json"),
+            plan: target_dir.join("plan.json"),
+            target_dir,
+            workdir: loaded.dir,
+        })
+    }
+
+    fn reuse(&self) -> Option<(RunPlan, Places, HashSet<String>)> {
+        let entry = self.key.lookup(&self.entry)?;
+        let plan = RunPlan::read(&self.plan).ok()?;
+        let places = Places { target_dir: self.target_dir.clone(), workdir: self.workdir.clone() };
+        Some((plan, places, entry.project_ids.into_iter().collect()))
+    }
+
+    /// Records this compile for the next `plan`; a compile with warnings is not reused.
+    fn remember(&self, build: &session::Build, places: &Places, clean: bool, project_ids: &HashSet<String>) {
+        if !clean || places.target_dir != self.target_dir {
+            crate::cache::forget(&self.entry);
+            return;
+        }
+        let mut ids: Vec<String> = project_ids.iter().cloned().collect();
+        ids.sort();
+        let project_dir = build.pipeline.project_dir();
+        self.key.store(&self.entry, &project_dir, &self.target_dir, crate::render::env_reads(), std::slice::from_ref(&self.plan), ids);
+    }
 }
 
 /// `--refresh`: the nodes in state whose relation the warehouse does not have.

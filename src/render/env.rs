@@ -135,9 +135,21 @@ pub fn macro_names(text: &str) -> Vec<String> {
     MACRO_NAME.captures_iter(text).map(|c| c[1].trim_start_matches("orrery_macro__").to_string()).collect()
 }
 
+/// Every environment variable `env_var` read in this process, with what it found: the
+/// compile cache keys on them.
+static ENV_READS: std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The environment variables read so far by `env_var`, and their values (`None`: unset).
+pub fn env_reads() -> std::collections::BTreeMap<String, Option<String>> {
+    ENV_READS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
 /// `env_var(name, default)`: unset without a default is an error naming the variable.
 pub fn env_var_function(name: String, default: Option<Value>) -> Result<Value, Error> {
-    match std::env::var(&name) {
+    let found = std::env::var(&name);
+    ENV_READS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.clone(), found.clone().ok());
+    match found {
         Ok(v) => Ok(Value::from(v)),
         Err(_) => match default {
             Some(d) => Ok(d),

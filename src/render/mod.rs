@@ -21,7 +21,7 @@ use minijinja::value::Value;
 use rayon::prelude::*;
 use serde_json::Value as Json;
 
-pub use env::env_var_function;
+pub use env::{env_reads, env_var_function};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::node::{Compiled, Node, NodeConfig, Relation, ResourceType};

@@ -43,6 +43,14 @@ fn plan_apply_plan_shows_creates_then_nothing_then_exactly_what_an_edit_changes(
 
     let again = Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
     assert!(again.stdout().contains("No changes."), "{}", again.stdout());
+    // That plan reused the compile before it (nothing changed); an environment variable a
+    // model reads is an input like its file.
+    assert!(project.join("target/orrery/compile_cache.json").is_file());
+    let env_changed =
+        Test::new().current_dir(project).env("SHOP_SALES_CHANNEL", "store").args(["plan", "--detailed-exitcode"]).run().status(2);
+    let out = env_changed.stdout();
+    assert_eq!(lines_with(&out, "replace"), ["-/+ replace model.shop.stg_baskets (sql_changed)"], "{out}");
+    Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);
 
     // Applying the same plan again is refused, and changes nothing.
     let before = state_of(project, "shop");
