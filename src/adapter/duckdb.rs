@@ -142,18 +142,7 @@ impl Connection for DuckDbConnection {
             "select database_name, schema_name, table_name, 'table' from duckdb_tables() \
              union all select database_name, schema_name, view_name, 'view' from duckdb_views() where not internal",
         )?;
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        Ok(Some(
-            rows.rows
-                .iter()
-                .filter(|r| r.len() == 4)
-                .map(|r| {
-                    let relation = Relation { database: Some(text(&r[0])), schema: text(&r[1]), identifier: text(&r[2]) };
-                    let kind = if r[3].as_str() == Some("view") { RelationType::View } else { RelationType::Table };
-                    (relation, kind)
-                })
-                .collect(),
-        ))
+        Ok(Some(super::listed_relations(&rows, |kind| kind.as_str() == Some("view"))))
     }
 
     fn interrupt_handle(&self) -> Arc<dyn Interrupt + Send + Sync> {

@@ -203,6 +203,20 @@ pub fn connect(target: &TargetInfo, project_root: &Path) -> Result<Box<dyn Conne
     }
 }
 
+/// A listing query's rows `(database, schema, name, kind)` as relations; `is_view` reads the kind.
+pub(crate) fn listed_relations(rows: &Rows, is_view: impl Fn(&Value) -> bool) -> Vec<(Relation, RelationType)> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    rows.rows
+        .iter()
+        .filter(|r| r.len() == 4)
+        .map(|r| {
+            let relation = Relation { database: Some(text(&r[0])), schema: text(&r[1]), identifier: text(&r[2]) };
+            let kind = if is_view(&r[3]) { RelationType::View } else { RelationType::Table };
+            (relation, kind)
+        })
+        .collect()
+}
+
 /// A connection setting as a string with `{{ env_var('NAME'[, 'default']) }}` resolved.
 /// Errors name the variable, never a value.
 pub fn resolve_setting(key: &str, value: &Value) -> Result<Option<String>, AdapterError> {

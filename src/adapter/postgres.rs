@@ -297,18 +297,7 @@ impl Connection for PgConnection {
 
     fn list_relations(&mut self) -> Result<Option<Vec<(Relation, RelationType)>>, AdapterError> {
         let rows = self.query(LIST_RELATIONS)?;
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        Ok(Some(
-            rows.rows
-                .iter()
-                .filter(|r| r.len() == 4)
-                .map(|r| {
-                    let relation = Relation { database: Some(text(&r[0])), schema: text(&r[1]), identifier: text(&r[2]) };
-                    let kind = if r[3].as_bool() == Some(true) { RelationType::View } else { RelationType::Table };
-                    (relation, kind)
-                })
-                .collect(),
-        ))
+        Ok(Some(super::listed_relations(&rows, |is_view| is_view.as_bool() == Some(true))))
     }
 
     fn interrupt_handle(&self) -> Arc<dyn Interrupt + Send + Sync> {

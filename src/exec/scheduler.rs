@@ -351,7 +351,7 @@ impl Run<'_> {
                 Outcome::Failure { message } => break (Status::Error, Some(message), None),
             }
         };
-        let mut result = TaskResult {
+        self.settled(task, TaskResult {
             status,
             attempts: attempt,
             started_at: Some(started_at),
@@ -361,7 +361,11 @@ impl Run<'_> {
             rows_affected,
             worker: Some(worker),
             skipped_because: None,
-        };
+        })
+    }
+
+    /// A task's final result after the runner settled it.
+    fn settled(&self, task: usize, mut result: TaskResult) -> TaskResult {
         if catch_unwind(AssertUnwindSafe(|| self.runner.settle(task, &mut result))).is_err() {
             result.status = Status::Error;
             result.message = Some("internal error: settling the task panicked".into());
@@ -496,7 +500,7 @@ impl Run<'_> {
     /// Ends a deferred task: its result settled by the runner, then recorded as in blocking mode.
     fn settle_flight(&self, task: usize, status: Status, message: Option<String>, rows_affected: Option<u64>, worker: usize) {
         let Some(flight) = self.lock().flights.remove(&task) else { return };
-        let mut result = TaskResult {
+        let result = self.settled(task, TaskResult {
             status,
             attempts: flight.attempt,
             started_at: Some(flight.started_at),
@@ -506,11 +510,7 @@ impl Run<'_> {
             rows_affected,
             worker: Some(worker),
             skipped_because: None,
-        };
-        if catch_unwind(AssertUnwindSafe(|| self.runner.settle(task, &mut result))).is_err() {
-            result.status = Status::Error;
-            result.message = Some("internal error: settling the task panicked".into());
-        }
+        });
         let mut sched = self.lock();
         if self.finish(&mut sched, task, result) {
             drop(sched);

@@ -242,8 +242,10 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             let mut found = Diagnostics::new();
             let full_refresh = effective_full_refresh(node, opts);
             let built = match dialect {
-                Some(Dialect::DuckDb) => duckdb::statements(node, full_refresh, &compiled.project_root, &mut found),
-                Some(Dialect::Postgres) => postgres::statements(node, full_refresh, &compiled.project_root, &mut found),
+                Some(Dialect::DuckDb) => common::statements(&duckdb::DuckDb, node, full_refresh, &compiled.project_root, &mut found),
+                Some(Dialect::Postgres) => {
+                    common::statements(&postgres::Postgres, node, full_refresh, &compiled.project_root, &mut found)
+                }
                 None => common::Built::default(),
             };
             let test = (node.resource_type == ResourceType::Test).then(|| PlanTest {

@@ -17,30 +17,45 @@
 use serde_json::Value;
 
 use super::OtherTypeStatements;
-use super::common::{Built, compiled_sql, error_at, hooks, literal, quote, render, sibling, test, unique_keys, warning_at};
+use super::common::{Built, Dialect, Snapshot, error_at, hooks, literal, quote, render, sibling, unique_keys, warning_at};
 use super::seed;
 use crate::diagnostics::Diagnostics;
-use crate::node::{Node, Relation, ResourceType};
+use crate::node::{Node, Relation};
 
 /// Quotes for SQL carried inside a `do` block; SQL containing it is run without the block.
 const BODY_TAG: &str = "$orrery_sql$";
 
-pub(super) fn statements(node: &Node, full_refresh: bool, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Built {
-    match node.resource_type {
-        ResourceType::Model => model(node, full_refresh, diagnostics),
-        ResourceType::Seed => seed_statements(node, full_refresh, project_root, diagnostics),
-        ResourceType::Snapshot => snapshot(node, diagnostics),
-        ResourceType::Test => {
-            if node.config.store_failures == Some(true) {
-                diagnostics.push(warning_at(
-                    node,
-                    "plan::store_failures",
-                    format!("{}: store_failures is not supported yet; the test runs without storing its failures", node.unique_id),
-                ));
-            }
-            Built { statements: vec![test(node)], ..Built::default() }
+/// PostgreSQL's statements.
+pub(super) struct Postgres;
+
+impl Dialect for Postgres {
+    fn view(&self, node: &Node, sql: &str) -> Built {
+        let target = render(&node.relation);
+        Built {
+            statements: view(node, sql),
+            statements_other_type: Some(OtherTypeStatements {
+                existing: "table".into(),
+                statements: transaction(node, vec![format!("drop table if exists {target} cascade"), create_view(&target, sql)]),
+            }),
+            statements_create: Some(transaction(node, vec![create_view(&target, sql)])),
+            ..Built::default()
         }
-        ResourceType::Analysis | ResourceType::Source => Built::default(),
+    }
+
+    fn table(&self, node: &Node, sql: &str) -> Built {
+        table_built(node, sql)
+    }
+
+    fn incremental(&self, node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
+        incremental(node, diagnostics)
+    }
+
+    fn seed(&self, node: &Node, full_refresh: bool, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Built {
+        seed_statements(node, full_refresh, project_root, diagnostics)
+    }
+
+    fn snapshot(&self, node: &Node, diagnostics: &mut Diagnostics) -> Built {
+        snapshot(node, diagnostics)
     }
 }
 
@@ -103,38 +118,6 @@ fn with_target_columns(target: &Relation, template: &str) -> String {
          execute replace(replace(replace({BODY_TAG}{template}{BODY_TAG}, '{{cols}}', cols), '{{source_cols}}', source_cols), '{{sets}}', sets);\nend\n$orrery$",
         regclass(target)
     )
-}
-
-fn model(node: &Node, full_refresh: bool, diagnostics: &mut Diagnostics) -> Built {
-    let sql = compiled_sql(node, diagnostics);
-    let target = render(&node.relation);
-    match node.config.materialized.as_str() {
-        "view" => Built {
-            statements: view(node, sql),
-            statements_other_type: Some(OtherTypeStatements {
-                existing: "table".into(),
-                statements: transaction(node, vec![format!("drop table if exists {target} cascade"), create_view(&target, sql)]),
-            }),
-            statements_create: Some(transaction(node, vec![create_view(&target, sql)])),
-            ..Built::default()
-        },
-        "table" => table_built(node, sql),
-        "incremental" => {
-            let mut built = table_built(node, sql);
-            if !full_refresh {
-                built.statements_incremental = Some(incremental(node, diagnostics));
-            }
-            built
-        }
-        "ephemeral" => Built::default(),
-        other => {
-            diagnostics.push(
-                error_at(node, "plan::unknown_materialization", format!("{}: unknown materialization `{other}`", node.unique_id))
-                    .with_help("orrery builds `view`, `table`, `incremental` and `ephemeral` models"),
-            );
-            Built::default()
-        }
-    }
 }
 
 fn create_view(target: &str, sql: &str) -> String {
@@ -276,15 +259,8 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
 /// (the plan carries them as CSV after the statement's first line).
 fn seed_statements(node: &Node, full_refresh: bool, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Built {
     let Some((header, rows)) = seed::read_csv(node, project_root, diagnostics) else { return Built::default() };
-    let columns = seed::infer_seed_columns(&header, &rows, &node.config.column_types);
-    let quote_columns = node.config.quote_columns.unwrap_or(true);
-    let col = |name: &str| if quote_columns { quote(name) } else { name.to_string() };
+    let (columns, create, names) = seed::create_table(node, &header, &rows);
     let target = render(&node.relation);
-    let create = format!(
-        "create table {target} ({})",
-        columns.iter().map(|c| format!("{} {}", col(&c.name), c.data_type)).collect::<Vec<_>>().join(",")
-    );
-    let names: Vec<String> = columns.iter().map(|c| col(&c.name)).collect();
     let mut copy = format!("copy {target} ({}) from stdin with (format csv)\n", names.join(", "));
     let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
     for row in &rows {
@@ -312,102 +288,24 @@ fn seed_statements(node: &Node, full_refresh: bool, project_root: &std::path::Pa
 }
 
 fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
-    let sql = compiled_sql(node, diagnostics);
-    let keys = unique_keys(node);
-    if keys.is_empty() {
+    if node.config.strategy.as_deref() == Some("check") && !matches!(node.config.check_cols, Some(Value::Array(_))) {
         diagnostics.push(
-            error_at(node, "plan::snapshot_unique_key", format!("{}: a snapshot needs a `unique_key`", node.unique_id))
-                .with_help("set unique_key in the snapshot's config"),
+            error_at(node, "plan::snapshot_check_all", format!("{}: check_cols `all` is not supported on PostgreSQL yet", node.unique_id))
+                .with_help("list the columns to compare in check_cols"),
         );
         return Built::default();
     }
-    if node.config.invalidate_hard_deletes == Some(true) {
-        diagnostics.push(warning_at(
-            node,
-            "plan::hard_deletes",
-            format!("{}: invalidate_hard_deletes is not supported yet; deleted source rows stay current", node.unique_id),
-        ));
-    }
-    let strategy = node.config.strategy.as_deref().unwrap_or("timestamp");
-    let (updated, cond) = match strategy {
-        "timestamp" => {
-            let Some(updated_at) = node.config.updated_at.clone() else {
-                diagnostics.push(
-                    error_at(node, "plan::snapshot_updated_at", format!("{}: the timestamp strategy needs `updated_at`", node.unique_id))
-                        .with_help("set updated_at to the column that records changes"),
-                );
-                return Built::default();
-            };
-            let cond = format!("(snapshotted_data.dbt_valid_from < source_data.{updated_at})");
-            (updated_at, cond)
-        }
-        "check" => {
-            let Some(Value::Array(cols)) = &node.config.check_cols else {
-                diagnostics.push(
-                    error_at(node, "plan::snapshot_check_all", format!("{}: check_cols `all` is not supported on PostgreSQL yet", node.unique_id))
-                        .with_help("list the columns to compare in check_cols"),
-                );
-                return Built::default();
-            };
-            let parts: Vec<String> = cols
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|c| {
-                    let (s, d) = (format!("snapshotted_data.{}", quote(c)), format!("source_data.{}", quote(c)));
-                    format!("{s} != {d} or (({s} is null) and not ({d} is null)) or ((not {s} is null) and ({d} is null))")
-                })
-                .collect();
-            (format!("{}::timestamp without time zone", "now()"), format!("({})", parts.join(" or ")))
-        }
-        other => {
-            diagnostics.push(
-                error_at(node, "plan::snapshot_strategy", format!("{}: unknown snapshot strategy `{other}`", node.unique_id))
-                    .with_help("use `timestamp` or `check`"),
-            );
-            return Built::default();
-        }
-    };
-    let relation = &node.relation;
-    let target = render(relation);
-    let scd_id = {
-        let mut parts: Vec<String> = keys.iter().map(|k| format!("coalesce(cast({k} as varchar ), '')")).collect();
-        parts.push(format!("coalesce(cast({updated} as varchar ), '')"));
-        format!("md5({})", parts.join(" || '|' || "))
-    };
-    let create = format!(
-        "create table {target} as (\n    select *,\n        {scd_id} as dbt_scd_id,\n        {updated} as dbt_updated_at,\n        {updated} as dbt_valid_from,\n        \
-         nullif({updated}, {updated}) as dbt_valid_to\n    from (\n{sql}\n    ) sbq\n    )"
-    );
-    let key_cols = if keys.len() == 1 {
-        format!("{} as dbt_unique_key", keys[0])
-    } else {
-        keys.iter().enumerate().map(|(i, k)| format!("{k} as dbt_unique_key_{}", i + 1)).collect::<Vec<_>>().join(", ")
-    };
-    let key_names: Vec<String> =
-        if keys.len() == 1 { vec!["dbt_unique_key".into()] } else { (1..=keys.len()).map(|i| format!("dbt_unique_key_{i}")).collect() };
-    let join = key_names.iter().map(|k| format!("snapshotted_data.{k} = source_data.{k}")).collect::<Vec<_>>().join(" and ");
-    let key_null = format!("snapshotted_data.{} is null", key_names[0]);
-    let tmp = tmp_name(relation);
+    let Some(snap) = Snapshot::from_node(node, "now()::timestamp without time zone", diagnostics) else { return Built::default() };
+    let (target, updated) = (&snap.target, &snap.updated);
+    let valid_to_null = format!("nullif({updated}, {updated})");
+    let create = format!("create table {target} as (\n    {}\n    )", snap.first_select(&valid_to_null));
+    let tmp = tmp_name(&node.relation);
     let staging = format!(
-        "create temporary table {tmp} on commit drop as (\n    with snapshot_query as (\n{sql}\n    ),\n    \
-         snapshotted_data as (\n        select *, {key_cols}\n        from {target}\n        where dbt_valid_to is null\n    ),\n    \
-         insertions_source_data as (\n        select *, {key_cols},\n            {updated} as dbt_updated_at,\n            {updated} as dbt_valid_from,\n            \
-         nullif({updated}, {updated}) as dbt_valid_to,\n            {scd_id} as dbt_scd_id\n        from snapshot_query\n    ),\n    \
-         updates_source_data as (\n        select *, {key_cols},\n            {updated} as dbt_updated_at,\n            {updated} as dbt_valid_from,\n            \
-         {updated} as dbt_valid_to\n        from snapshot_query\n    ),\n    \
-         insertions as (\n        select 'insert' as dbt_change_type, source_data.*\n        from insertions_source_data as source_data\n        \
-         left outer join snapshotted_data on {join}\n        where {key_null} or ({cond})\n    ),\n    \
-         updates as (\n        select 'update' as dbt_change_type, source_data.*, snapshotted_data.dbt_scd_id\n        \
-         from updates_source_data as source_data\n        join snapshotted_data on {join}\n        where {cond}\n    )\n    \
-         select * from insertions\n    union all\n    select * from updates\n    )"
-    );
-    let update = format!(
-        "update {target} as DBT_INTERNAL_TARGET\n    set dbt_valid_to = DBT_INTERNAL_SOURCE.dbt_valid_to\n    from pg_temp.{tmp} as DBT_INTERNAL_SOURCE\n    \
-         where DBT_INTERNAL_SOURCE.dbt_scd_id::text = DBT_INTERNAL_TARGET.dbt_scd_id::text\n      \
-         and DBT_INTERNAL_SOURCE.dbt_change_type::text in ('update'::text, 'delete'::text)\n      and DBT_INTERNAL_TARGET.dbt_valid_to is null"
+        "create temporary table {tmp} on commit drop as (\n    {}\n    )",
+        snap.staging_select(&valid_to_null, ("", ""))
     );
     let insert = with_target_columns(
-        relation,
+        &node.relation,
         &format!(
             "insert into {target} ({{cols}})\n    select {{source_cols}}\n    from pg_temp.{tmp} as DBT_INTERNAL_SOURCE\n    \
              where DBT_INTERNAL_SOURCE.dbt_change_type::text = 'insert'::text"
@@ -415,7 +313,7 @@ fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
     );
     Built {
         statements: transaction(node, vec![create]),
-        statements_incremental: Some(transaction(node, vec![staging, update, insert])),
+        statements_incremental: Some(transaction(node, vec![staging, snap.close_updated(&format!("pg_temp.{tmp}")), insert])),
         statements_other_type: None,
         statements_create: None,
     }

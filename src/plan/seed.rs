@@ -159,16 +159,24 @@ pub(super) fn read_csv(node: &Node, project_root: &std::path::Path, diagnostics:
     Some((header, rows))
 }
 
+/// The seed's columns, its `create table` and its column names as statements write them
+/// (quoted unless `quote_columns: false`).
+pub(super) fn create_table(node: &Node, header: &[String], rows: &[Vec<String>]) -> (Vec<SeedColumn>, String, Vec<String>) {
+    let columns = infer_seed_columns(header, rows, &node.config.column_types);
+    let quote_columns = node.config.quote_columns.unwrap_or(true);
+    let names: Vec<String> = columns.iter().map(|c| if quote_columns { quote(&c.name) } else { c.name.clone() }).collect();
+    let create = format!(
+        "create table {} ({})",
+        render(&node.relation),
+        names.iter().zip(&columns).map(|(name, c)| format!("{name} {}", c.data_type)).collect::<Vec<_>>().join(",")
+    );
+    (columns, create, names)
+}
+
 pub(super) fn statements(node: &Node, full_refresh: bool, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Built {
     let Some((header, rows)) = read_csv(node, project_root, diagnostics) else { return Built::default() };
-    let columns = infer_seed_columns(&header, &rows, &node.config.column_types);
-    let quote_columns = node.config.quote_columns.unwrap_or(true);
-    let col = |name: &str| if quote_columns { quote(name) } else { name.to_string() };
+    let (columns, create, _) = create_table(node, &header, &rows);
     let target = render(&node.relation);
-    let create = format!(
-        "create table {target} ({})",
-        columns.iter().map(|c| format!("{} {}", col(&c.name), c.data_type)).collect::<Vec<_>>().join(",")
-    );
     let inserts: Vec<String> = rows
         .chunks(BATCH)
         .map(|chunk| {
