@@ -270,6 +270,24 @@ fn a_node_timeout_cancels_that_query_on_the_server_in_both_modes() {
 }
 
 #[test]
+fn fail_fast_cancels_the_other_query_on_the_server_in_both_modes() {
+    for extra in ["fail_fast = true", "fail_fast = true\nmode = \"deferred\""] {
+        let (dir, dbname) = pg_project();
+        let pipeline = pipeline_variant(dir.path(), "variant", extra);
+        let started = Instant::now();
+        let ran = pg_run_with(&pipeline, &dbname).args(["--select", "sleepy", "broken"]).run().status(1);
+        assert!(started.elapsed() < Duration::from_secs(60), "{extra}: fail_fast did not stop pg_sleep(600)");
+        let out = format!("{}{}", ran.stdout(), ran.stderr());
+        assert!(out.contains("division by zero"), "{extra}: {out}");
+        assert_eq!(sleeping_queries(connect("postgres").as_mut(), &dbname), 0, "{extra}: the query still runs");
+        let events = std::fs::read_to_string(dir.path().join("target/events.log")).expect("events.log");
+        assert!(events.lines().any(|l| l == "broken failure"), "{extra}: {events}");
+        // sleepy had started (both are roots, threads = 2) and was cancelled.
+        assert!(events.lines().any(|l| l == "sleepy cancelled"), "{extra}: {events}");
+    }
+}
+
+#[test]
 fn grants_are_applied_and_revoked_as_the_config_changes() {
     let (dir, dbname) = pg_project();
     let mut admin = connect("postgres");
