@@ -204,6 +204,7 @@ pub fn connect(target: &TargetInfo, project_root: &Path) -> Result<Box<dyn Conne
 }
 
 /// A listing query's rows `(database, schema, name, kind)` as relations; `is_view` reads the kind.
+#[cfg(any(feature = "duckdb", feature = "postgres"))]
 pub(crate) fn listed_relations(rows: &Rows, is_view: impl Fn(&Value) -> bool) -> Vec<(Relation, RelationType)> {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     rows.rows
