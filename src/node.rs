@@ -265,3 +265,9 @@ pub struct Compiled {
     /// Warnings (and, when rendering failed, errors) found on the way.
     pub diagnostics: Diagnostics,
 }
+
+/// What `var(name)` renders for a runtime variable (`[export.airflow] runtime_vars`): a
+/// placeholder the plan keeps and `run --vars` binds as a SQL literal.
+pub fn runtime_var_marker(name: &str) -> String {
+    format!("__orrery_runtime_var_{name}__")
+}

@@ -33,6 +33,7 @@ pub(super) fn run_plan(build: &Build, selection: &Selection, full_refresh: bool)
         node_callbacks,
         artifacts: to_value(&pipeline.artifacts),
         state: state_value(build),
+        runtime_vars: pipeline.export.airflow.runtime_vars.clone(),
     };
     let (plan, diagnostics) = plan::build_run_plan(&build.compiled, &nodes, &options);
     if diagnostics.has_errors() { Err(diagnostics) } else { Ok((plan, diagnostics)) }
@@ -394,6 +395,15 @@ pub(super) fn execute_plan(
     event: serde_json::Value,
     recorder: Option<&crate::state::Recorder>,
 ) -> Result<i32, Diagnostics> {
+    let bound;
+    let plan = if plan.runtime_vars.is_empty() {
+        plan
+    } else {
+        let mut with_values = plan.clone();
+        with_values.bind_runtime_vars(&session::cli_vars(global.vars.as_deref())?)?;
+        bound = with_values;
+        &bound
+    };
     register_secrets(plan);
     let full_refresh = run_options.full_refresh || execution_setting::<bool>(plan, "full_refresh").unwrap_or(false);
     let options = Options {

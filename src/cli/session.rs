@@ -34,7 +34,7 @@ impl Build {
 }
 
 /// `--vars` parsed as a YAML mapping.
-fn cli_vars(vars: Option<&str>) -> Result<IndexMap<String, serde_json::Value>, Diagnostic> {
+pub(super) fn cli_vars(vars: Option<&str>) -> Result<IndexMap<String, serde_json::Value>, Diagnostic> {
     let Some(text) = vars else { return Ok(IndexMap::new()) };
     match serde_saphyr::from_str::<Option<IndexMap<String, serde_json::Value>>>(text) {
         Ok(map) => Ok(map.unwrap_or_default()),
@@ -86,6 +86,10 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
             let pipeline = &loaded.pipeline;
             let mut vars = pipeline.project.vars.clone();
             vars.extend(extra_vars);
+            // Runtime variables stay placeholders until `run --vars` binds them.
+            for name in &pipeline.export.airflow.runtime_vars {
+                vars.insert(name.clone(), serde_json::Value::String(crate::node::runtime_var_marker(name)));
+            }
             project::LoadOptions {
                 project_dir: loaded.project_dir(),
                 profiles_dir: loaded.profiles_dir(),
@@ -105,7 +109,7 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
             None => return Err(problems),
         },
     };
-    let project = match project::load(&options) {
+    let mut project = match project::load(&options) {
         Ok(project) => project,
         Err(diagnostics) => {
             problems.extend(diagnostics);
@@ -117,6 +121,19 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
         ..render::RenderOptions::default()
     };
     let compiled = render::compile_all(&project, &render_options);
+    let runtime_vars: Vec<String> = loaded.as_ref().map(|l| l.pipeline.export.airflow.runtime_vars.clone()).unwrap_or_default();
+    if !runtime_vars.is_empty() && !compiled.diagnostics.has_errors() {
+        // A second compile with every runtime variable empty: a node whose output differs
+        // other than by the placeholder uses the value where the plan cannot bind it.
+        for name in &runtime_vars {
+            project.cli_vars.insert(name.clone(), serde_json::Value::String(String::new()));
+        }
+        let probe = render::compile_all(&project, &render_options);
+        for name in &runtime_vars {
+            project.cli_vars.insert(name.clone(), serde_json::Value::String(crate::node::runtime_var_marker(name)));
+        }
+        problems.extend(render::runtime_var_misuse(&compiled, &probe, &runtime_vars));
+    }
     // Render keeps the nodes it could compile next to its errors: the graph may find more.
     problems.extend(compiled.diagnostics.clone());
     if let Err(diagnostics) = Graph::build(&compiled) {

@@ -81,10 +81,23 @@ def _tasks(nodes):
             yield node
 
 
+def _runtime_vars():
+    # Runtime variables (e.g. `ds`): Airflow renders each from the run's context, and orrery
+    # binds it into the plan's statements as a SQL literal.
+    names = CONFIG["runtime_vars"]
+    if not names:
+        return ""
+    body = ", ".join('"%s": {{ %s | tojson }}' % (name, name) for name in names)
+    return " --vars '{" + body + "}'"
+
+
+RUNTIME_VARS = _runtime_vars()
+
+
 def _command(node):
     parts = [CONFIG["orrery"], "run", "--plan", str(PLAN_PATH), "--node", node["id"]]
     # Airflow's run id becomes orrery's: one DAG run is one orrery run.
-    return " ".join(shlex.quote(p) for p in parts) + " --run-id '{{ run_id }}'"
+    return " ".join(shlex.quote(p) for p in parts) + " --run-id '{{ run_id }}'" + RUNTIME_VARS
 
 
 default_args = dict(CONFIG["default_args"])

@@ -70,6 +70,10 @@ pub struct RunPlan {
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub state: Value,
     pub hooks: PlanHooks,
+    /// Runtime variables (`[export.airflow] runtime_vars`): their placeholders stand in the
+    /// statements until `run --vars` binds each as a SQL literal of the given value's type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_vars: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -209,6 +213,8 @@ pub struct PlanOptions {
     pub node_callbacks: HashMap<String, Vec<String>>,
     pub artifacts: Value,
     pub state: Value,
+    /// Vars left as placeholders for `run --vars`.
+    pub runtime_vars: Vec<String>,
 }
 
 /// Builds the run plan of the selected nodes (given in a topological order).
@@ -331,6 +337,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             on_run_start: compiled.on_run_start.iter().filter(|s| !s.trim().is_empty()).cloned().collect(),
             on_run_end: compiled.on_run_end.iter().filter(|s| !s.trim().is_empty()).cloned().collect(),
         },
+        runtime_vars: opts.runtime_vars.clone(),
     };
     (plan, diagnostics)
 }
@@ -526,4 +533,83 @@ pub fn json_schema() -> String {
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
+}
+
+impl RunPlan {
+    /// Replaces each runtime variable's placeholder in every statement with its value from
+    /// `values` (`--vars`) as a SQL literal: a string quoted (or, inside a quoted string, its
+    /// text escaped), a number or boolean as written, null as `null`. A runtime variable
+    /// without a value is an error naming it.
+    pub fn bind_runtime_vars(&mut self, values: &IndexMap<String, Value>) -> Result<(), Diagnostic> {
+        if self.runtime_vars.is_empty() {
+            return Ok(());
+        }
+        let missing: Vec<&String> = self.runtime_vars.iter().filter(|n| !values.contains_key(n.as_str())).collect();
+        if !missing.is_empty() {
+            let names = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            return Err(Diagnostic::error("run::runtime_var_missing", format!("the plan needs the runtime variable(s) {names}"))
+                .with_help(format!("pass them with --vars, e.g. --vars '{{{}: \"2024-01-01\"}}'", missing[0])));
+        }
+        let bindings: Vec<(String, &Value)> =
+            self.runtime_vars.iter().map(|n| (crate::node::runtime_var_marker(n), &values[n.as_str()])).collect();
+        let bind = |sql: &mut String| {
+            for (marker, value) in &bindings {
+                if sql.contains(marker.as_str()) {
+                    *sql = bind_marker(sql, marker, value);
+                }
+            }
+        };
+        for node in &mut self.nodes {
+            node.statements.iter_mut().for_each(bind);
+            for list in [&mut node.statements_incremental, &mut node.statements_create].into_iter().flatten() {
+                list.iter_mut().for_each(bind);
+            }
+            if let Some(other) = &mut node.statements_other_type {
+                other.statements.iter_mut().for_each(bind);
+            }
+        }
+        for hook in self.hooks.on_run_start.iter_mut().chain(&mut self.hooks.on_run_end) {
+            bind(hook);
+        }
+        Ok(())
+    }
+}
+
+/// `sql` with each `marker` replaced by `value`: `'marker'` (the whole quoted string) and a
+/// bare marker become the literal; a marker inside a longer quoted string becomes the value's
+/// text with its quotes doubled.
+fn bind_marker(sql: &str, marker: &str, value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let literal = match value {
+        Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => format!("'{}'", other.to_string().replace('\'', "''")),
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut in_quotes = false;
+    let mut rest = sql;
+    while let Some(at) = rest.find(marker) {
+        let before = &rest[..at];
+        in_quotes ^= before.matches('\'').count() % 2 == 1;
+        let after = &rest[at + marker.len()..];
+        if in_quotes && before.ends_with('\'') && after.starts_with('\'') {
+            // The whole quoted string: replaced by the literal, quotes included.
+            out.push_str(&before[..before.len() - 1]);
+            out.push_str(&literal);
+            rest = &after[1..];
+            in_quotes = false;
+        } else {
+            out.push_str(before);
+            out.push_str(&if in_quotes { text.replace('\'', "''") } else { literal.clone() });
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }

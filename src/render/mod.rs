@@ -707,3 +707,52 @@ pub(crate) fn node_config(cfg: &serde_json::Map<String, Json>, enabled: bool) ->
         extra: cfg.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
 }
+
+/// Runtime variables used where the plan cannot bind them: `compiled` rendered each runtime
+/// variable as its placeholder, `probe` as an empty string. A node whose SQL, hooks or
+/// materialization differ other than by the placeholder used the value in control flow (an
+/// `if`, a comparison's branch, a filter, a string method, `length`): an error at the `var()`
+/// call when it is in the node's own file.
+pub fn runtime_var_misuse(compiled: &Compiled, probe: &Compiled, names: &[String]) -> Diagnostics {
+    let mut found = Diagnostics::new();
+    let probes: HashMap<&str, &Node> = probe.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
+    let strip = |text: &str| names.iter().fold(text.to_string(), |t, name| t.replace(&crate::node::runtime_var_marker(name), ""));
+    let texts = |n: &Node| {
+        [
+            n.compiled_code.clone().unwrap_or_default(),
+            n.compiled_code_incremental.clone().unwrap_or_default(),
+            n.config.pre_hook.join("\n"),
+            n.config.post_hook.join("\n"),
+            n.config.materialized.clone(),
+        ]
+    };
+    for node in &compiled.nodes {
+        let Some(other) = probes.get(node.unique_id.as_str()) else { continue };
+        let same = texts(node).iter().zip(texts(other).iter()).all(|(a, b)| strip(a) == *b);
+        if same {
+            continue;
+        }
+        let used: Vec<&String> = names.iter().filter(|n| node.raw_code.contains(n.as_str())).collect();
+        let shown = used.first().map_or_else(|| names.join("`, `"), |n| n.to_string());
+        let mut diagnostic = Diagnostic::error(
+            "render::runtime_var_control_flow",
+            format!(
+                "{}: runtime variable `{shown}` changes what the node compiles to (an `if`, a filter or a string method on it); it is bound only at run time",
+                node.unique_id
+            ),
+        )
+        .with_help("use a runtime variable only as a value in SQL, e.g. `where day = '{{ var(\"ds\") }}'`, or remove it from [export.airflow] runtime_vars");
+        let call = used.first().and_then(|name| {
+            let origin = node.origin.as_ref()?;
+            let pattern = regex::Regex::new(&format!(r#"var\(\s*['"]{}['"]"#, regex::escape(name))).ok()?;
+            let m = pattern.find(&origin.source.text)?;
+            Some((origin.source.clone(), m.range()))
+        });
+        diagnostic = match call {
+            Some((source, span)) => diagnostic.at(&source, span),
+            None => diagnostic.with_file(&node.original_file_path),
+        };
+        found.push(diagnostic);
+    }
+    found
+}

@@ -9,12 +9,12 @@ use serde_json::Value;
 
 use crate::harness::{Test, project_copy};
 
-fn airflow_venv() -> String {
+pub(crate) fn airflow_venv() -> String {
     std::env::var("ORRERY_TEST_AIRFLOW").expect("ORRERY_TEST_AIRFLOW is unset: run the tests with scripts/test.sh, which installs Airflow")
 }
 
 /// Runs `args` with the virtualenv's programs in a throwaway AIRFLOW_HOME over `dags`.
-fn airflow(venv: &str, home: &Path, dags: &Path, program: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn airflow(venv: &str, home: &Path, dags: &Path, program: &str, args: &[&str]) -> std::process::Output {
     Command::new(format!("{venv}/bin/{program}"))
         .args(args)
         .env("AIRFLOW_HOME", home)

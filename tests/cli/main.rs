@@ -16,5 +16,7 @@ mod deploy;
 mod relations;
 #[cfg(feature = "duckdb")]
 mod run;
+#[cfg(feature = "duckdb")]
+mod runtime_vars;
 #[cfg(all(feature = "duckdb", feature = "postgres"))]
 mod postgres;
