@@ -70,12 +70,15 @@ fn the_exported_dag_imports_matches_the_plan_and_airflow_runs_it_end_to_end() {
     let home = tempfile::tempdir().unwrap();
     let script = "import json, sys\n\
         from airflow.dag_processing.dagbag import DagBag\n\
+        from airflow.serialization.serialized_objects import DagSerialization\n\
         bag = DagBag(dag_folder=sys.argv[1])\n\
         dag = bag.dags['shop']\n\
         print(json.dumps({'errors': {str(k): v for k, v in bag.import_errors.items()}, 'max_active_tasks': dag.max_active_tasks,\n\
           'owner': dag.default_args.get('owner'),\n\
           'groups': {t.task_id: t.task_group.group_id for t in dag.tasks if t.task_group and t.task_group.group_id},\n\
-          'graph': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}}))";
+          'graph': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},\n\
+          'commands': all(repr(t.task_id) in t.bash_command or t.task_id in t.bash_command for t in dag.tasks if t.task_id != 'orrery_finish'),\n\
+          'serialized': len(DagSerialization.from_dict(DagSerialization.to_dict(dag)).tasks)}))";
     let parsed = airflow(&venv, home.path(), &dags, "python", &["-c", script, dags.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&parsed.stdout);
     let line = stdout.lines().last().unwrap_or_else(|| panic!("no output: {}", String::from_utf8_lossy(&parsed.stderr)));
@@ -88,6 +91,9 @@ fn the_exported_dag_imports_matches_the_plan_and_airflow_runs_it_end_to_end() {
     assert_eq!(dag["groups"]["model.shop.dim_patrons"], "models__marts");
     let graph: BTreeMap<String, Vec<String>> = serde_json::from_value(dag["graph"].clone()).unwrap();
     assert_eq!(graph, expected_graph(&plan));
+    // Each task runs its own node, and the DAG serializes as the scheduler stores it.
+    assert_eq!(dag["commands"], true);
+    assert_eq!(dag["serialized"].as_u64(), Some(graph.len() as u64));
 
     // `airflow dags test`: every task runs orrery for its node; the relations are dbt's.
     let migrated = airflow(&venv, home.path(), &dags, "airflow", &["db", "migrate"]);
