@@ -124,10 +124,11 @@ def _like(proto, dag, task_id, command, group):
     state["downstream_task_ids"] = set()
     state["_dag"] = None
     state["task_group"] = None
-    init_kwargs = dict(state["_BaseOperator__init_kwargs"])
-    init_kwargs["task_id"] = task_id
-    init_kwargs["bash_command"] = command
-    state["_BaseOperator__init_kwargs"] = init_kwargs
+    if "_BaseOperator__init_kwargs" in state:
+        init_kwargs = dict(state["_BaseOperator__init_kwargs"])
+        init_kwargs["task_id"] = task_id
+        init_kwargs["bash_command"] = command
+        state["_BaseOperator__init_kwargs"] = init_kwargs
     if group is not None:
         group.add(task)
     dag.add_task(task)
