@@ -252,39 +252,35 @@ fn in_deferred_mode_sigint_cancels_the_query_on_the_server_too() {
     sigint_cancels_the_query_on_the_server(DEFERRED);
 }
 
-#[test]
-fn a_node_timeout_cancels_that_query_on_the_server_in_both_modes() {
-    for extra in ["node_timeout = \"1s\"", "node_timeout = \"1s\"\nmode = \"deferred\""] {
+/// Runs `sleepy` (pg_sleep(600)) beside `other` with `setting`, blocking and deferred: the run
+/// exits 1 saying `says`, `sleepy` fired `cancelled`, its query is gone from the server, and
+/// `other` fired `other_event`.
+fn stops_the_sleeping_query(setting: &str, other: &str, says: &str, other_event: &str) {
+    for extra in [setting.to_string(), format!("{setting}\nmode = \"deferred\"")] {
         let (dir, dbname) = pg_project();
-        let pipeline = pipeline_variant(dir.path(), "variant", extra);
+        let pipeline = pipeline_variant(dir.path(), "variant", &extra);
         let started = Instant::now();
-        let ran = pg_run_with(&pipeline, &dbname).args(["--select", "sleepy", "big"]).run().status(1);
-        assert!(started.elapsed() < Duration::from_secs(60), "{extra}: the timeout did not stop pg_sleep(600)");
+        let ran = pg_run_with(&pipeline, &dbname).args(["--select", "sleepy", other]).run().status(1);
+        assert!(started.elapsed() < Duration::from_secs(60), "{extra}: pg_sleep(600) was not stopped");
         let out = format!("{}{}", ran.stdout(), ran.stderr());
-        assert!(out.contains("timed out after 1s"), "{extra}: {out}");
+        assert!(out.contains(says), "{extra}: {out}");
         assert_eq!(sleeping_queries(connect("postgres").as_mut(), &dbname), 0, "{extra}: the query still runs");
         let events = std::fs::read_to_string(dir.path().join("target/events.log")).expect("events.log");
         assert!(events.lines().any(|l| l == "sleepy cancelled"), "{extra}: {events}");
-        assert!(events.lines().any(|l| l == "big success"), "{extra}: the other node went on: {events}");
+        assert!(events.lines().any(|l| l == format!("{other} {other_event}")), "{extra}: {events}");
     }
 }
 
 #[test]
+fn a_node_timeout_cancels_that_query_on_the_server_in_both_modes() {
+    // The other node goes on.
+    stops_the_sleeping_query("node_timeout = \"1s\"", "big", "timed out after 1s", "success");
+}
+
+#[test]
 fn fail_fast_cancels_the_other_query_on_the_server_in_both_modes() {
-    for extra in ["fail_fast = true", "fail_fast = true\nmode = \"deferred\""] {
-        let (dir, dbname) = pg_project();
-        let pipeline = pipeline_variant(dir.path(), "variant", extra);
-        let started = Instant::now();
-        let ran = pg_run_with(&pipeline, &dbname).args(["--select", "sleepy", "broken"]).run().status(1);
-        assert!(started.elapsed() < Duration::from_secs(60), "{extra}: fail_fast did not stop pg_sleep(600)");
-        let out = format!("{}{}", ran.stdout(), ran.stderr());
-        assert!(out.contains("division by zero"), "{extra}: {out}");
-        assert_eq!(sleeping_queries(connect("postgres").as_mut(), &dbname), 0, "{extra}: the query still runs");
-        let events = std::fs::read_to_string(dir.path().join("target/events.log")).expect("events.log");
-        assert!(events.lines().any(|l| l == "broken failure"), "{extra}: {events}");
-        // sleepy had started (both are roots, threads = 2) and was cancelled.
-        assert!(events.lines().any(|l| l == "sleepy cancelled"), "{extra}: {events}");
-    }
+    // `broken` fails after 0.5 s, when sleepy (both are roots, threads = 2) is running.
+    stops_the_sleeping_query("fail_fast = true", "broken", "division by zero", "failure");
 }
 
 #[test]
