@@ -85,3 +85,34 @@ fn broken_models_report_every_error_with_a_location() {
 fn shop_postgres_target_compiles_like_dbt_postgres() {
     compiles_like_dbt("shop", Some("pg"), "shop/compiled@pg");
 }
+
+/// Every node's checksum is dbt's (the file stripped of surrounding whitespace; a snapshot's
+/// whole file; a seed's CSV), so tools comparing manifests see no change where there is none.
+#[test]
+fn checksums_are_dbts() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for project in ["shop", "clinic"] {
+        let project_dir = root.join("examples").join(project);
+        let options = LoadOptions { project_dir: project_dir.clone(), profiles_dir: Some(project_dir.clone()), ..Default::default() };
+        let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
+        let compiled = compile(&loaded, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("tests/fixtures/dbt").join(project).join("manifest.json")).expect("manifest"))
+                .expect("JSON");
+        let mut differ = Vec::new();
+        let mut compared = 0;
+        for node in &compiled.nodes {
+            if manifest["nodes"][&node.unique_id]["checksum"]["name"] == "sha256" {
+                compared += 1;
+            }
+            if let Some(theirs) = manifest["nodes"][&node.unique_id]["checksum"]["checksum"].as_str()
+                && manifest["nodes"][&node.unique_id]["checksum"]["name"] == "sha256"
+                && theirs != node.checksum
+            {
+                differ.push(node.unique_id.clone());
+            }
+        }
+        assert!(compared > 15, "{project}: only {compared} checksums compared");
+        assert!(differ.is_empty(), "{project}: checksums differ from dbt's: {differ:?}");
+    }
+}

@@ -439,7 +439,9 @@ impl Serialize for NodeJson<'_> {
         m.serialize_entry("unrendered_config", &*EMPTY_OBJECT)?;
         m.serialize_entry("created_at", &self.ctx.created_at)?;
         m.serialize_entry("relation_name", &has_relation.then(|| render_relation(adapter, &n.relation)))?;
-        m.serialize_entry("raw_code", &n.raw_code)?;
+        // dbt keeps SQL files stripped of surrounding whitespace; a snapshot's block as written.
+        let raw_code = if n.resource_type == ResourceType::Snapshot { n.raw_code.as_str() } else { n.raw_code.trim() };
+        m.serialize_entry("raw_code", raw_code)?;
         m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
         if kind == ResourceType::Seed {
             m.serialize_entry("root_path", &compiled.project_root.display().to_string())?;

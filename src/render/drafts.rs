@@ -99,6 +99,22 @@ impl Draft {
         m
     }
 
+    /// dbt's checksum: the sha256 of the file stripped of surrounding whitespace (a snapshot's
+    /// whole file, a seed's CSV); a generic test's of its generated code.
+    fn checksum(&self) -> String {
+        let seed;
+        let text: &str = match self.resource_type {
+            ResourceType::Seed => {
+                let path = self.seed_file.clone().unwrap_or_else(|| std::path::PathBuf::from(&self.original_file_path));
+                seed = std::fs::read(&path).unwrap_or_default();
+                return sha256_hex(seed.trim_ascii());
+            }
+            ResourceType::Snapshot => &self.source.text,
+            _ => &self.raw_code,
+        };
+        sha256_hex(text.trim().as_bytes())
+    }
+
     pub fn to_node(&self, compiled_code: Option<String>, incremental: Option<String>, rec: Option<&Recorded>, _diags: &mut Diagnostics) -> Node {
         let (depends_on, macros, refs, sources) = match rec {
             Some(r) => (r.depends_on.clone(), r.macros.clone(), r.refs.clone(), r.sources.clone()),
@@ -128,7 +144,7 @@ impl Draft {
             test_metadata: self.test.as_ref().map(|t| t.metadata.clone()),
             attached_node: self.test.as_ref().and_then(|t| t.attached_node.clone()),
             column_name: self.test.as_ref().and_then(|t| t.column_name.clone()),
-            checksum: sha256_hex(self.raw_code.as_bytes()),
+            checksum: self.checksum(),
             seed_file: self.seed_file.clone(),
             origin: Some(crate::node::Origin { source: self.source.clone(), span: self.offset..self.offset }),
         }
