@@ -50,10 +50,25 @@ pg_server_start() {
         return 1
     }
     rm -f "$PG_SERVER_DIR/pwfile"
+    # TLS with a throwaway certificate authority (its certificate exported as
+    # ORRERY_TEST_PG_SSLROOTCERT) and a server certificate for 127.0.0.1 signed by it, when
+    # openssl is there; plain connections stay allowed.
+    local ssl_opts="" d="$PG_SERVER_DIR"
+    if command -v openssl >/dev/null 2>&1 &&
+        openssl req -new -x509 -days 2 -nodes -subj "/CN=orrery test CA" -keyout "$d/ca.key" -out "$d/ca.crt" >/dev/null 2>&1 &&
+        openssl req -new -nodes -subj "/CN=127.0.0.1" -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 &&
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/server.ext" &&
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+            -extfile "$d/server.ext" -out "$d/server.crt" >/dev/null 2>&1; then
+        chmod 600 "$PG_SERVER_DIR/server.key"
+        [ "$(id -u)" -ne 0 ] || chown orrery-pg "$PG_SERVER_DIR/server.key" "$PG_SERVER_DIR/server.crt"
+        ssl_opts="-c ssl=on -c ssl_cert_file=$PG_SERVER_DIR/server.crt -c ssl_key_file=$PG_SERVER_DIR/server.key"
+        export ORRERY_TEST_PG_SSLROOTCERT="$PG_SERVER_DIR/ca.crt"
+    fi
     PG_SERVER_RUN_AS=("${run_as[@]}")
     PG_SERVER_BIN="$bin"
     "${run_as[@]}" "$bin/pg_ctl" -D "$PG_SERVER_DIR/data" -l "$PG_SERVER_DIR/server.log" -w -t 60 \
-        -o "-p $port -k $PG_SERVER_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-p $port -k $PG_SERVER_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 $ssl_opts" \
         start >/dev/null || {
         cat "$PG_SERVER_DIR/server.log" >&2
         return 1

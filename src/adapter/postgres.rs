@@ -15,6 +15,7 @@ use futures_util::{SinkExt, pin_mut};
 use serde_json::{Number, Value};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     AdapterError, AdapterErrorKind, Connection, ExecResult, Interrupt, RelationType, Rows, Submit, Submitted,
@@ -43,6 +44,8 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, AdapterError> {
 struct Settings {
     target: String,
     config: tokio_postgres::Config,
+    /// `None`: plain TCP (sslmode disable / allow).
+    tls: Option<MakeRustlsConnect>,
     /// Statements run once per session after it opens (`set role`, `set search_path`).
     setup: Vec<String>,
     host: String,
@@ -93,23 +96,25 @@ impl Settings {
         if let Some(idle) = seconds("keepalives_idle", None)?.filter(|d| !d.is_zero()) {
             config.keepalives(true).keepalives_idle(idle);
         }
-        match get(&["sslmode"])?.as_deref().map(str::trim) {
-            None | Some("") | Some("disable") | Some("allow") => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            }
-            // libpq's default: TLS when the server offers it. orrery speaks plain TCP only, so
-            // `prefer` connects without TLS, as libpq does against a server without it.
-            Some("prefer") => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        use tokio_postgres::config::SslMode;
+        let root_cert = get(&["sslrootcert"])?.filter(|p| !p.is_empty());
+        // libpq's modes: `prefer` (its default) and `require` encrypt without checking the
+        // server's certificate; `verify-ca` / `verify-full` check it (here always with the host
+        // name), against `sslrootcert` when given, else the system's roots.
+        let tls = match get(&["sslmode"])?.as_deref().map(str::trim) {
+            Some("disable") | Some("allow") => None,
+            None | Some("") | Some("prefer") => Some((SslMode::Prefer, tls_config(false, None, &target.name)?)),
+            Some("require") => Some((SslMode::Require, tls_config(false, None, &target.name)?)),
+            Some("verify-ca") | Some("verify-full") => {
+                Some((SslMode::Require, tls_config(true, root_cert.as_deref(), &target.name)?))
             }
             Some(other) => {
-                return Err(AdapterError::new(
-                    AdapterErrorKind::Config,
-                    format!("target `{}`: sslmode `{other}` needs TLS, which orrery's PostgreSQL adapter does not support yet", target.name),
-                )
-                .with_help("use sslmode `disable` or `prefer` (an encrypted tunnel or a local proxy for TLS)"));
+                return Err(AdapterError::new(AdapterErrorKind::Config, format!("target `{}`: unknown sslmode `{other}`", target.name))
+                    .with_help("use disable, allow, prefer, require, verify-ca or verify-full"));
             }
-        }
+        };
+        config.ssl_mode(tls.as_ref().map_or(SslMode::Disable, |(mode, _)| *mode));
+        let tls = tls.map(|(_, connector)| connector);
         let mut setup = Vec::new();
         if let Some(role) = get(&["role"])?.filter(|r| !r.is_empty()) {
             setup.push(format!("set role {}", quote(&role)));
@@ -117,16 +122,24 @@ impl Settings {
         if let Some(path) = get(&["search_path"])?.filter(|p| !p.is_empty()) {
             setup.push(format!("set search_path to {path}"));
         }
-        Ok(Settings { target: target.name.clone(), config, setup, host, port, dbname })
+        Ok(Settings { target: target.name.clone(), config, tls, setup, host, port, dbname })
     }
 
     /// Opens a session. A failure names the target, host, port and database, never a secret.
     async fn open(&self) -> Result<Client, AdapterError> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(|err| self.connect_error(&err))?;
-        tokio::spawn(async move {
-            // Ends when the client is dropped or the server goes away; queries then fail.
-            let _ = connection.await;
-        });
+        // The connection task ends when the client is dropped or the server goes away.
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(|err| self.connect_error(&err))?;
+                tokio::spawn(async move { drop(connection.await) });
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await.map_err(|err| self.connect_error(&err))?;
+                tokio::spawn(async move { drop(connection.await) });
+                client
+            }
+        };
         for sql in &self.setup {
             client.batch_execute(sql).await.map_err(|err| self.connect_error(&err))?;
         }
@@ -302,7 +315,7 @@ impl Connection for PgConnection {
 
     fn interrupt_handle(&self) -> Arc<dyn Interrupt + Send + Sync> {
         let slot = CancelSlot::default();
-        slot.set(&self.client);
+        slot.set(&self.client, self.settings.tls.as_ref());
         Arc::new(slot)
     }
 
@@ -325,17 +338,20 @@ impl Connection for PgConnection {
     }
 }
 
+/// A session's cancel token, and the TLS its cancel request goes over.
+type Canceller = (tokio_postgres::CancelToken, Option<MakeRustlsConnect>);
+
 /// Sends a cancel request for whatever the session runs — the server stops the query, which
 /// then fails with `query_canceled` — or, before a session is attached, marks it cancelled.
 #[derive(Clone, Default)]
 struct CancelSlot {
-    token: Arc<Mutex<Option<tokio_postgres::CancelToken>>>,
+    token: Arc<Mutex<Option<Canceller>>>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl CancelSlot {
-    fn set(&self, client: &Client) {
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.cancel_token());
+    fn set(&self, client: &Client, tls: Option<&MakeRustlsConnect>) {
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some((client.cancel_token(), tls.cloned()));
     }
 
     fn clear(&self) {
@@ -351,11 +367,15 @@ impl Interrupt for CancelSlot {
     fn interrupt(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
         let token = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let (Some(token), Ok(rt)) = (token, runtime()) {
-            // The request goes out on its own connection to the server; wait for it so that a
-            // process exiting right after (SIGINT) has sent it.
+        if let (Some((token, tls)), Ok(rt)) = (token, runtime()) {
+            // The request goes out on its own connection to the server (encrypted as the
+            // session is); wait for it so that a process exiting right after (SIGINT) sent it.
             let send = async move {
-                let _ = tokio::time::timeout(Duration::from_secs(5), token.cancel_query(NoTls)).await;
+                let limit = Duration::from_secs(5);
+                let _ = match tls {
+                    Some(tls) => tokio::time::timeout(limit, token.cancel_query(tls)).await,
+                    None => tokio::time::timeout(limit, token.cancel_query(NoTls)).await,
+                };
             };
             if tokio::runtime::Handle::try_current().is_ok() {
                 rt.spawn(send);
@@ -400,7 +420,7 @@ impl Submit for PgSubmitter {
                     Err(err) => return done(Err(err)),
                 },
             };
-            handle.set(&client);
+            handle.set(&client, settings.tls.as_ref());
             let result = if handle.is_cancelled() {
                 Err(AdapterError::new(AdapterErrorKind::Interrupted, "cancelled before it started"))
             } else {
@@ -430,4 +450,79 @@ async fn run_list(client: &Client, statements: &[String], query_last: bool) -> R
         }
     }
     Ok(out)
+}
+
+/// The TLS client of a target: with `verify`, the server's certificate is checked against
+/// `root_cert` (a PEM file) or the system's roots; without, any certificate is accepted, as
+/// libpq does for `prefer` and `require`.
+fn tls_config(verify: bool, root_cert: Option<&str>, target: &str) -> Result<MakeRustlsConnect, AdapterError> {
+    crate::store::install_crypto();
+    let bad = |what: String| {
+        AdapterError::new(AdapterErrorKind::Config, format!("target `{target}`: {what}"))
+            .with_help("check the target's sslmode and sslrootcert")
+    };
+    let config = match (verify, root_cert) {
+        (true, Some(path)) => {
+            use rustls::pki_types::pem::PemObject as _;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(format!("cannot read sslrootcert `{path}`: {e}")))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| bad(format!("sslrootcert `{path}` is not PEM: {e}")))?;
+                roots.add(cert).map_err(|e| bad(format!("sslrootcert `{path}`: {e}")))?;
+            }
+            rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+        }
+        (true, None) => {
+            use rustls_platform_verifier::ConfigVerifierExt as _;
+            rustls::ClientConfig::with_platform_verifier().map_err(|e| bad(format!("cannot load the system's certificates: {e}")))?
+        }
+        (false, _) => rustls::ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+            .with_no_client_auth(),
+    };
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// `prefer` / `require`: encryption without authenticating the server (libpq's semantics);
+/// signatures are still checked, so the session key is the certificate holder's.
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -284,6 +284,33 @@ fn fail_fast_cancels_the_other_query_on_the_server_in_both_modes() {
 }
 
 #[test]
+fn sslmode_encrypts_and_verifies_as_libpq_does() {
+    let root_cert = env("ORRERY_TEST_PG_SSLROOTCERT");
+    let (dir, dbname) = pg_project();
+    let run = |mode: &str, root: &str| {
+        pg_run(dir.path(), &dbname)
+            .env("PGPROJ_SSLMODE", mode)
+            .env("PGPROJ_SSLROOTCERT", root)
+            .args(["--select", "tls_check"])
+            .run()
+    };
+    let mut db = connect(&dbname);
+    let mut encrypted = |mode: &str, root: &str| {
+        run(mode, root).status(0);
+        let rows = db.query("select ssl from main.tls_check").expect("tls_check");
+        rows.rows.first().and_then(|r| r.first()).and_then(Value::as_bool).expect("one boolean")
+    };
+    assert!(!encrypted("disable", ""));
+    assert!(encrypted("prefer", ""), "libpq's default encrypts when the server can");
+    assert!(encrypted("require", ""));
+    assert!(encrypted("verify-full", &root_cert), "the server's certificate, trusted through sslrootcert");
+    // A self-signed certificate the system does not trust: one clear error, nothing runs.
+    let refused = run("verify-full", "").status(2);
+    let err = refused.stderr();
+    assert!(err.contains("cannot connect to target `dev`") && err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[test]
 fn grants_are_applied_and_revoked_as_the_config_changes() {
     let (dir, dbname) = pg_project();
     let mut admin = connect("postgres");
