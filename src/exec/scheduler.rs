@@ -392,7 +392,9 @@ impl Run<'_> {
             let stopping = self.stop.is_cancelled();
             if let Some(i) = sched.delayed.iter().position(|(due, _, _)| stopping || *due <= now) {
                 let (_, task, attempt) = sched.delayed.swap_remove(i);
-                let reason = sched.flights.get(&task).and_then(|f| f.token.reason());
+                // The run's token is marked cancelled before its children are, so fall back to
+                // its reason when this task's token has not heard yet.
+                let reason = sched.flights.get(&task).and_then(|f| f.token.reason()).or_else(|| self.stop.reason());
                 sched.running += 1;
                 drop(sched);
                 if stopping {
