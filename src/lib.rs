@@ -22,3 +22,4 @@ pub mod secrets;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod timing;

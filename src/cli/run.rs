@@ -72,8 +72,12 @@ fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
 
 /// Writes target/compiled/**, target/manifest.json and target/plan.json; returns a summary line.
 pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refresh: bool) -> Result<String, Diagnostics> {
+    let t = crate::timing::phase("plan");
     let (plan, _warnings) = run_plan(build, selection, full_refresh)?;
+    drop(t);
+    let t = crate::timing::phase("write");
     write_artifacts(build, &plan)?;
+    drop(t);
     let remote = upload_compile_artifacts(build, &plan)?;
     let s = &plan.summary;
     let mut summary = format!(
@@ -114,8 +118,22 @@ pub(super) fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<
 pub(super) fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
     // Three independent files: written at the same time.
     let (manifest, (compiled, plan)) = rayon::join(
-        || artifacts::manifest::write(&build.compiled),
-        || rayon::join(|| artifacts::compiled::write(&build.compiled), || plan.write(&target_dir(build).join("plan.json"))),
+        || {
+            let _t = crate::timing::phase("write.manifest");
+            artifacts::manifest::write(&build.compiled)
+        },
+        || {
+            rayon::join(
+                || {
+                    let _t = crate::timing::phase("write.compiled");
+                    artifacts::compiled::write(&build.compiled)
+                },
+                || {
+                    let _t = crate::timing::phase("write.plan");
+                    plan.write(&target_dir(build).join("plan.json"))
+                },
+            )
+        },
     );
     let mut problems = Diagnostics::new();
     for result in [compiled, manifest, plan] {

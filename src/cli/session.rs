@@ -67,6 +67,7 @@ fn fallback_options(pipeline_path: &Path) -> Option<project::LoadOptions> {
 /// Runs spec → project → render for one pipeline file.
 pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Result<Build, Diagnostics> {
     let mut problems = Diagnostics::new();
+    let t = crate::timing::phase("spec");
     let loaded = match spec::load(pipeline_path) {
         Ok(loaded) => Some(loaded),
         Err(diagnostics) => {
@@ -109,6 +110,8 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
             None => return Err(problems),
         },
     };
+    drop(t);
+    let t = crate::timing::phase("project");
     let mut project = match project::load(&options) {
         Ok(project) => project,
         Err(diagnostics) => {
@@ -116,6 +119,7 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
             return Err(problems);
         }
     };
+    drop(t);
     let render_options = render::RenderOptions {
         full_refresh: full_refresh || loaded.as_ref().is_some_and(|l| l.pipeline.execution.full_refresh),
         ..render::RenderOptions::default()
@@ -136,10 +140,14 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
     }
     // Render keeps the nodes it could compile next to its errors: the graph may find more.
     problems.extend(compiled.diagnostics.clone());
+    let t = crate::timing::phase("graph");
     if let Err(diagnostics) = Graph::build(&compiled) {
         problems.extend(diagnostics);
     }
+    drop(t);
+    let t = crate::timing::phase("config_keys");
     problems.extend(crate::graph::unknown_config_keys(&compiled));
+    drop(t);
     let Some(pipeline) = loaded else { return Err(problems) };
     if problems.has_errors() {
         problems.sort();

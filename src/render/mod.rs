@@ -139,6 +139,8 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
 /// Like [`compile`], but keeps every node it could compile next to the errors of the others
 /// (in `Compiled::diagnostics`), so later stages can look for more problems in one run.
 pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
+    let _all = crate::timing::phase("render");
+    let t_macros = crate::timing::phase("render.macros");
     let mut diags = project.warnings.clone();
     let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
     let mut templates = Templates { origins: HashMap::new() };
@@ -231,6 +233,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     };
 
     // Sources and drafts from files and properties yml (yml Jinja rendered with the base context).
+    drop(t_macros);
+    let t = crate::timing::phase("render.drafts");
     let mut base = Arc::new(base_shared);
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
     let mut broken = std::collections::HashSet::new();
@@ -253,6 +257,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         shared.targets = target_map(&drafts, &project.target);
     }
 
+    drop(t);
+    let t = crate::timing::phase("render.parse");
     let kwarg_exprs = drafts::KwargExprs::default();
     // Parse pass.
     let parse_drafts = Arc::new(std::mem::take(&mut drafts));
@@ -295,6 +301,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     }
 
     // Relations through generate_*_name.
+    drop(t);
+    let t = crate::timing::phase("render.relations");
     let mut shared = Arc::try_unwrap(base).unwrap_or_else(|a| (*a).clone());
     shared.targets = HashMap::new();
     let shared_arc = Arc::new(shared);
@@ -316,6 +324,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let shared = Arc::new(shared);
 
     // Compile pass.
+    drop(t);
+    let t = crate::timing::phase("render.compile");
     let drafts = Arc::new(drafts);
     let compiled: Vec<Option<Result<(String, Option<String>, Recorded), Diagnostic>>> = drafts
         .par_iter()
@@ -377,6 +387,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     }
 
     // Ephemeral CTE injection, recursively, as dbt inlines them.
+    drop(t);
+    let _t = crate::timing::phase("render.nodes");
     let index: HashMap<&str, usize> = drafts.iter().enumerate().map(|(i, d)| (d.unique_id.as_str(), i)).collect();
     let mut nodes = Vec::new();
     for (i, d) in drafts.iter().enumerate() {
