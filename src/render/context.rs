@@ -66,6 +66,15 @@ impl Shared {
         self.package_order.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(name)))
     }
 
+    /// When `get_where_subquery` resolves, from `package`, to orrery's own macro and dispatches
+    /// to orrery's own implementation (no project or package overrides either), the ids of those
+    /// two macros: the call is then answered natively, recording the same macros.
+    pub fn builtin_where_subquery(&self, package: &str) -> Option<[&str; 2]> {
+        let outer = self.find_macro(package, "get_where_subquery")?;
+        let inner = self.dispatch(package, "get_where_subquery", Some("dbt"))?;
+        (outer.package == "dbt" && inner.package == "dbt").then(|| [outer.unique_id.as_str(), inner.unique_id.as_str()])
+    }
+
     /// What `adapter.dispatch(name, namespace)` picks, seen from `package`.
     pub fn dispatch(&self, package: &str, name: &str, namespace: Option<&str>) -> Option<&MacroRef> {
         let packages: Vec<String> = match namespace {
@@ -195,7 +204,7 @@ impl Object for Ctx {
             "config" => f(Func::Config),
             "var" => f(Func::Var),
             "is_incremental" => f(Func::IsIncremental),
-            "get_where_subquery" if node.shared.find_macro(&self.package, key).is_none() => f(Func::GetWhereSubquery),
+            "get_where_subquery" if node.shared.builtin_where_subquery(&self.package).is_some() => f(Func::GetWhereSubquery),
             "doc" => f(Func::Doc),
             "execute" => Some(Value::from(node.execute)),
             "this" => node.this.as_ref().map(|r| relation_value(&node.shared, r.clone())),
@@ -590,8 +599,24 @@ impl Object for NodeFn {
             Func::Var => self.call_var(args),
             Func::IsIncremental => Ok(Value::from(self.ctx.node.incremental)),
             Func::GetWhereSubquery => {
+                // As the builtin macro: `config.get('where', '')`, a subquery when it is truthy.
+                let node = &self.ctx.node;
+                if let Some(ids) = node.shared.builtin_where_subquery(&self.ctx.package) {
+                    node.record(|r| {
+                        for id in ids {
+                            if !r.macros.iter().any(|m| m == id) {
+                                r.macros.push(id.to_string());
+                            }
+                        }
+                    });
+                }
                 let rel = args.first().cloned().unwrap_or_default();
-                match self.ctx.node.config.get("where").and_then(Json::as_str) {
+                let filter = match node.config.get("where") {
+                    None | Some(Json::Null | Json::Bool(false)) => None,
+                    Some(Json::String(w)) => Some(w.clone()).filter(|w| !w.is_empty()),
+                    Some(other) => Some(other.to_string()),
+                };
+                match filter {
                     Some(w) => Ok(Value::from(format!("(select * from {rel} where {w}) dbt_subquery"))),
                     None => Ok(rel),
                 }

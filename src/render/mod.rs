@@ -81,6 +81,50 @@ pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) 
     }
 }
 
+/// Registers the drafts' templates and reports their syntax errors (the first draft of a name
+/// wins). They are prepared and compiled in parallel: minijinja compiles a loader's template
+/// outside its lock, and each source is handed over once, so nothing is held twice.
+fn register_draft_templates(
+    env: &mut Environment<'static>,
+    templates: &mut Templates,
+    drafts: &[drafts::Draft],
+    diags: &mut Diagnostics,
+) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    let pending: Vec<(&String, &drafts::Draft)> = drafts
+        .iter()
+        .filter_map(|d| d.template.as_ref().map(|t| (t, d)))
+        .filter(|(t, _)| !templates.origins.contains_key(*t) && seen.insert(t.as_str()))
+        .collect();
+    let prepared_all: Vec<(String, String, TemplateOrigin)> = pending
+        .par_iter()
+        .map(|(name, d)| {
+            let (text, map) = prepared(&d.template_text);
+            ((*name).clone(), text, TemplateOrigin { source: d.source.clone(), offset: d.offset, map })
+        })
+        .collect();
+    let mut names = Vec::with_capacity(prepared_all.len());
+    let mut sources = HashMap::with_capacity(prepared_all.len());
+    for (name, text, origin) in prepared_all {
+        templates.origins.insert(name.clone(), origin);
+        sources.insert(name.clone(), text);
+        names.push(name);
+    }
+    let sources = std::sync::Mutex::new(sources);
+    env.set_auto_reload(false);
+    env.set_loader(move |name| Ok(sources.lock().unwrap_or_else(|e| e.into_inner()).remove(name)));
+    let env = &*env;
+    let errors: Vec<Option<minijinja::Error>> = names.par_iter().map(|name| env.get_template(name).err()).collect();
+    let mut broken = std::collections::HashSet::new();
+    for (name, err) in names.into_iter().zip(errors) {
+        if let Some(err) = err {
+            diags.push(templates.diagnostic(&err, templates.origins.get(&name), "render::syntax"));
+            broken.insert(name);
+        }
+    }
+    broken
+}
+
 pub(crate) struct Templates {
     pub origins: HashMap<String, TemplateOrigin>,
 }
@@ -237,20 +281,9 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let t = crate::timing::phase("render.drafts");
     let mut base = Arc::new(base_shared);
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
-    let mut broken = std::collections::HashSet::new();
-    for d in &drafts {
-        if let Some(tname) = d.template.as_ref().filter(|t| !templates.origins.contains_key(*t)) {
-            let (text, map) = prepared(&d.template_text);
-            let origin = TemplateOrigin { source: d.source.clone(), offset: d.offset, map };
-            if let Err(err) = env.add_template_owned(tname.clone(), text) {
-                let mut t = Templates { origins: HashMap::new() };
-                t.origins.insert(tname.clone(), origin.clone());
-                diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
-                broken.insert(tname.clone());
-            }
-            templates.origins.insert(tname.clone(), origin);
-        }
-    }
+    drop(t);
+    let t = crate::timing::phase("render.templates");
+    let broken = register_draft_templates(&mut env, &mut templates, &drafts, &mut diags);
     {
         let shared = Arc::make_mut(&mut base);
         shared.sources = sources.iter().map(|s| ((s.source_name.clone(), s.name.clone()), (s.unique_id.clone(), s.relation.clone()))).collect();

@@ -100,3 +100,31 @@ fn tests_gate_their_models_children_only_with_after_each() {
     let none = phases(&plan, TestBehavior::None).expect("phases");
     assert!(none[0].nodes.iter().all(|&i| plan.nodes[i].resource_type != "test"));
 }
+
+#[test]
+fn a_project_macro_overrides_get_where_subquery_in_every_test() {
+    let dir = project_copy("examples/shop");
+    std::fs::write(
+        dir.path().join("macros/where_override.sql"),
+        "{% macro get_where_subquery(relation) %}{{ return('(select * from ' ~ relation ~ ' where true) overridden') }}{% endmacro %}\n",
+    )
+    .expect("write macro");
+    Test::new().current_dir(dir.path()).args(["compile"]).run().status(0);
+    let target = dir.path().join("target");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(target.join("manifest.json")).expect("manifest.json")).expect("JSON");
+    let tests: Vec<&serde_json::Value> = manifest["nodes"]
+        .as_object()
+        .expect("nodes")
+        .values()
+        .filter(|n| n["resource_type"] == "test" && n["test_metadata"].is_object())
+        .collect();
+    assert!(!tests.is_empty());
+    for test in tests {
+        let sql = test["compiled_code"].as_str().expect("compiled");
+        assert!(sql.contains(") overridden"), "{}: {sql}", test["unique_id"]);
+        let macros = test["depends_on"]["macros"].as_array().expect("macros");
+        assert!(macros.iter().any(|m| m == "macro.shop.get_where_subquery"), "{macros:?}");
+        assert!(!macros.iter().any(|m| m == "macro.dbt.get_where_subquery"), "{macros:?}");
+    }
+}
