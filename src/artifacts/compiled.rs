@@ -38,6 +38,10 @@ fn write_if_changed(path: &std::path::Path, text: &str) -> Result<(), Diagnostic
     if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(());
     }
+    write_file(path, text)
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
     std::fs::write(path, text).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot write {}: {e}", path.display())))
 }
 
@@ -55,8 +59,17 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
         files.push((compiled.project_root.join(path), sql));
     }
     let dirs: BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
+    // In a directory made just now nothing can be unchanged: its files are written unread
+    // (a first compile then costs one open per file instead of two).
+    let mut fresh = std::collections::HashSet::new();
     for dir in dirs {
+        if !dir.is_dir() {
+            fresh.insert(dir);
+        }
         std::fs::create_dir_all(dir).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot create {}: {e}", dir.display())))?;
     }
-    files.par_iter().try_for_each(|(path, sql)| write_if_changed(path, sql))
+    files.par_iter().try_for_each(|(path, sql)| match path.parent() {
+        Some(dir) if fresh.contains(dir) => write_file(path, sql),
+        _ => write_if_changed(path, sql),
+    })
 }
