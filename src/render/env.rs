@@ -11,15 +11,15 @@ use regex::Regex;
 use super::context::dbt_return;
 use super::rewrite::{SourceMap, insert_all, replace_all};
 
-static TEST_OPEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*test\s+(\w+)\s*\(").expect("regex"));
-static TEST_CLOSE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*endtest\s*(-?)%\}").expect("regex"));
+static TEST_OPEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*test(?-u:\s)+((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
+static TEST_CLOSE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*endtest(?-u:\s)*(-?)%\}").expect("regex"));
 static MATERIALIZATION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\{%-?\s*materialization\s.*?\{%-?\s*endmaterialization\s*-?%\}").expect("regex"));
-static MACRO_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?\s*macro\s+(\w+)\s*\(").expect("regex"));
+    LazyLock::new(|| Regex::new(r"(?s)\{%-?(?-u:\s)*materialization(?-u:\s).*?\{%-?(?-u:\s)*endmaterialization(?-u:\s)*-?%\}").expect("regex"));
+static MACRO_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*macro(?-u:\s)+((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
 pub static SNAPSHOT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\{%(-?)\s*snapshot\s+(\w+)\s*(-?)%\}(.*?)\{%(-?)\s*endsnapshot\s*(-?)%\}").expect("regex"));
+    LazyLock::new(|| Regex::new(r"(?s)\{%(-?)(?-u:\s)*snapshot(?-u:\s)+((?-u:\w)+)(?-u:\s)*(-?)%\}(.*?)\{%(-?)(?-u:\s)*endsnapshot(?-u:\s)*(-?)%\}").expect("regex"));
 pub static DOCS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\{%-?\s*docs\s+(\w+)\s*-?%\}(.*?)\{%-?\s*enddocs\s*-?%\}").expect("regex"));
+    LazyLock::new(|| Regex::new(r"(?s)\{%-?(?-u:\s)*docs(?-u:\s)+((?-u:\w)+)(?-u:\s)*-?%\}(.*?)\{%-?(?-u:\s)*enddocs(?-u:\s)*-?%\}").expect("regex"));
 
 /// Rewrites `{% test %}` blocks to macros and blanks out materializations (keeping lines),
 /// with the map back to the original text.
@@ -38,7 +38,7 @@ pub fn preprocess_macros(text: &str) -> (String, SourceMap) {
 }
 
 static CALL_BLOCK: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\{%(-?)\s*call\b(\s*\([^)]*\))?\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(").expect("regex"));
+    LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*call(?-u:\b)((?-u:\s)*\([^)]*\))?(?-u:\s)*([A-Za-z_](?-u:\w)*(?:\.[A-Za-z_](?-u:\w)*)*)(?-u:\s)*\(").expect("regex"));
 
 /// `{% call m(...) %}`: imports `m`'s macro into the calling template's own state first, since
 /// minijinja only lets a macro call `caller()` when both live in one state.
@@ -58,7 +58,7 @@ pub fn call_blocks(text: &str) -> Option<(String, SourceMap)> {
     }))
 }
 
-static MACRO_DEF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)\s*macro\s+(\w+)\s*\(").expect("regex"));
+static MACRO_DEF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*macro(?-u:\s)+((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
 
 /// The name a macro has inside its template after `preprocess_macros`.
 pub fn hidden_name(name: &str) -> String {
@@ -103,8 +103,8 @@ fn add_extra_params(text: &str) -> (String, SourceMap) {
     insert_all(text, inserts)
 }
 
-static HIDDEN_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?\s*macro\s+orrery_macro__(\w+)\s*\(").expect("regex"));
-static END_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?\s*endmacro\b[^%]*%\}").expect("regex"));
+static HIDDEN_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*macro(?-u:\s)+orrery_macro__((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
+static END_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*endmacro(?-u:\b)[^%]*%\}").expect("regex"));
 static COMMENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)\{#.*?#\}").expect("regex"));
 
 /// Each macro's `{% macro %}…{% endmacro %}` in a prepared macro file, when the file holds only

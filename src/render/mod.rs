@@ -85,7 +85,8 @@ pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) 
 /// wins). They are prepared and compiled in parallel: minijinja compiles a loader's template
 /// outside its lock, and each source is handed over once, so nothing is held twice.
 fn register_draft_templates(
-    env: &mut Environment<'static>,
+    env: &Environment<'static>,
+    lazy: &std::sync::Mutex<HashMap<String, String>>,
     templates: &mut Templates,
     drafts: &[drafts::Draft],
     diags: &mut Diagnostics,
@@ -104,16 +105,14 @@ fn register_draft_templates(
         })
         .collect();
     let mut names = Vec::with_capacity(prepared_all.len());
-    let mut sources = HashMap::with_capacity(prepared_all.len());
-    for (name, text, origin) in prepared_all {
-        templates.origins.insert(name.clone(), origin);
-        sources.insert(name.clone(), text);
-        names.push(name);
+    {
+        let mut sources = lazy.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, text, origin) in prepared_all {
+            templates.origins.insert(name.clone(), origin);
+            sources.insert(name.clone(), text);
+            names.push(name);
+        }
     }
-    let sources = std::sync::Mutex::new(sources);
-    env.set_auto_reload(false);
-    env.set_loader(move |name| Ok(sources.lock().unwrap_or_else(|e| e.into_inner()).remove(name)));
-    let env = &*env;
     let errors: Vec<Option<minijinja::Error>> = names.par_iter().map(|name| env.get_template(name).err()).collect();
     let mut broken = std::collections::HashSet::new();
     for (name, err) in names.into_iter().zip(errors) {
@@ -188,10 +187,28 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut diags = project.warnings.clone();
     let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
     let mut templates = Templates { origins: HashMap::new() };
+    // Templates compiled on first use (orrery's builtin macros, which a project mostly never
+    // calls) or all at once in parallel (the drafts'): minijinja asks this loader for them.
+    let lazy: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
+    env.set_auto_reload(false);
+    env.set_loader({
+        let lazy = lazy.clone();
+        move |name| Ok(lazy.lock().unwrap_or_else(|e| e.into_inner()).remove(name))
+    });
 
     // Macros: dbt's own first, so that a project's macro of the same name wins.
     let mut macros: HashMap<String, HashMap<String, MacroRef>> = HashMap::new();
     let mut add_macro_file = |env: &mut Environment<'static>, package: &str, file_name: &str, text: &str, source: SourceFile, diags: &mut Diagnostics| {
+        // orrery's own macros are known to compile (tests check): they are compiled when called.
+        let builtin = source.path.starts_with("<dbt>/");
+        let add = |env: &mut Environment<'static>, name: String, text: String| {
+            if builtin {
+                lazy.lock().unwrap_or_else(|e| e.into_inner()).insert(name, text);
+                Ok(())
+            } else {
+                env.add_template_owned(name, text)
+            }
+        };
         let template = format!("{package}://{file_name}");
         let (processed, pre_map) = env::preprocess_macros(text);
         let (compiled_text, ops_map) = match rewrite::python_operators(&processed) {
@@ -206,7 +223,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 let text = format!("{}{}", "\n".repeat(lines), &compiled_text[range.clone()]);
                 let map = ops_map.then(&rewrite::SourceMap::slice(lines, range.start, range.len()));
                 let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(map)) };
-                if let Err(err) = env.add_template_owned(template.clone(), text) {
+                if let Err(err) = add(env, template.clone(), text) {
                     let mut t = Templates { origins: HashMap::new() };
                     t.origins.insert(template.clone(), origin.clone());
                     diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
@@ -221,7 +238,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             return;
         }
         let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
-        if let Err(err) = env.add_template_owned(template.clone(), compiled_text) {
+        if let Err(err) = add(env, template.clone(), compiled_text) {
             let mut t = Templates { origins: HashMap::new() };
             t.origins.insert(template.clone(), origin.clone());
             diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
@@ -283,7 +300,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
     drop(t);
     let t = crate::timing::phase("render.templates");
-    let broken = register_draft_templates(&mut env, &mut templates, &drafts, &mut diags);
+    let broken = register_draft_templates(&env, &lazy, &mut templates, &drafts, &mut diags);
     {
         let shared = Arc::make_mut(&mut base);
         shared.sources = sources.iter().map(|s| ((s.source_name.clone(), s.name.clone()), (s.unique_id.clone(), s.relation.clone()))).collect();
@@ -800,4 +817,23 @@ pub fn runtime_var_misuse(compiled: &Compiled, probe: &Compiled, names: &[String
         found.push(diagnostic);
     }
     found
+}
+
+#[cfg(test)]
+mod builtin_tests {
+    use super::*;
+
+    /// Builtin macros are compiled only when a project calls them: each must compile.
+    #[test]
+    fn every_builtin_macro_file_compiles() {
+        let options = RenderOptions::default();
+        let env = env::new_environment(options.run_started_at, &options.invocation_id, false);
+        for (file, text) in builtins::macro_files() {
+            let (processed, _) = env::preprocess_macros(text);
+            let prepared = rewrite::python_operators(&processed).map_or(processed, |(t, _)| t);
+            if let Err(err) = env.template_from_str(&prepared) {
+                panic!("{file}: {err:#}");
+            }
+        }
+    }
 }
