@@ -81,12 +81,20 @@ pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) 
     }
 }
 
+/// A template's source waiting in the loader.
+enum LazySource {
+    /// Loaded whenever asked (builtin macros: any thread may ask first).
+    Shared(String),
+    /// Loaded once, then the compiled template is all that is kept (drafts).
+    Once(String),
+}
+
 /// Registers the drafts' templates and reports their syntax errors (the first draft of a name
 /// wins). They are prepared and compiled in parallel: minijinja compiles a loader's template
 /// outside its lock, and each source is handed over once, so nothing is held twice.
 fn register_draft_templates(
     env: &Environment<'static>,
-    lazy: &std::sync::Mutex<HashMap<String, String>>,
+    lazy: &std::sync::Mutex<HashMap<String, LazySource>>,
     templates: &mut Templates,
     drafts: &[drafts::Draft],
     diags: &mut Diagnostics,
@@ -109,7 +117,7 @@ fn register_draft_templates(
         let mut sources = lazy.lock().unwrap_or_else(|e| e.into_inner());
         for (name, text, origin) in prepared_all {
             templates.origins.insert(name.clone(), origin);
-            sources.insert(name.clone(), text);
+            sources.insert(name.clone(), LazySource::Once(text));
             names.push(name);
         }
     }
@@ -189,11 +197,23 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut templates = Templates { origins: HashMap::new() };
     // Templates compiled on first use (orrery's builtin macros, which a project mostly never
     // calls) or all at once in parallel (the drafts'): minijinja asks this loader for them.
-    let lazy: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
+    // A builtin may be loaded by two threads at once (minijinja loads outside its lock), so
+    // its source stays; a draft's is loaded once, before rendering, and is handed over.
+    let lazy: Arc<std::sync::Mutex<HashMap<String, LazySource>>> = Arc::default();
     env.set_auto_reload(false);
     env.set_loader({
         let lazy = lazy.clone();
-        move |name| Ok(lazy.lock().unwrap_or_else(|e| e.into_inner()).remove(name))
+        move |name| {
+            let mut sources = lazy.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(match sources.get(name) {
+                Some(LazySource::Shared(text)) => Some(text.clone()),
+                Some(LazySource::Once(_)) => match sources.remove(name) {
+                    Some(LazySource::Once(text)) => Some(text),
+                    _ => None,
+                },
+                None => None,
+            })
+        }
     });
 
     // Macros: dbt's own first, so that a project's macro of the same name wins.
@@ -203,7 +223,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         let builtin = source.path.starts_with("<dbt>/");
         let add = |env: &mut Environment<'static>, name: String, text: String| {
             if builtin {
-                lazy.lock().unwrap_or_else(|e| e.into_inner()).insert(name, text);
+                lazy.lock().unwrap_or_else(|e| e.into_inner()).insert(name, LazySource::Shared(text));
                 Ok(())
             } else {
                 env.add_template_owned(name, text)
