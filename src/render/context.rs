@@ -114,6 +114,13 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// Notes a macro call, in first-use order without repeats.
+    pub fn add_macro(&mut self, unique_id: &str) {
+        if !self.macros.iter().any(|m| m == unique_id) {
+            self.macros.push(unique_id.to_string());
+        }
+    }
+
     /// Adds another render's calls to these, keeping first-use order without repeats.
     pub fn absorb(&mut self, other: Recorded) {
         fn extend<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
@@ -172,14 +179,15 @@ impl fmt::Debug for Ctx {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Func {
     Ref,
     Source,
     Config,
     Var,
     IsIncremental,
-    GetWhereSubquery,
+    /// Answered natively; the ids of the builtin macros the call stands for.
+    GetWhereSubquery([String; 2]),
     Doc,
 }
 
@@ -187,6 +195,20 @@ enum Func {
 struct NodeFn {
     ctx: Ctx,
     func: Func,
+}
+
+impl Ctx {
+    /// A macro visible from this package, or a package's macro namespace.
+    fn macro_or_namespace(&self, key: &str) -> Option<Value> {
+        let node = &self.node;
+        if let Some(m) = node.shared.find_macro(&self.package, key) {
+            return Some(macro_value(node, m));
+        }
+        if node.shared.macros.contains_key(key) {
+            return Some(Value::from_object(Namespace { ctx: self.clone(), package: key.to_string() }));
+        }
+        None
+    }
 }
 
 impl Object for Ctx {
@@ -204,7 +226,10 @@ impl Object for Ctx {
             "config" => f(Func::Config),
             "var" => f(Func::Var),
             "is_incremental" => f(Func::IsIncremental),
-            "get_where_subquery" if node.shared.builtin_where_subquery(&self.package).is_some() => f(Func::GetWhereSubquery),
+            "get_where_subquery" => match node.shared.builtin_where_subquery(&self.package) {
+                Some(ids) => f(Func::GetWhereSubquery(ids.map(str::to_string))),
+                None => self.macro_or_namespace(key),
+            },
             "doc" => f(Func::Doc),
             "execute" => Some(Value::from(node.execute)),
             "this" => node.this.as_ref().map(|r| relation_value(&node.shared, r.clone())),
@@ -215,15 +240,7 @@ impl Object for Ctx {
             "adapter" => Some(Value::from_object(Adapter { ctx: (**self).clone() })),
             "_dbt_generic_test_kwargs" => node.test_kwargs.clone(),
             "context" => Some(Value::from_dyn_object(self.clone())),
-            _ => {
-                if let Some(m) = node.shared.find_macro(&self.package, key) {
-                    return Some(macro_value(&self.node, m));
-                }
-                if node.shared.macros.contains_key(key) {
-                    return Some(Value::from_object(Namespace { ctx: (**self).clone(), package: key.to_string() }));
-                }
-                None
-            }
+            _ => self.macro_or_namespace(key),
         }
     }
 
@@ -288,11 +305,7 @@ fn returned_value(err: &Error) -> Option<Value> {
 
 impl MacroFn {
     pub fn invoke(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        self.node.record(|r| {
-            if !r.macros.contains(&self.m.unique_id) {
-                r.macros.push(self.m.unique_id.clone());
-            }
-        });
+        self.node.record(|r| r.add_macro(&self.m.unique_id));
         let env = state.env();
         let tmpl = env.get_template(&self.m.template)?;
         let root = Value::from_object(Ctx { node: self.node.clone(), package: Arc::from(self.m.package.as_str()) });
@@ -351,11 +364,7 @@ impl fmt::Debug for BoundMacro {
 
 impl Object for BoundMacro {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        self.node.record(|r| {
-            if !r.macros.contains(&self.m.unique_id) {
-                r.macros.push(self.m.unique_id.clone());
-            }
-        });
+        self.node.record(|r| r.add_macro(&self.m.unique_id));
         let args = spread_extra_args(&self.mac, args);
         match self.mac.call(state, &args) {
             Ok(v) => Ok(v),
@@ -592,24 +601,16 @@ fn split_kwargs(args: &[Value]) -> (&[Value], Option<Kwargs>) {
 
 impl Object for NodeFn {
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        match self.func {
+        match &self.func {
             Func::Ref => self.call_ref(args),
             Func::Source => self.call_source(args),
             Func::Config => self.call_config(args),
             Func::Var => self.call_var(args),
             Func::IsIncremental => Ok(Value::from(self.ctx.node.incremental)),
-            Func::GetWhereSubquery => {
+            Func::GetWhereSubquery(ids) => {
                 // As the builtin macro: `config.get('where', '')`, a subquery when it is truthy.
                 let node = &self.ctx.node;
-                if let Some(ids) = node.shared.builtin_where_subquery(&self.ctx.package) {
-                    node.record(|r| {
-                        for id in ids {
-                            if !r.macros.iter().any(|m| m == id) {
-                                r.macros.push(id.to_string());
-                            }
-                        }
-                    });
-                }
+                node.record(|r| ids.iter().for_each(|id| r.add_macro(id)));
                 let rel = args.first().cloned().unwrap_or_default();
                 let filter = match node.config.get("where") {
                     None | Some(Json::Null | Json::Bool(false)) => None,
@@ -629,7 +630,7 @@ impl Object for NodeFn {
     }
 
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match (self.func, method) {
+        match (&self.func, method) {
             (Func::Config, "get") => {
                 let key = args.first().and_then(|v| v.as_str()).unwrap_or_default();
                 let (pos, kw) = split_kwargs(args);
