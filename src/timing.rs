@@ -1,5 +1,6 @@
 //! Phase timings for profiling: with `ORRERY_TIMINGS=1` in the environment each phase prints
-//! its wall time to standard error (`orrery: timing <phase> <ms> ms`). Off by default.
+//! its wall time to standard error (`orrery: timing <phase> <ms> ms`), and the process' peak
+//! resident memory so far where Linux tells it (`peak 212 MB`). Off by default.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -23,7 +24,19 @@ pub fn phase(name: &'static str) -> Phase {
 impl Drop for Phase {
     fn drop(&mut self) {
         if let Some(start) = self.start {
-            eprintln!("orrery: timing {} {:.1} ms", self.name, start.elapsed().as_secs_f64() * 1e3);
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            match peak_rss_mb() {
+                Some(mb) => eprintln!("orrery: timing {} {ms:.1} ms, peak {mb} MB", self.name),
+                None => eprintln!("orrery: timing {} {ms:.1} ms", self.name),
+            }
         }
     }
+}
+
+/// The peak resident set size so far (`VmHWM` of /proc/self/status), in MB.
+fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
