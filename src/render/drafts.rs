@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use rayon::prelude::*;
 use indexmap::IndexMap;
 use minijinja::Environment;
 use minijinja::value::Value;
@@ -115,38 +116,45 @@ impl Draft {
         sha256_hex(text.trim().as_bytes())
     }
 
-    pub fn to_node(&self, compiled_code: Option<String>, incremental: Option<String>, rec: Option<&Recorded>, _diags: &mut Diagnostics) -> Node {
+    /// The node this draft compiled to, its parts moved out of the draft.
+    pub fn into_node(self, compiled_code: Option<String>, incremental: Option<String>, rec: Option<Recorded>) -> Node {
+        let checksum = self.checksum();
+        let config = super::node_config(&self.config, self.enabled);
         let (depends_on, macros, refs, sources) = match rec {
-            Some(r) => (r.depends_on.clone(), r.macros.clone(), r.refs.clone(), r.sources.clone()),
-            None => (vec![], vec![], self.parse_refs.clone(), self.parse_sources.clone()),
+            Some(r) => (r.depends_on, r.macros, r.refs, r.sources),
+            None => (vec![], vec![], self.parse_refs, self.parse_sources),
+        };
+        let (test_metadata, attached_node, column_name) = match self.test {
+            Some(t) => (Some(t.metadata), t.attached_node, t.column_name),
+            None => (None, None, None),
         };
         Node {
-            unique_id: self.unique_id.clone(),
-            name: self.name.clone(),
+            unique_id: self.unique_id,
+            name: self.name,
             resource_type: self.resource_type,
-            package_name: self.package.clone(),
-            path: self.path.clone(),
-            original_file_path: self.original_file_path.clone(),
-            fqn: self.fqn.clone(),
-            relation: self.relation.clone(),
-            config: super::node_config(&self.config, self.enabled),
-            description: self.description.clone(),
-            columns: self.columns.clone(),
-            raw_code: self.raw_code.clone(),
+            package_name: self.package,
+            path: self.path,
+            original_file_path: self.original_file_path,
+            fqn: self.fqn,
+            relation: self.relation,
+            config,
+            description: self.description,
+            columns: self.columns,
+            raw_code: self.raw_code,
             compiled_code,
             compiled_code_incremental: incremental,
             depends_on,
             depends_on_macros: macros,
             refs,
             sources,
-            version: self.version.clone(),
-            latest_version: self.latest_version.clone(),
-            test_metadata: self.test.as_ref().map(|t| t.metadata.clone()),
-            attached_node: self.test.as_ref().and_then(|t| t.attached_node.clone()),
-            column_name: self.test.as_ref().and_then(|t| t.column_name.clone()),
-            checksum: self.checksum(),
-            seed_file: self.seed_file.clone(),
-            origin: Some(crate::node::Origin { source: self.source.clone(), span: self.offset..self.offset }),
+            version: self.version,
+            latest_version: self.latest_version,
+            test_metadata,
+            attached_node,
+            column_name,
+            checksum,
+            seed_file: self.seed_file,
+            origin: Some(crate::node::Origin { source: self.source, span: self.offset..self.offset }),
         }
     }
 }
@@ -492,7 +500,10 @@ pub fn collect(
             }
         }
 
-        for f in &pkg.files {
+        // Each file's drafts and pending tests, files in parallel.
+        let per_file: Vec<(Vec<Draft>, Vec<PendingTest>)> = pkg.files.par_iter().map(|f| {
+            let mut drafts = Vec::new();
+            let mut pending_tests = Vec::new();
             let stem = f.path.rsplit('/').next().unwrap_or(&f.path);
             let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s).to_string();
             let dirs: Vec<String> = f.path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
@@ -502,7 +513,7 @@ pub fn collect(
                 FileKind::Analysis => (ResourceType::Analysis, "analysis"),
                 FileKind::SingularTest => (ResourceType::Test, "test"),
                 FileKind::Snapshot => (ResourceType::Snapshot, "snapshot"),
-                _ => continue,
+                _ => return (drafts, pending_tests),
             };
             // (name, template text, offset, version)
             let mut units: Vec<(String, String, usize, Option<String>, Option<String>)> = Vec::new();
@@ -647,14 +658,20 @@ pub fn collect(
                     }
                 }
             }
+            (drafts, pending_tests)
+        }).collect();
+        for (d, t) in per_file {
+            drafts.extend(d);
+            pending_tests.extend(t);
         }
     }
 
     for d in yml_errors.into_inner() {
         diags.push(d);
     }
-    for t in pending_tests {
-        match generic_test(project, env, shared, t) {
+    let tests: Vec<Result<Draft, Diagnostic>> = pending_tests.into_par_iter().map(|t| generic_test(project, env, shared, t)).collect();
+    for t in tests {
+        match t {
             Ok(d) => drafts.push(d),
             Err(d) => diags.push(d),
         }

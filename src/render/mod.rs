@@ -89,9 +89,11 @@ enum LazySource {
     Once(String),
 }
 
-/// Registers the drafts' templates and reports their syntax errors (the first draft of a name
-/// wins). They are prepared and compiled in parallel: minijinja compiles a loader's template
-/// outside its lock, and each source is handed over once, so nothing is held twice.
+/// Registers the drafts' templates and reports the syntax errors of those many drafts share
+/// (generic tests'; the first draft of a name wins). They are prepared and compiled in
+/// parallel: minijinja compiles a loader's template outside its lock, and each source is handed
+/// over once, so nothing is held twice. A template of its own draft is only prepared (see
+/// `Templates::own`): its syntax errors come from its first render.
 fn register_draft_templates(
     env: &Environment<'static>,
     lazy: &std::sync::Mutex<HashMap<String, LazySource>>,
@@ -105,20 +107,24 @@ fn register_draft_templates(
         .filter_map(|d| d.template.as_ref().map(|t| (t, d)))
         .filter(|(t, _)| !templates.origins.contains_key(*t) && seen.insert(t.as_str()))
         .collect();
-    let prepared_all: Vec<(String, String, TemplateOrigin)> = pending
+    let prepared_all: Vec<(String, String, TemplateOrigin, bool)> = pending
         .par_iter()
         .map(|(name, d)| {
             let (text, map) = prepared(&d.template_text);
-            ((*name).clone(), text, TemplateOrigin { source: d.source.clone(), offset: d.offset, map })
+            ((*name).clone(), text, TemplateOrigin { source: d.source.clone(), offset: d.offset, map }, d.test.is_some())
         })
         .collect();
-    let mut names = Vec::with_capacity(prepared_all.len());
+    let mut names = Vec::new();
     {
         let mut sources = lazy.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, text, origin) in prepared_all {
+        for (name, text, origin, shared) in prepared_all {
             templates.origins.insert(name.clone(), origin);
-            sources.insert(name.clone(), LazySource::Once(text));
-            names.push(name);
+            if shared {
+                sources.insert(name.clone(), LazySource::Once(text));
+                names.push(name);
+            } else {
+                templates.own.insert(name, text);
+            }
         }
     }
     let errors: Vec<Option<minijinja::Error>> = names.par_iter().map(|name| env.get_template(name).err()).collect();
@@ -134,6 +140,11 @@ fn register_draft_templates(
 
 pub(crate) struct Templates {
     pub origins: HashMap<String, TemplateOrigin>,
+    /// The prepared text of each template only one draft renders (a model's, snapshot's,
+    /// analysis' or singular test's): compiled for each render and dropped after it, not kept
+    /// in the environment, since minijinja keeps room for 256 instructions in every compiled
+    /// template (about 12 KB each, over 100 MB at 10,000 models).
+    pub own: HashMap<String, String>,
 }
 
 impl Templates {
@@ -194,7 +205,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let t_macros = crate::timing::phase("render.macros");
     let mut diags = project.warnings.clone();
     let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
-    let mut templates = Templates { origins: HashMap::new() };
+    let mut templates = Templates { origins: HashMap::new(), own: HashMap::new() };
     // Templates compiled on first use (orrery's builtin macros, which a project mostly never
     // calls) or all at once in parallel (the drafts'): minijinja asks this loader for them.
     // A builtin may be loaded by two threads at once (minijinja loads outside its lock), so
@@ -244,7 +255,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 let map = ops_map.then(&rewrite::SourceMap::slice(lines, range.start, range.len()));
                 let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(map)) };
                 if let Err(err) = add(env, template.clone(), text) {
-                    let mut t = Templates { origins: HashMap::new() };
+                    let mut t = Templates { origins: HashMap::new(), own: HashMap::new() };
                     t.origins.insert(template.clone(), origin.clone());
                     diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
                     continue;
@@ -259,7 +270,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         }
         let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
         if let Err(err) = add(env, template.clone(), compiled_text) {
-            let mut t = Templates { origins: HashMap::new() };
+            let mut t = Templates { origins: HashMap::new(), own: HashMap::new() };
             t.origins.insert(template.clone(), origin.clone());
             diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
             return;
@@ -423,7 +434,11 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                     Err(diag) => return Some(Err(diag)),
                 }
             }
-            let sql = match render_draft(&env, d, &node, &templates) {
+            let tmpl = match draft_template(&env, d, &templates) {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e)),
+            };
+            let sql = match render_template(tmpl.as_ref(), d, &node, &templates) {
                 Ok(s) => s,
                 Err(e) => return Some(Err(e)),
             };
@@ -433,7 +448,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             }
             let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
                 let inc = new_render(&shared, d, true, true, Some(d.relation.clone()), model, None);
-                match render_draft(&env, d, &inc, &templates) {
+                match render_template(tmpl.as_ref(), d, &inc, &templates) {
                     Ok(s) => Some(s),
                     Err(e) => return Some(Err(e)),
                 }
@@ -459,34 +474,51 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     // Ephemeral CTE injection, recursively, as dbt inlines them.
     drop(t);
     let _t = crate::timing::phase("render.nodes");
-    let index: HashMap<&str, usize> = drafts.iter().enumerate().map(|(i, d)| (d.unique_id.as_str(), i)).collect();
-    let mut nodes = Vec::new();
-    for (i, d) in drafts.iter().enumerate() {
-        if !d.enabled {
-            continue;
-        }
-        let (sql, inc, rec) = match &results[i] {
-            Some((s, inc, rec)) => (Some(s.clone()), inc.clone(), Some(rec)),
-            None => (None, None, None),
-        };
-        let lookup = |uid: &str| {
-            let i = *index.get(uid)?;
-            let (sql, _, rec) = results[i].as_ref()?;
-            Some(builtins::Ephemeral { identifier: &drafts[i].relation.identifier, sql, ctes: &rec.ephemerals })
-        };
-        let ctes = rec.map(|r| builtins::collect_ctes(&r.ephemerals, &lookup)).unwrap_or_default();
-        let inject = |s: String| builtins::inject_ctes(&s, &ctes);
-        let compiled_code = if d.resource_type == ResourceType::Seed { None } else { sql.map(inject) };
-        let compiled_code_incremental = inc.map(inject);
-        let mut node = d.to_node(compiled_code, compiled_code_incremental, rec, &mut diags);
-        if let Some(rec) = rec {
-            if let Some((pre, post)) = &rec.hooks {
-                node.config.pre_hook = pre.clone();
-                node.config.post_hook = post.clone();
+    // Only an ephemeral model's SQL is read across nodes (to inline it): kept aside, so that
+    // every other node's parts are moved, not copied, into its node, all nodes in parallel.
+    let inlined: std::collections::HashSet<&str> =
+        results.iter().flatten().flat_map(|(_, _, rec)| rec.ephemerals.iter().map(String::as_str)).collect();
+    let ephemerals: HashMap<String, (String, String, Vec<String>)> = drafts
+        .iter()
+        .zip(&results)
+        .filter(|(d, _)| inlined.contains(d.unique_id.as_str()))
+        .filter_map(|(d, r)| {
+            let (sql, _, rec) = r.as_ref()?;
+            Some((d.unique_id.clone(), (d.relation.identifier.clone(), sql.clone(), rec.ephemerals.clone())))
+        })
+        .collect();
+    drop(inlined);
+    let lookup = |uid: &str| {
+        let (identifier, sql, ctes) = ephemerals.get(uid)?;
+        Some(builtins::Ephemeral { identifier, sql, ctes })
+    };
+    let drafts = Arc::try_unwrap(drafts).unwrap_or_else(|shared| shared.as_ref().clone());
+    let nodes: Vec<Option<Node>> = drafts
+        .into_par_iter()
+        .zip(results.into_par_iter())
+        .map(|(d, result)| {
+            if !d.enabled {
+                return None;
             }
-        }
-        nodes.push(node);
-    }
+            let (sql, inc, mut rec) = match result {
+                Some((s, inc, rec)) => (Some(s), inc, Some(rec)),
+                None => (None, None, None),
+            };
+            let ctes = rec.as_ref().map(|r| builtins::collect_ctes(&r.ephemerals, &lookup)).unwrap_or_default();
+            let inject = |s: String| if ctes.is_empty() { s } else { builtins::inject_ctes(&s, &ctes) };
+            let compiled_code = if d.resource_type == ResourceType::Seed { None } else { sql.map(inject) };
+            let compiled_code_incremental = inc.map(inject);
+            let hooks = rec.as_mut().and_then(|r| r.hooks.take());
+            let mut node = d.into_node(compiled_code, compiled_code_incremental, rec);
+            if let Some((pre, post)) = hooks {
+                node.config.pre_hook = pre;
+                node.config.post_hook = post;
+            }
+            Some(node)
+        })
+        .collect();
+    // `filter_map` over the vector's own iterator collects in place (a node is large).
+    let mut nodes: Vec<Node> = nodes.into_iter().filter_map(std::convert::identity).collect();
     nodes.sort_by(|a: &Node, b: &Node| a.unique_id.cmp(&b.unique_id));
 
     let on_run_start = render_hooks(&env, &shared, &project.on_run_start, &mut diags);
@@ -539,12 +571,27 @@ fn new_render(
     })
 }
 
-fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
-    let Some(tname) = &d.template else { return Ok(String::new()) };
+/// A draft's compiled template: a shared one from the environment, its own compiled now.
+fn draft_template<'e>(env: &'e Environment<'static>, d: &Draft, templates: &'e Templates) -> Result<Option<minijinja::Template<'e, 'e>>, Diagnostic> {
+    let Some(tname) = &d.template else { return Ok(None) };
     let origin = TemplateOrigin::new(d.source.clone(), d.offset);
-    let tmpl = env.get_template(tname).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::syntax"))?;
+    let compiled = match templates.own.get_key_value(tname) {
+        Some((name, text)) => env.template_from_named_str(name, text),
+        None => env.get_template(tname),
+    };
+    compiled.map(Some).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::syntax"))
+}
+
+fn render_template(tmpl: Option<&minijinja::Template<'_, '_>>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
+    let Some(tmpl) = tmpl else { return Ok(String::new()) };
+    let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
     tmpl.render(root).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))
+}
+
+fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
+    let tmpl = draft_template(env, d, templates)?;
+    render_template(tmpl.as_ref(), d, node, templates)
 }
 
 fn target_map(drafts: &[Draft], _target: &crate::node::TargetInfo) -> HashMap<String, Vec<Target>> {
