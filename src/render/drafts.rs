@@ -380,15 +380,28 @@ pub fn collect(
 
     for pkg in &project.packages {
         let mut patches: HashMap<(&'static str, String), Patch> = HashMap::new();
-        for f in pkg.files.iter().filter(|f| f.kind == FileKind::Properties) {
-            let doc = match yaml::parse(&f.source, "project::yaml") {
+        // The package's properties files, parsed and checked in parallel.
+        let parsed: Vec<(&crate::project::ProjectFile, Result<Json, Diagnostic>, Vec<Diagnostic>)> = pkg
+            .files
+            .par_iter()
+            .filter(|f| f.kind == FileKind::Properties)
+            .map(|f| match yaml::parse(&f.source, "project::yaml") {
+                Ok(doc) => {
+                    let problems = crate::project::properties::check(&f.source, &doc);
+                    (f, Ok(doc), problems)
+                }
+                Err(d) => (f, Err(d), Vec::new()),
+            })
+            .collect();
+        for (f, doc, problems) in parsed {
+            let doc = match doc {
                 Ok(d) => d,
                 Err(d) => {
                     diags.push(d);
                     continue;
                 }
             };
-            for d in crate::project::properties::check(&f.source, &doc) {
+            for d in problems {
                 diags.push(d);
             }
             for (key, kind) in [("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"), ("analyses", "analysis")] {
