@@ -5,7 +5,7 @@
 //! Serialized straight from the compiled nodes (no `serde_json::Value` tree of the whole
 //! manifest): at 10k models that tree cost most of `compile`'s time and memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::LazyLock;
 
@@ -168,23 +168,48 @@ fn md5_hex(s: &str) -> String {
     Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Every node and source id with its sorted parents, and with its sorted children.
-type Lineage<'a> = BTreeMap<&'a str, BTreeSet<&'a str>>;
+/// Every node and source id (and, in the child map, every id a node depends on) with its sorted, distinct
+/// neighbours, in id order: a JSON object as a `BTreeMap` of `BTreeSet`s would write it.
+struct Lineage<'a>(Vec<(&'a str, Vec<&'a str>)>);
 
+impl Serialize for Lineage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (id, neighbours) in &self.0 {
+            map.serialize_entry(id, neighbours)?;
+        }
+        map.end()
+    }
+}
+
+/// The parent map and the child map.
 fn lineage_maps(compiled: &Compiled) -> (Lineage<'_>, Lineage<'_>) {
-    let mut parents: Lineage = BTreeMap::new();
-    let mut children: Lineage = BTreeMap::new();
+    let capacity = compiled.nodes.len() + compiled.sources.len();
+    let mut parents: HashMap<&str, Vec<&str>> = HashMap::with_capacity(capacity);
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::with_capacity(capacity);
     for id in compiled.nodes.iter().map(|n| n.unique_id.as_str()).chain(compiled.sources.iter().map(|s| s.unique_id.as_str())) {
         parents.entry(id).or_default();
         children.entry(id).or_default();
     }
     for node in &compiled.nodes {
         for dep in &node.depends_on {
-            parents.entry(&node.unique_id).or_default().insert(dep);
-            children.entry(dep).or_default().insert(&node.unique_id);
+            parents.entry(&node.unique_id).or_default().push(dep);
+            children.entry(dep).or_default().push(&node.unique_id);
         }
     }
-    (parents, children)
+    (Lineage::sorted(parents), Lineage::sorted(children))
+}
+
+impl<'a> Lineage<'a> {
+    fn sorted(map: HashMap<&'a str, Vec<&'a str>>) -> Self {
+        let mut entries: Vec<(&str, Vec<&str>)> = map.into_iter().collect();
+        entries.sort_unstable_by_key(|(id, _)| *id);
+        for (_, neighbours) in &mut entries {
+            neighbours.sort_unstable();
+            neighbours.dedup();
+        }
+        Lineage(entries)
+    }
 }
 
 struct Columns<'a>(&'a IndexMap<String, ColumnInfo>);
