@@ -66,6 +66,16 @@ impl Shared {
         self.package_order.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(name)))
     }
 
+    /// Whether `ref` called from `package` finds a model, seed or snapshot (enabled or not).
+    pub fn ref_resolves(&self, package: &str, call: &RefCall) -> bool {
+        let candidates: Vec<&Target> = self
+            .targets
+            .get(&call.name)
+            .map(|v| v.iter().filter(|t| call.package.as_deref().is_none_or(|p| p == t.package)).collect())
+            .unwrap_or_default();
+        pick_target(&candidates, call.version.as_deref(), package).is_some()
+    }
+
     /// When `get_where_subquery` resolves, from `package`, to orrery's own macro and dispatches
     /// to orrery's own implementation (no project or package overrides either), the ids of those
     /// two macros: the call is then answered natively, recording the same macros.
@@ -395,7 +405,7 @@ pub fn dbt_return(value: Option<Value>) -> Result<Value, Error> {
     Err(Error::new(ErrorKind::InvalidOperation, "return").with_source(ReturnSignal(value.unwrap_or(Value::from(())))))
 }
 
-fn json_of(v: &Value) -> Json {
+pub(crate) fn json_of(v: &Value) -> Json {
     serde_json::to_value(v).unwrap_or(Json::Null)
 }
 

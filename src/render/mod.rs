@@ -10,6 +10,7 @@ mod env;
 mod pyformat;
 mod pytime;
 mod rewrite;
+mod static_parse;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,11 +35,19 @@ pub struct RenderOptions {
     pub full_refresh: bool,
     pub invocation_id: String,
     pub run_started_at: DateTime<Utc>,
+    /// Render every template in the parse pass, also those [`static_parse`] can read (tests
+    /// compare the two).
+    pub parse_by_rendering: bool,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { full_refresh: false, invocation_id: uuid::Uuid::new_v4().to_string(), run_started_at: Utc::now() }
+        RenderOptions {
+            full_refresh: false,
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+            run_started_at: Utc::now(),
+            parse_by_rendering: false,
+        }
     }
 }
 
@@ -229,6 +238,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
 
     // Macros: dbt's own first, so that a project's macro of the same name wins.
     let mut macros: HashMap<String, HashMap<String, MacroRef>> = HashMap::new();
+    // Each project macro's own text (one `{% macro %}` block), to tell which are inert.
+    let mut macro_texts: Vec<(String, String)> = Vec::new();
     let mut add_macro_file = |env: &mut Environment<'static>, package: &str, file_name: &str, text: &str, source: SourceFile, diags: &mut Diagnostics| {
         // orrery's own macros are known to compile (tests check): they are compiled when called.
         let builtin = source.path.starts_with("<dbt>/");
@@ -261,6 +272,9 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                     continue;
                 }
                 templates.origins.insert(template.clone(), origin);
+                if !builtin {
+                    macro_texts.push((format!("macro.{package}.{name}"), compiled_text[range.clone()].to_string()));
+                }
                 macros.entry(package.to_string()).or_default().insert(
                     name.clone(),
                     MacroRef { unique_id: format!("macro.{package}.{name}"), name, package: package.to_string(), template },
@@ -305,6 +319,11 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     package_order.push("dbt".into());
     let dispatch: HashMap<String, Vec<String>> = project.root_package().dispatch.iter().cloned().collect();
 
+    // Macros a template may call without being rendered in the parse pass (see static_parse).
+    let inert_macros: std::collections::HashSet<String> = {
+        let is_macro = |id: &str| id.starts_with("orrery_macro__") || macros.contains_key(id) || macros.values().any(|m| m.contains_key(id));
+        macro_texts.into_iter().filter(|(_, text)| static_parse::macro_is_inert(text, &is_macro)).map(|(id, _)| id).collect()
+    };
     let vars = drafts::package_vars(project);
     let docs = drafts::docs_blocks(project);
     let target_value = context::json_value(&serde_json::to_value(&project.target_jinja).unwrap_or_default());
@@ -349,6 +368,11 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         .map(|(i, d)| {
             if d.template.as_ref().is_some_and(|t| broken.contains(t)) {
                 return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
+            }
+            if d.test.is_none() && !options.parse_by_rendering {
+                if let Some(rec) = read_parse_calls(&base, &inert_macros, d) {
+                    return Ok(rec);
+                }
             }
             let node = new_render(&base, d, false, false, None, drafts::LazyModel::value_of(&parse_drafts, i, false), None);
             if d.test.is_some() {
@@ -542,6 +566,49 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         diagnostics: diags,
     }
+}
+
+/// What the parse render of `d` would record, read off its text when it is simple enough.
+fn read_parse_calls(shared: &Shared, inert_macros: &std::collections::HashSet<String>, d: &Draft) -> Option<Recorded> {
+    d.template.as_ref()?;
+    let inert = |name: &str| shared.find_macro(&d.package, name).is_some_and(|m| inert_macros.contains(&m.unique_id));
+    let calls = static_parse::calls(&d.template_text, &inert)?;
+    let mut rec = Recorded::default();
+    for call in calls {
+        match call {
+            // A call that would fail is left to the render, which reports it as it always has.
+            static_parse::Call::Ref { mut names, version } => {
+                let name = names.pop()?;
+                let call = crate::node::RefCall { package: names.pop(), name, version };
+                if !shared.ref_resolves(&d.package, &call) {
+                    return None;
+                }
+                if !rec.refs.contains(&call) {
+                    rec.refs.push(call);
+                }
+            }
+            static_parse::Call::Source(source, table) => {
+                if !shared.sources.contains_key(&(source.clone(), table.clone())) {
+                    return None;
+                }
+                let pair = [source, table];
+                if !rec.sources.contains(&pair) {
+                    rec.sources.push(pair);
+                }
+            }
+            static_parse::Call::Var { name, has_default } => {
+                if !has_default && !shared.vars.get(&d.package).is_some_and(|vars| vars.contains_key(&name)) {
+                    return None;
+                }
+            }
+            static_parse::Call::Config(items) => {
+                for (key, value) in items {
+                    context::merge_config(&mut rec.config, &key, context::json_of(&value));
+                }
+            }
+        }
+    }
+    Some(rec)
 }
 
 fn take_recorded(node: &Arc<NodeRender>) -> Recorded {
@@ -902,5 +969,77 @@ mod builtin_tests {
                 panic!("{file}: {err:#}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod parse_reading_tests {
+    use super::*;
+
+    fn load(dir: &std::path::Path) -> Option<Project> {
+        let options = crate::project::LoadOptions { project_dir: dir.to_path_buf(), profiles_dir: Some(dir.to_path_buf()), ..Default::default() };
+        crate::project::load(&options).ok()
+    }
+
+    /// Everything a node carries from the parse pass and the compile pass, as text.
+    fn outcome(compiled: &Compiled) -> Vec<String> {
+        let mut out: Vec<String> = compiled
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} config={} refs={:?} sources={:?} depends_on={:?} macros={:?} enabled={}\n{:?}\n{:?}",
+                    n.unique_id,
+                    serde_json::to_string(&n.config).unwrap_or_default(),
+                    n.refs,
+                    n.sources,
+                    n.depends_on,
+                    n.depends_on_macros,
+                    n.config.enabled,
+                    n.compiled_code,
+                    n.compiled_code_incremental
+                )
+            })
+            .collect();
+        out.extend(compiled.diagnostics.0.iter().map(|d| format!("{d:?}")));
+        out
+    }
+
+    /// Reading a simple template's parse calls gives what rendering it in the parse pass gives,
+    /// on every example and test project (errors included), and the reader is used on them.
+    #[test]
+    fn reading_parse_calls_gives_what_rendering_them_gives() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![root.join("examples/shop"), root.join("examples/clinic")];
+        for entry in std::fs::read_dir(root.join("tests/fixtures/projects")).expect("test projects").flatten() {
+            if entry.path().join("dbt_project.yml").is_file() {
+                dirs.push(entry.path());
+            }
+        }
+        let mut read = 0;
+        let mut compared = 0;
+        for dir in &dirs {
+            // A project whose profile needs a server's settings (pg) is left to its own tests.
+            let Some(project) = load(dir) else { continue };
+            compared += 1;
+            let options = RenderOptions::default();
+            let rendered = compile_all(&project, &RenderOptions { parse_by_rendering: true, ..options.clone() });
+            let by_reading = compile_all(&project, &options);
+            let (a, b) = (outcome(&rendered), outcome(&by_reading));
+            assert_eq!(a.len(), b.len(), "{}", dir.display());
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x, y, "{}", dir.display());
+            }
+            let never = |_: &str| false;
+            read += project
+                .packages
+                .iter()
+                .flat_map(|p| &p.files)
+                .filter(|f| f.kind == crate::project::FileKind::Model)
+                .filter(|f| static_parse::calls(&f.source.text, &never).is_some())
+                .count();
+        }
+        assert!(compared >= 5, "only {compared} projects compared");
+        assert!(read >= 10, "only {read} model files were simple enough to read");
     }
 }

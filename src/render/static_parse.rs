@@ -1,0 +1,409 @@
+//! The parse pass without rendering, for templates simple enough to read as they are.
+//!
+//! dbt renders every model twice: once to learn its `ref`, `source` and `config` calls (with
+//! `execute` false), once to compile it. When a template is made only of such calls, `var`
+//! calls and calls of macros that cannot record anything — each with literal arguments — and
+//! of `{% if is_incremental() %}` blocks (not rendered while parsing: nothing exists yet), what
+//! the first render would record can be read off the text. Anything else, or anything this
+//! reader is unsure of, returns `None` and the template is rendered as before; the compile pass
+//! renders every template anyway, so an error the parse render would have raised is still
+//! reported, by it.
+
+use minijinja::value::Value;
+
+/// A call the parse render would record.
+#[derive(Debug, PartialEq)]
+pub enum Call {
+    /// `ref(...)`: its one or two names and its `v=` / `version=`.
+    Ref { names: Vec<String>, version: Option<String> },
+    /// `source(source_name, table_name)`.
+    Source(String, String),
+    /// `config(key=value, ...)`, in call order.
+    Config(Vec<(String, Value)>),
+    /// `var(name)` (records nothing, fails when the var is unset) or `var(name, default)`.
+    Var { name: String, has_default: bool },
+}
+
+/// Names a model template may not call through this reader (they are context functions or
+/// values whose parse-time effects it does not reproduce).
+const CONTEXT_NAMES: &[&str] = &[
+    "get_where_subquery", "doc", "execute", "this", "model", "target", "graph", "project_name", "adapter", "context",
+    "_dbt_generic_test_kwargs", "is_incremental", "env_var", "log", "print", "return", "exceptions", "run_query",
+    "statement", "load_result", "caller", "modules", "fromjson", "tojson", "fromyaml", "toyaml", "zip", "set",
+    "local_md5", "invocation_id", "run_started_at",
+];
+
+/// Identifiers that make a macro body unsafe to skip while parsing: they record, print, depend
+/// on the pass (`execute`, `model`, `this`, `graph`) or reach other templates.
+const RECORDING_NAMES: &[&str] = &[
+    "ref", "source", "config", "adapter", "execute", "graph", "model", "this", "env_var", "run_query", "statement",
+    "load_result", "caller", "exceptions", "log", "print", "do", "call", "import", "from", "include", "extends",
+    "context", "doc", "get_where_subquery", "is_incremental", "raw",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok<'a> {
+    Ident(&'a str),
+    Str(&'a str),
+    Int(i64),
+    Punct(u8),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tag {
+    Expr,
+    Stmt,
+}
+
+/// One `{{ }}` or `{% %}` of a template, as tokens.
+struct TagToks<'a> {
+    kind: Tag,
+    toks: Vec<Tok<'a>>,
+}
+
+/// Every tag of `text`, comments skipped; `None` on what this reader does not lex.
+fn tags(text: &str) -> Option<Vec<TagToks<'_>>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] != b'{' || !matches!(b[i + 1], b'{' | b'%' | b'#') {
+            i += 1;
+            continue;
+        }
+        let opener = b[i + 1];
+        i += 2;
+        if opener == b'#' {
+            let end = text[i..].find("#}")?;
+            i += end + 2;
+            continue;
+        }
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        if b.get(i) == Some(&b'+') {
+            return None;
+        }
+        let close = if opener == b'{' { b'}' } else { b'%' };
+        let (toks, next) = lex(text, i, close)?;
+        out.push(TagToks { kind: if opener == b'{' { Tag::Expr } else { Tag::Stmt }, toks });
+        i = next;
+    }
+    Some(out)
+}
+
+/// Tokens from `at` up to the tag's end (`}}` or `%}`, with an optional `-` before it); returns
+/// them and the offset after the end.
+fn lex(text: &str, mut i: usize, close: u8) -> Option<(Vec<Tok<'_>>, usize)> {
+    let b = text.as_bytes();
+    let mut toks = Vec::new();
+    loop {
+        let c = *b.get(i)?;
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'-' if b.get(i + 1) == Some(&close) && b.get(i + 2) == Some(&b'}') => return Some((toks, i + 3)),
+            _ if c == close && b.get(i + 1) == Some(&b'}') => return Some((toks, i + 2)),
+            b'\'' | b'"' => {
+                let rest = &text[i + 1..];
+                let end = rest.find(c as char)?;
+                let s = &rest[..end];
+                if s.contains('\\') {
+                    return None;
+                }
+                toks.push(Tok::Str(s));
+                i += end + 2;
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_') {
+                    return None;
+                }
+                toks.push(Tok::Int(text[start..i].parse().ok()?));
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+                    i += 1;
+                }
+                toks.push(Tok::Ident(&text[start..i]));
+            }
+            b'(' | b')' | b'[' | b']' | b'{' | b'}' | b',' | b'=' | b':' | b'.' | b'-' | b'|' | b'~' | b'+' | b'*' | b'/'
+            | b'%' | b'<' | b'>' | b'!' => {
+                toks.push(Tok::Punct(c));
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether a macro's text (one `{% macro %}` block) can be skipped while parsing: it names
+/// nothing in [`RECORDING_NAMES`] and no macro or package but itself (`is_macro`).
+pub fn macro_is_inert(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
+    let Some(tags) = tags(text) else { return false };
+    let mut own_name = None;
+    for tag in &tags {
+        for (i, tok) in tag.toks.iter().enumerate() {
+            let Tok::Ident(id) = tok else { continue };
+            if tag.kind == Tag::Stmt && i == 1 && tag.toks.first() == Some(&Tok::Ident("macro")) {
+                own_name = Some(*id);
+                continue;
+            }
+            if RECORDING_NAMES.contains(id) || (Some(*id) != own_name && is_macro(id)) {
+                return false;
+            }
+        }
+    }
+    own_name.is_some()
+}
+
+/// The calls a parse render of `text` would record, or `None` when the template is not simple
+/// enough (see the module's documentation). `inert_macro` tells whether a name is a macro the
+/// template may call without rendering it.
+pub fn calls(text: &str, inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>> {
+    let tags = tags(text)?;
+    let mut out = Vec::new();
+    let mut skipping = 0usize;
+    for tag in &tags {
+        match tag.kind {
+            Tag::Stmt => {
+                let toks = tag.toks.as_slice();
+                let first = match toks.first() {
+                    Some(Tok::Ident(id)) => *id,
+                    _ => return None,
+                };
+                let is_incremental_if = toks
+                    == [Tok::Ident("if"), Tok::Ident("is_incremental"), Tok::Punct(b'('), Tok::Punct(b')')].as_slice();
+                match first {
+                    "raw" => return None,
+                    "if" if skipping == 0 && is_incremental_if => skipping = 1,
+                    "if" if skipping > 0 => skipping += 1,
+                    "endif" if skipping > 0 => skipping -= 1,
+                    // An `else` of the skipped block is rendered while parsing.
+                    "else" | "elif" if skipping == 1 => return None,
+                    _ if skipping > 0 => {}
+                    _ => return None,
+                }
+            }
+            Tag::Expr if skipping > 0 => {}
+            Tag::Expr => out.extend(expression(&tag.toks, inert_macro)?),
+        }
+    }
+    (skipping == 0).then_some(out)
+}
+
+/// A `{{ name(args) }}` expression: what it records (`None` inside when it records nothing).
+fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Option<Call>> {
+    let [Tok::Ident(name), Tok::Punct(b'('), rest @ ..] = toks else { return None };
+    let mut p = Parser { toks: rest, at: 0 };
+    let (positional, keywords) = p.arguments()?;
+    if p.at != rest.len() {
+        return None;
+    }
+    match *name {
+        "ref" => {
+            let names = positional.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>()?;
+            if !(1..=2).contains(&names.len()) {
+                return None;
+            }
+            let mut version = None;
+            for (key, value) in &keywords {
+                match key.as_str() {
+                    "v" | "version" if value.is_none() => {}
+                    "v" | "version" if value.as_str().is_some() || value.as_i64().is_some() => version = Some(value.to_string()),
+                    _ => return None,
+                }
+            }
+            Some(Some(Call::Ref { names, version }))
+        }
+        "source" => match (positional.as_slice(), keywords.is_empty()) {
+            ([s, t], true) => Some(Some(Call::Source(s.as_str()?.to_string(), t.as_str()?.to_string()))),
+            _ => None,
+        },
+        "config" if positional.is_empty() => Some(Some(Call::Config(keywords))),
+        "var" if keywords.is_empty() && (1..=2).contains(&positional.len()) => {
+            Some(Some(Call::Var { name: positional[0].as_str()?.to_string(), has_default: positional.len() == 2 }))
+        }
+        _ if CONTEXT_NAMES.contains(name) || matches!(*name, "config" | "var") => None,
+        _ if inert_macro(name) => Some(None),
+        _ => None,
+    }
+}
+
+struct Parser<'t, 'a> {
+    toks: &'t [Tok<'a>],
+    at: usize,
+}
+
+impl<'t, 'a> Parser<'t, 'a> {
+    fn peek(&self) -> Option<&'t Tok<'a>> {
+        self.toks.get(self.at)
+    }
+
+    fn eat(&mut self, punct: u8) -> bool {
+        if self.peek() == Some(&Tok::Punct(punct)) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Arguments up to and including the closing `)`: positional literals, then `key=literal`s.
+    fn arguments(&mut self) -> Option<(Vec<Value>, Vec<(String, Value)>)> {
+        let mut positional = Vec::new();
+        let mut keywords: Vec<(String, Value)> = Vec::new();
+        loop {
+            if self.eat(b')') {
+                return Some((positional, keywords));
+            }
+            if let (Some(Tok::Ident(key)), Some(Tok::Punct(b'='))) = (self.toks.get(self.at), self.toks.get(self.at + 1)) {
+                let key = key.to_string();
+                self.at += 2;
+                let value = self.literal()?;
+                if keywords.iter().any(|(k, _)| *k == key) {
+                    return None;
+                }
+                keywords.push((key, value));
+            } else {
+                if !keywords.is_empty() {
+                    return None;
+                }
+                positional.push(self.literal()?);
+            }
+            if !self.eat(b',') {
+                return self.eat(b')').then_some((positional, keywords));
+            }
+        }
+    }
+
+    /// A string, integer, boolean, none, or a list or string-keyed dict of literals.
+    fn literal(&mut self) -> Option<Value> {
+        let tok = self.peek()?.clone();
+        self.at += 1;
+        Some(match tok {
+            Tok::Str(s) => Value::from(s),
+            Tok::Int(n) => Value::from(n),
+            Tok::Punct(b'-') => match self.peek()? {
+                Tok::Int(n) => {
+                    let n = -*n;
+                    self.at += 1;
+                    Value::from(n)
+                }
+                _ => return None,
+            },
+            Tok::Ident("true" | "True") => Value::from(true),
+            Tok::Ident("false" | "False") => Value::from(false),
+            Tok::Ident("none" | "None") => Value::from(()),
+            Tok::Punct(b'[') => {
+                let mut items = Vec::new();
+                while !self.eat(b']') {
+                    items.push(self.literal()?);
+                    if !self.eat(b',') {
+                        if !self.eat(b']') {
+                            return None;
+                        }
+                        break;
+                    }
+                }
+                Value::from(items)
+            }
+            Tok::Punct(b'{') => {
+                let mut items: Vec<(String, Value)> = Vec::new();
+                while !self.eat(b'}') {
+                    let Some(Tok::Str(key)) = self.peek().cloned() else { return None };
+                    self.at += 1;
+                    if !self.eat(b':') {
+                        return None;
+                    }
+                    let value = self.literal()?;
+                    if items.iter().any(|(k, _)| k == key) {
+                        return None;
+                    }
+                    items.push((key.to_string(), value));
+                    if !self.eat(b',') {
+                        if !self.eat(b'}') {
+                            return None;
+                        }
+                        break;
+                    }
+                }
+                Value::from_iter(items)
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Option<Vec<Call>> {
+        calls(text, &|name| name == "scaled")
+    }
+
+    #[test]
+    fn reads_refs_sources_configs_and_skips_incremental_blocks() {
+        let text = "{{ config(materialized='incremental', unique_key='id', tags=['a', \"b\"], meta={'x': 1}) }}\n\
+            select * from {{ ref('a') }} join {{ ref('pkg', 'b', v=2) }} join {{ source('raw', 't') }}\n\
+            where {{ scaled('x', factor=-2) }} > {{ var('min', 0) }}\n\
+            {%- if is_incremental() %} and id > (select max(id) from {{ this }}){% if x %}{% endif %}{% endif -%}\n\
+            {# {{ ref('commented') }} #}";
+        let got = read(text).expect("simple enough");
+        assert_eq!(got.len(), 5);
+        match &got[0] {
+            Call::Config(kv) => {
+                let keys: Vec<&str> = kv.iter().map(|(k, _)| k.as_str()).collect();
+                assert_eq!(keys, ["materialized", "unique_key", "tags", "meta"]);
+                assert_eq!(kv[2].1.to_string(), "['a', 'b']");
+            }
+            other => panic!("expected config, got {other:?}"),
+        }
+        assert_eq!(got[1], Call::Ref { names: vec!["a".into()], version: None });
+        assert_eq!(got[2], Call::Ref { names: vec!["pkg".into(), "b".into()], version: Some("2".into()) });
+        assert_eq!(got[3], Call::Source("raw".into(), "t".into()));
+        assert_eq!(got[4], Call::Var { name: "min".into(), has_default: true });
+    }
+
+    #[test]
+    fn anything_else_is_rendered() {
+        for text in [
+            "{{ ref('a') | upper }}",
+            "{{ ref('a').identifier }}",
+            "{{ this }}",
+            "{% set x = 1 %}{{ ref('a') }}",
+            "{% if is_incremental() %}{% else %}{{ ref('a') }}{% endif %}",
+            "{% if is_incremental() %}",
+            "{{ other_macro('x') }}",
+            "{{ config(materialized=var('m')) }}",
+            "{{ ref('a\\'b') }}",
+            "{{ ref(name) }}",
+            "{% raw %}{{ ref('a') }}{% endraw %}",
+            "{{ env_var('X') }}",
+            "{{ ref('a') ~ 'x' }}",
+        ] {
+            assert_eq!(read(text), None, "{text}");
+        }
+        assert_eq!(read("select 1"), Some(vec![]));
+    }
+
+    #[test]
+    fn a_macro_is_inert_unless_it_can_record_or_reach_another_macro() {
+        let is_macro = |name: &str| matches!(name, "orrery_macro__scaled" | "other" | "dbt_utils");
+        assert!(macro_is_inert("{% macro orrery_macro__scaled(column, factor=1) -%}({{ column }} * {{ factor }}){%- endmacro %}", &is_macro));
+        assert!(macro_is_inert("{% macro orrery_macro__label() %}{{ return(\"'\" ~ var('label', 'none') ~ \"'\") }}{% endmacro %}", &is_macro));
+        for text in [
+            "{% macro orrery_macro__m() %}{{ ref('a') }}{% endmacro %}",
+            "{% macro orrery_macro__m() %}{{ other() }}{% endmacro %}",
+            "{% macro orrery_macro__m() %}{{ dbt_utils.star('x') }}{% endmacro %}",
+            "{% macro orrery_macro__m() %}{% if execute %}x{% endif %}{% endmacro %}",
+            "{% macro orrery_macro__m() %}{{ log('x') }}{% endmacro %}",
+        ] {
+            assert!(!macro_is_inert(text, &is_macro), "{text}");
+        }
+    }
+}
