@@ -969,6 +969,33 @@ impl<'env> KwargExprs<'env> {
     }
 }
 
+/// For a generic test whose arguments hold no Jinja but its `model` (`{{ get_where_subquery(
+/// ref(...)) }}` or `source(...)`), that `ref(...)` or `source(...)` call's text.
+pub fn plain_test_target(d: &Draft) -> Option<&str> {
+    fn plain(v: &Json) -> bool {
+        match v {
+            Json::String(s) => !s.contains("{{") && !s.contains("{%") && !LOOKS_LIKE_FUNC.is_match(s),
+            Json::Array(a) => a.iter().all(plain),
+            Json::Object(m) => m.values().all(plain),
+            _ => true,
+        }
+    }
+    let t = d.test.as_ref()?;
+    let mut target = None;
+    for (k, v) in &t.metadata.kwargs {
+        match (k.as_str(), v) {
+            ("column_name", Json::String(_)) => {}
+            ("model", Json::String(s)) => target = Some(s.strip_prefix("{{ get_where_subquery(")?.strip_suffix(") }}")?),
+            _ if plain(v) => {}
+            _ => return None,
+        }
+    }
+    target
+}
+
+static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
+
 pub fn test_kwargs<'env>(
     env: &'env Environment<'static>,
     exprs: &KwargExprs<'env>,
@@ -976,8 +1003,6 @@ pub fn test_kwargs<'env>(
     d: &Draft,
     templates: &Templates,
 ) -> Result<Value, Diagnostic> {
-    static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
     // A value that is one `{{ expression }}` and nothing else.
     static ONE_EXPR: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"^\{\{\s*([^{}%]+?)\s*\}\}$").expect("regex"));

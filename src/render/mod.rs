@@ -369,7 +369,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             if d.template.as_ref().is_some_and(|t| broken.contains(t)) {
                 return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
             }
-            if d.test.is_none() && !options.parse_by_rendering {
+            if !options.parse_by_rendering {
                 if let Some(rec) = read_parse_calls(&base, &inert_macros, d) {
                     return Ok(rec);
                 }
@@ -572,7 +572,20 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
 fn read_parse_calls(shared: &Shared, inert_macros: &std::collections::HashSet<String>, d: &Draft) -> Option<Recorded> {
     d.template.as_ref()?;
     let inert = |name: &str| shared.find_macro(&d.package, name).is_some_and(|m| inert_macros.contains(&m.unique_id));
-    let calls = static_parse::calls(&d.template_text, &inert)?;
+    let calls = match &d.test {
+        None => static_parse::calls(&d.template_text, &inert)?,
+        // A generic test's parse render evaluates its arguments only; with orrery's own
+        // `get_where_subquery` and no other Jinja, only the tested model's ref or source records.
+        Some(_) => {
+            shared.builtin_where_subquery(&d.package)?;
+            let target = drafts::plain_test_target(d)?;
+            let calls = static_parse::calls(&format!("{{{{ {target} }}}}"), &|_| false)?;
+            if calls.len() != 1 || !matches!(calls[0], static_parse::Call::Ref { .. } | static_parse::Call::Source(..)) {
+                return None;
+            }
+            calls
+        }
+    };
     let mut rec = Recorded::default();
     for call in calls {
         match call {
