@@ -673,6 +673,7 @@ pub fn collect(
             }
             (drafts, pending_tests)
         }).collect();
+        drafts.reserve(per_file.iter().map(|(d, _)| d.len()).sum());
         for (d, t) in per_file {
             drafts.extend(d);
             pending_tests.extend(t);
@@ -682,13 +683,17 @@ pub fn collect(
     for d in yml_errors.into_inner() {
         diags.push(d);
     }
+    let t = crate::timing::phase("render.drafts.tests");
     let tests: Vec<Result<Draft, Diagnostic>> = pending_tests.into_par_iter().map(|t| generic_test(project, env, shared, t)).collect();
+    drafts.reserve(tests.len());
     for t in tests {
         match t {
             Ok(d) => drafts.push(d),
             Err(d) => diags.push(d),
         }
     }
+    drop(t);
+    let _t = crate::timing::phase("render.drafts.sort");
     drafts.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     (sources, drafts)
 }
