@@ -72,8 +72,11 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 
 /// A path relative to the current directory when it lies below it, else as given.
 pub fn display_path(path: &Path) -> PathBuf {
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(rel) = path.strip_prefix(&cwd) {
+    // orrery never changes directory: the current one is asked once (a project reads
+    // thousands of files).
+    static CWD: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    if let Some(cwd) = CWD.get_or_init(|| std::env::current_dir().ok()) {
+        if let Ok(rel) = path.strip_prefix(cwd) {
             return rel.to_path_buf();
         }
     }
