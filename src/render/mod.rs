@@ -780,10 +780,26 @@ fn resolve_relation(
 
 /// Renders a node's `pre_hook` / `post_hook` with the node's own context (`this`, `target`…),
 /// as dbt renders them when the node runs.
+/// A config's `pre_hook` or `post_hook` as a list of SQL templates.
+fn hook_list(cfg: &serde_json::Map<String, Json>, key: &str) -> Vec<String> {
+    match cfg.get(key) {
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Json::String(s) => s.clone(),
+                Json::Object(m) => m.get("sql").and_then(Json::as_str).unwrap_or_default().to_string(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Json::String(s)) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
 fn render_node_hooks(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft, rec: &mut Recorded) -> Result<(), Diagnostic> {
     // d.config already holds the parse pass's config() calls, hooks included.
-    let typed = node_config(&d.config, true);
-    if typed.pre_hook.is_empty() && typed.post_hook.is_empty() {
+    let (pre_hook, post_hook) = (hook_list(&d.config, "pre_hook"), hook_list(&d.config, "post_hook"));
+    if pre_hook.is_empty() && post_hook.is_empty() {
         return Ok(());
     }
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
@@ -799,7 +815,7 @@ fn render_node_hooks(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Dra
             })
             .collect()
     };
-    rec.hooks = Some((render(&typed.pre_hook)?, render(&typed.post_hook)?));
+    rec.hooks = Some((render(&pre_hook)?, render(&post_hook)?));
     Ok(())
 }
 
@@ -846,20 +862,7 @@ pub(crate) fn node_config(cfg: &serde_json::Map<String, Json>, enabled: bool) ->
             _ => IndexMap::new(),
         }
     };
-    let hooks = |k: &str| -> Vec<String> {
-        match cfg.get(k) {
-            Some(Json::Array(a)) => a
-                .iter()
-                .map(|v| match v {
-                    Json::String(s) => s.clone(),
-                    Json::Object(m) => m.get("sql").and_then(Json::as_str).unwrap_or_default().to_string(),
-                    other => other.to_string(),
-                })
-                .collect(),
-            Some(Json::String(s)) => vec![s.clone()],
-            _ => vec![],
-        }
-    };
+    let hooks = |k: &str| hook_list(cfg, k);
     const KNOWN: &[&str] = &[
         "enabled", "materialized", "tags", "database", "schema", "alias", "pre_hook", "post_hook", "unique_key",
         "incremental_strategy", "on_schema_change", "full_refresh", "grants", "meta", "persist_docs", "quoting",
