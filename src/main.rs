@@ -1,4 +1,4 @@
-#[cfg(all(unix, not(target_env = "musl")))]
+#[cfg(all(feature = "jemalloc", unix, not(target_env = "musl")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
