@@ -118,7 +118,8 @@ fn lex(text: &str, mut i: usize, close: u8) -> Option<(Vec<Tok<'_>>, usize)> {
                 while b.get(i).is_some_and(u8::is_ascii_digit) {
                     i += 1;
                 }
-                if b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_') {
+                // A float, `1e3`, `1_000` or `007` is left to minijinja.
+                if b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_') || (b[start] == b'0' && i - start > 1) {
                     return None;
                 }
                 toks.push(Tok::Int(text[start..i].parse().ok()?));
@@ -385,6 +386,13 @@ mod tests {
             "{% raw %}{{ ref('a') }}{% endraw %}",
             "{{ env_var('X') }}",
             "{{ ref('a') ~ 'x' }}",
+            "{{ ref('a', v=1.5) }}",
+            "{{ config(limit=007) }}",
+            "{{ dbt_utils.star(ref('a')) }}",
+            "{{ config(**{'a': 1}) }}",
+            "{%+ if is_incremental() %}{% endif %}",
+            "{% macro m() %}{% endmacro %}{{ ref('a') }}",
+            "{{ ref('ä') }}{{ café }}",
         ] {
             assert_eq!(read(text), None, "{text}");
         }
