@@ -38,7 +38,7 @@ const CONTEXT_NAMES: &[&str] = &[
 const RECORDING_NAMES: &[&str] = &[
     "ref", "source", "config", "adapter", "execute", "graph", "model", "this", "env_var", "run_query", "statement",
     "load_result", "caller", "exceptions", "log", "print", "do", "call", "import", "from", "include", "extends",
-    "context", "doc", "get_where_subquery", "is_incremental", "raw",
+    "context", "doc", "get_where_subquery", "is_incremental", "raw", "builtins",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -410,6 +410,7 @@ mod tests {
             "{% macro orrery_macro__m() %}{{ dbt_utils.star('x') }}{% endmacro %}",
             "{% macro orrery_macro__m() %}{% if execute %}x{% endif %}{% endmacro %}",
             "{% macro orrery_macro__m() %}{{ log('x') }}{% endmacro %}",
+            "{% macro orrery_macro__m() %}{{ builtins.ref('a') }}{% endmacro %}",
         ] {
             assert!(!macro_is_inert(text, &is_macro), "{text}");
         }
