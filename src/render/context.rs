@@ -66,14 +66,14 @@ impl Shared {
         self.package_order.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(name)))
     }
 
-    /// Whether `ref` called from `package` finds a model, seed or snapshot (enabled or not).
-    pub fn ref_resolves(&self, package: &str, call: &RefCall) -> bool {
+    /// The model, seed or snapshot (enabled or not) `ref` finds when called from `package`.
+    pub fn ref_target(&self, package: &str, call: &RefCall) -> Option<&Target> {
         let candidates: Vec<&Target> = self
             .targets
             .get(&call.name)
             .map(|v| v.iter().filter(|t| call.package.as_deref().is_none_or(|p| p == t.package)).collect())
             .unwrap_or_default();
-        pick_target(&candidates, call.version.as_deref(), package).is_some()
+        pick_target(&candidates, call.version.as_deref(), package)
     }
 
     /// When `get_where_subquery` resolves, from `package`, to orrery's own macro and dispatches
@@ -477,13 +477,7 @@ impl NodeFn {
         let node = &self.ctx.node;
         let call = RefCall { package: package.clone(), name: name.clone(), version: version.clone() };
         let shared = &node.shared;
-        let candidates: Vec<&Target> = shared
-            .targets
-            .get(&name)
-            .map(|v| v.iter().filter(|t| package.as_deref().is_none_or(|p| p == t.package)).collect())
-            .unwrap_or_default();
-        let chosen = pick_target(&candidates, version.as_deref(), &node.package);
-        let Some(target) = chosen else {
+        let Some(target) = shared.ref_target(&node.package, &call) else {
             let all: Vec<&str> = shared.targets.keys().map(String::as_str).collect();
             let mut msg = match &version {
                 Some(v) => format!("ref to `{name}` version {v}: no such model"),

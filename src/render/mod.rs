@@ -272,12 +272,13 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                     continue;
                 }
                 templates.origins.insert(template.clone(), origin);
+                let unique_id = format!("macro.{package}.{name}");
                 if !builtin {
-                    macro_texts.push((format!("macro.{package}.{name}"), compiled_text[range.clone()].to_string()));
+                    macro_texts.push((unique_id.clone(), compiled_text[range.clone()].to_string()));
                 }
                 macros.entry(package.to_string()).or_default().insert(
                     name.clone(),
-                    MacroRef { unique_id: format!("macro.{package}.{name}"), name, package: package.to_string(), template },
+                    MacroRef { unique_id, name, package: package.to_string(), template },
                 );
             }
             return;
@@ -593,7 +594,7 @@ fn read_parse_calls(shared: &Shared, inert_macros: &std::collections::HashSet<St
             static_parse::Call::Ref { mut names, version } => {
                 let name = names.pop()?;
                 let call = crate::node::RefCall { package: names.pop(), name, version };
-                if !shared.ref_resolves(&d.package, &call) {
+                if shared.ref_target(&d.package, &call).is_none() {
                     return None;
                 }
                 if !rec.refs.contains(&call) {
@@ -778,8 +779,6 @@ fn resolve_relation(
     Ok(Relation { database: Some(database), schema, identifier })
 }
 
-/// Renders a node's `pre_hook` / `post_hook` with the node's own context (`this`, `target`…),
-/// as dbt renders them when the node runs.
 /// A config's `pre_hook` or `post_hook` as a list of SQL templates.
 fn hook_list(cfg: &serde_json::Map<String, Json>, key: &str) -> Vec<String> {
     match cfg.get(key) {
@@ -796,6 +795,8 @@ fn hook_list(cfg: &serde_json::Map<String, Json>, key: &str) -> Vec<String> {
     }
 }
 
+/// Renders a node's `pre_hook` / `post_hook` with the node's own context (`this`, `target`…),
+/// as dbt renders them when the node runs.
 fn render_node_hooks(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft, rec: &mut Recorded) -> Result<(), Diagnostic> {
     // d.config already holds the parse pass's config() calls, hooks included.
     let (pre_hook, post_hook) = (hook_list(&d.config, "pre_hook"), hook_list(&d.config, "post_hook"));
