@@ -21,9 +21,11 @@ pub(super) fn target_dir(build: &Build) -> PathBuf {
 
 /// Builds the run plan of a compiled project's selection.
 pub(super) fn run_plan(build: &Build, selection: &Selection, full_refresh: bool) -> Result<(RunPlan, Diagnostics), Diagnostics> {
+    let t = crate::timing::phase("plan.select");
     let (graph, selected) = session::select(build, selection)?;
     let node_callbacks = session::callback_nodes(build, &graph)?;
     let nodes = graph.topo_order(&selected);
+    drop(t);
     let pipeline = &build.pipeline.pipeline;
     let options = PlanOptions {
         full_refresh: full_refresh || pipeline.execution.full_refresh,

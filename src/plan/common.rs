@@ -15,7 +15,28 @@ pub(super) struct Built {
 }
 
 pub(super) fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+    let mut out = String::with_capacity(ident.len() + 2);
+    push_quoted(&mut out, ident);
+    out
+}
+
+fn push_quoted(out: &mut String, ident: &str) {
+    out.push('"');
+    if ident.contains('"') {
+        out.push_str(&ident.replace('"', "\"\""));
+    } else {
+        out.push_str(ident);
+    }
+    out.push('"');
+}
+
+/// `prefix`, the SQL, `suffix` as one string, allocated once (a model's SQL is long).
+pub(super) fn around(prefix: &str, sql: &str, suffix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + sql.len() + suffix.len());
+    out.push_str(prefix);
+    out.push_str(sql);
+    out.push_str(suffix);
+    out
 }
 
 pub(super) fn literal(text: &str) -> String {
@@ -23,10 +44,25 @@ pub(super) fn literal(text: &str) -> String {
 }
 
 pub(super) fn render(relation: &Relation) -> String {
-    match &relation.database {
-        Some(db) => format!("{}.{}.{}", quote(db), quote(&relation.schema), quote(&relation.identifier)),
-        None => format!("{}.{}", quote(&relation.schema), quote(&relation.identifier)),
+    render_suffixed(relation, "")
+}
+
+/// [`render`] of the relation whose identifier has `suffix` appended (see [`sibling`]).
+pub(super) fn render_suffixed(relation: &Relation, suffix: &str) -> String {
+    let db_len = relation.database.as_ref().map_or(0, |db| db.len() + 3);
+    let mut out = String::with_capacity(db_len + relation.schema.len() + relation.identifier.len() + suffix.len() + 6);
+    if let Some(db) = &relation.database {
+        push_quoted(&mut out, db);
+        out.push('.');
     }
+    push_quoted(&mut out, &relation.schema);
+    out.push('.');
+    if suffix.is_empty() {
+        push_quoted(&mut out, &relation.identifier);
+    } else {
+        push_quoted(&mut out, &format!("{}{suffix}", relation.identifier));
+    }
+    out
 }
 
 pub(super) fn sibling(relation: &Relation, suffix: &str) -> Relation {
@@ -82,9 +118,10 @@ pub(super) fn test(node: &Node) -> String {
     let warn_if = node.config.warn_if.clone().unwrap_or_else(|| "!= 0".into());
     let error_if = node.config.error_if.clone().unwrap_or_else(|| "!= 0".into());
     let limit = node.config.limit.map(|n| format!("\n  limit {n}")).unwrap_or_default();
-    format!(
-        "select\n      {calc} as failures,\n      {calc} {warn_if} as should_warn,\n      {calc} {error_if} as should_error\n    from (\n{sql}{limit}\n    ) dbt_internal_test"
-    )
+    let head = format!(
+        "select\n      {calc} as failures,\n      {calc} {warn_if} as should_warn,\n      {calc} {error_if} as should_error\n    from (\n"
+    );
+    around(&head, sql, &format!("{limit}\n    ) dbt_internal_test"))
 }
 
 

@@ -2,7 +2,7 @@
 //! rows as dbt-duckdb 1.11's `dbt build`. Every build runs in one transaction, so a failing
 //! statement rolls back to the previous relation.
 
-use super::common::{Built, Dialect, Snapshot, hooks, literal, quote, render, sibling, unique_keys, warning_at};
+use super::common::{Built, Dialect, Snapshot, around, hooks, literal, quote, render, render_suffixed, unique_keys, warning_at};
 use super::OtherTypeStatements;
 use super::seed;
 use crate::diagnostics::Diagnostics;
@@ -21,7 +21,7 @@ impl Dialect for DuckDb {
         Built {
             statements: view(node, sql, "view"),
             statements_other_type: Some(OtherTypeStatements { existing: "table".into(), statements: view(node, sql, "table") }),
-            statements_create: Some(create_in_place(node, format!("create view {} as (\n{sql}\n  )", render(&node.relation)))),
+            statements_create: Some(create_in_place(node, around(&format!("create view {} as (\n", render(&node.relation)), sql, "\n  )"))),
             ..Built::default()
         }
     }
@@ -47,7 +47,7 @@ fn table_built(node: &Node, sql: &str) -> Built {
     Built {
         statements: table(node, sql, "table"),
         statements_other_type: Some(OtherTypeStatements { existing: "view".into(), statements: table(node, sql, "view") }),
-        statements_create: Some(create_in_place(node, format!("create table {} as (\n{sql}\n    )", render(&node.relation)))),
+        statements_create: Some(create_in_place(node, around(&format!("create table {} as (\n", render(&node.relation)), sql, "\n    )"))),
         ..Built::default()
     }
 }
@@ -70,13 +70,13 @@ fn create_in_place(node: &Node, create: String) -> Vec<String> {
 /// `create view tmp`, then swap it in; `existing` is the type of what it replaces.
 fn view(node: &Node, sql: &str, existing: &str) -> Vec<String> {
     let target = &node.relation;
-    let tmp = render(&sibling(target, "__dbt_tmp"));
-    let backup = sibling(target, "__dbt_backup");
-    let mut out = vec!["begin".to_string()];
+    let tmp = render_suffixed(target, "__dbt_tmp");
+    let mut out = Vec::with_capacity(8);
+    out.push("begin".to_string());
     out.extend(hooks(&node.config.pre_hook));
     out.push(format!("drop view if exists {tmp} cascade"));
-    out.push(format!("create view {tmp} as (\n{sql}\n  )"));
-    out.extend(swap(target, &backup, existing, "view"));
+    out.push(around(&format!("create view {tmp} as (\n"), sql, "\n  )"));
+    out.extend(swap(target, &tmp, existing, "view"));
     out.extend(hooks(&node.config.post_hook));
     out.push("commit".into());
     out
@@ -85,27 +85,29 @@ fn view(node: &Node, sql: &str, existing: &str) -> Vec<String> {
 /// `create table tmp as`, then swap it in; `existing` is the type of what it replaces.
 fn table(node: &Node, sql: &str, existing: &str) -> Vec<String> {
     let target = &node.relation;
-    let tmp = render(&sibling(target, "__dbt_tmp"));
-    let backup = sibling(target, "__dbt_backup");
-    let mut out = vec!["begin".to_string()];
+    let tmp = render_suffixed(target, "__dbt_tmp");
+    let mut out = Vec::with_capacity(8);
+    out.push("begin".to_string());
     out.extend(hooks(&node.config.pre_hook));
     out.push(format!("drop table if exists {tmp} cascade"));
-    out.push(format!("create table {tmp} as (\n{sql}\n    )"));
-    out.extend(swap(target, &backup, existing, "table"));
+    out.push(around(&format!("create table {tmp} as (\n"), sql, "\n    )"));
+    out.extend(swap(target, &tmp, existing, "table"));
     out.extend(hooks(&node.config.post_hook));
     out.push("commit".into());
     out
 }
 
-/// Renames the old relation away, the new one in, and drops the old (all in the caller's transaction).
-fn swap(target: &Relation, backup: &Relation, existing: &str, new_kind: &str) -> Vec<String> {
-    let tmp = render(&sibling(target, "__dbt_tmp"));
-    vec![
-        format!("drop {existing} if exists {} cascade", render(backup)),
+/// Renames the old relation away, the new one (`tmp`, rendered) in, and drops the old (all in
+/// the caller's transaction).
+fn swap(target: &Relation, tmp: &str, existing: &str, new_kind: &str) -> [String; 4] {
+    let backup = render_suffixed(target, "__dbt_backup");
+    let drop_backup = format!("drop {existing} if exists {backup} cascade");
+    [
+        drop_backup.clone(),
         // DuckDB's `alter table if exists` renames views too, and is a no-op when nothing exists.
-        format!("alter table if exists {} rename to {}", render(target), quote(&backup.identifier)),
+        format!("alter table if exists {} rename to {}", render(target), quote(&format!("{}__dbt_backup", target.identifier))),
         format!("alter {new_kind} {tmp} rename to {}", quote(&target.identifier)),
-        format!("drop {existing} if exists {} cascade", render(backup)),
+        drop_backup,
     ]
 }
 
@@ -168,7 +170,7 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
     };
     let mut out = vec!["begin".to_string()];
     out.extend(hooks(&node.config.pre_hook));
-    out.push(format!("create or replace temporary table {tmp_name} as (\n{sql}\n    )"));
+    out.push(around(&format!("create or replace temporary table {tmp_name} as (\n"), sql, "\n    )"));
     out.extend(body);
     out.extend(hooks(&node.config.post_hook));
     out.push(format!("drop table if exists temp.main.{tmp_name}"));

@@ -241,6 +241,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
     let planned: Vec<&Node> = selected_in_topo_order.iter().copied().filter(|n| is_planned(n)).collect();
     let planned_ids: HashSet<&str> = planned.iter().map(|n| n.unique_id.as_str()).collect();
 
+    let t = crate::timing::phase("plan.statements");
     // Each node's statements and fingerprint are independent: built in parallel, kept in order.
     let built: Vec<(PlanNode, Diagnostics)> = planned
         .par_iter()
@@ -280,16 +281,23 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             (plan_node, found)
         })
         .collect();
+    drop(t);
+    let _t = crate::timing::phase("plan.assemble");
     let mut schemas: Vec<String> = Vec::new();
-    let mut seen_schemas: HashSet<String> = HashSet::new();
+    let mut seen_schemas: HashSet<(Option<&str>, &str)> = HashSet::new();
     for node in planned.iter().filter(|n| n.resource_type != ResourceType::Test) {
-        let create = match dialect {
-            // PostgreSQL creates schemas in the current database only.
-            Some(Dialect::Postgres) => common::create_schema(&Relation { database: None, ..node.relation.clone() }),
-            _ => common::create_schema(&node.relation),
+        // PostgreSQL creates schemas in the current database only.
+        let database = match dialect {
+            Some(Dialect::Postgres) => None,
+            _ => node.relation.database.as_deref(),
         };
-        if seen_schemas.insert(create.clone()) {
-            schemas.push(create);
+        if seen_schemas.insert((database, node.relation.schema.as_str())) {
+            let relation = Relation {
+                database: database.map(str::to_string),
+                schema: node.relation.schema.clone(),
+                identifier: String::new(),
+            };
+            schemas.push(common::create_schema(&relation));
         }
     }
     let mut nodes = Vec::with_capacity(built.len());
@@ -383,12 +391,14 @@ fn resolve_depends_on(node: &Node, by_id: &HashMap<&str, &Node>, planned: &HashS
 }
 
 fn attach_tests(nodes: &mut [PlanNode]) {
-    let index: HashMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
     let mut pairs = Vec::new();
-    for node in nodes.iter().filter(|n| n.test.is_some()) {
-        for dep in &node.depends_on {
-            if let Some(&i) = index.get(dep) {
-                pairs.push((i, node.id.clone()));
+    {
+        let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+        for node in nodes.iter().filter(|n| n.test.is_some()) {
+            for dep in &node.depends_on {
+                if let Some(&i) = index.get(dep.as_str()) {
+                    pairs.push((i, node.id.clone()));
+                }
             }
         }
     }
