@@ -55,6 +55,57 @@ pub struct Shared {
     pub docs: HashMap<String, String>,
     /// The root project's `quoting:`.
     pub quoting: super::builtins::QuotePolicy,
+    pub memo: MacroMemo,
+}
+
+/// Results of pure macros' calls (see `static_parse::macro_is_pure`), by macro, caller's
+/// package, pass and arguments: a project calling `cents_to_dollars('amount')` from a
+/// thousand models renders it once.
+#[derive(Clone, Default)]
+pub struct MacroMemo {
+    pure: Arc<std::collections::HashSet<String>>,
+    results: Arc<Mutex<HashMap<String, Value>>>,
+}
+
+impl MacroMemo {
+    pub fn new(pure: std::collections::HashSet<String>) -> Self {
+        MacroMemo { pure: Arc::new(pure), results: Arc::default() }
+    }
+
+    /// The key of a call, when its macro is pure and its arguments are plain values.
+    fn key(&self, node: &NodeRender, m: &MacroRef, args: &[Value]) -> Option<String> {
+        use std::fmt::Write as _;
+        if !self.pure.contains(&m.unique_id) || !args.iter().all(plain_value) {
+            return None;
+        }
+        let mut key = format!("{}\0{}\0{}", m.unique_id, node.package, node.execute);
+        for arg in args {
+            let _ = write!(key, "\0{}{arg:?}", if arg.is_safe() { "safe:" } else { "" });
+        }
+        Some(key)
+    }
+
+    fn get(&self, key: &str) -> Option<Value> {
+        self.results.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    fn put(&self, key: String, value: &Value) {
+        self.results.lock().unwrap_or_else(|e| e.into_inner()).insert(key, value.clone());
+    }
+}
+
+/// A value a call's key can spell exactly: none, a boolean, number or string, or a list or
+/// keyword arguments of those.
+fn plain_value(v: &Value) -> bool {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::None | ValueKind::Bool | ValueKind::Number | ValueKind::String => true,
+        ValueKind::Seq => v.try_iter().is_ok_and(|mut it| it.all(|x| plain_value(&x))),
+        ValueKind::Map if v.is_kwargs() => v
+            .try_iter()
+            .is_ok_and(|mut keys| keys.all(|k| k.kind() == ValueKind::String && v.get_item(&k).is_ok_and(|x| plain_value(&x)))),
+        _ => false,
+    }
 }
 
 impl Shared {
@@ -316,6 +367,19 @@ fn returned_value(err: &Error) -> Option<Value> {
 impl MacroFn {
     pub fn invoke(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         self.node.record(|r| r.add_macro(&self.m.unique_id));
+        let memo = &self.node.shared.memo;
+        let key = memo.key(&self.node, &self.m, args);
+        if let Some(found) = key.as_deref().and_then(|k| memo.get(k)) {
+            return Ok(found);
+        }
+        let result = self.call_macro(state, args);
+        if let (Some(key), Ok(value)) = (key, &result) {
+            memo.put(key, value);
+        }
+        result
+    }
+
+    fn call_macro(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         let env = state.env();
         let tmpl = env.get_template(&self.m.template)?;
         let root = Value::from_object(Ctx { node: self.node.clone(), package: Arc::from(self.m.package.as_str()) });

@@ -35,9 +35,9 @@ pub struct RenderOptions {
     pub full_refresh: bool,
     pub invocation_id: String,
     pub run_started_at: DateTime<Utc>,
-    /// Render every template in the parse pass, also those [`static_parse`] can read (tests
-    /// compare the two).
-    pub parse_by_rendering: bool,
+    /// No shortcuts: render every template in the parse pass, also those [`static_parse`] can
+    /// read, and every call of a pure macro, also those it has rendered (tests compare the two).
+    pub plain: bool,
 }
 
 impl Default for RenderOptions {
@@ -46,7 +46,7 @@ impl Default for RenderOptions {
             full_refresh: false,
             invocation_id: uuid::Uuid::new_v4().to_string(),
             run_started_at: Utc::now(),
-            parse_by_rendering: false,
+            plain: false,
         }
     }
 }
@@ -321,9 +321,20 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let dispatch: HashMap<String, Vec<String>> = project.root_package().dispatch.iter().cloned().collect();
 
     // Macros a template may call without being rendered in the parse pass (see static_parse).
-    let inert_macros: std::collections::HashSet<String> = {
+    // Of those, the macros whose calls can be rendered once per distinct arguments.
+    let (inert_macros, pure_macros) = {
         let is_macro = |id: &str| id.starts_with("orrery_macro__") || macros.contains_key(id) || macros.values().any(|m| m.contains_key(id));
-        macro_texts.into_iter().filter(|(_, text)| static_parse::macro_is_inert(text, &is_macro)).map(|(id, _)| id).collect()
+        let mut inert = std::collections::HashSet::new();
+        let mut pure = std::collections::HashSet::new();
+        for (id, text) in macro_texts {
+            if static_parse::macro_is_pure(&text, &is_macro) {
+                pure.insert(id.clone());
+            }
+            if static_parse::macro_is_inert(&text, &is_macro) {
+                inert.insert(id);
+            }
+        }
+        (inert, pure)
     };
     let vars = drafts::package_vars(project);
     let docs = drafts::docs_blocks(project);
@@ -342,6 +353,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         graph: Value::from(()),
         docs,
         quoting: quote_policy(&project.root_package().project_yml),
+        memo: context::MacroMemo::new(if options.plain { Default::default() } else { pure_macros }),
     };
 
     // Sources and drafts from files and properties yml (yml Jinja rendered with the base context).
@@ -370,7 +382,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             if d.template.as_ref().is_some_and(|t| broken.contains(t)) {
                 return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
             }
-            if !options.parse_by_rendering {
+            if !options.plain {
                 if let Some(rec) = read_parse_calls(&base, &inert_macros, d) {
                     return Ok(rec);
                 }
@@ -1040,7 +1052,7 @@ mod parse_reading_tests {
             let Some(project) = load(dir) else { continue };
             compared += 1;
             let options = RenderOptions::default();
-            let rendered = compile_all(&project, &RenderOptions { parse_by_rendering: true, ..options.clone() });
+            let rendered = compile_all(&project, &RenderOptions { plain: true, ..options.clone() });
             let by_reading = compile_all(&project, &options);
             let (a, b) = (outcome(&rendered), outcome(&by_reading));
             assert_eq!(a.len(), b.len(), "{}", dir.display());
@@ -1058,5 +1070,57 @@ mod parse_reading_tests {
         }
         assert!(compared >= 5, "only {compared} projects compared");
         assert!(read >= 10, "only {read} model files were simple enough to read");
+    }
+}
+
+#[cfg(test)]
+mod macro_memo_tests {
+    use super::*;
+
+    fn write(root: &std::path::Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            std::fs::write(path, text).expect("write");
+        }
+    }
+
+    #[test]
+    fn a_pure_macro_called_alike_from_many_nodes_gives_each_its_own_result() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(
+            dir.path(),
+            &[
+                ("dbt_project.yml", "name: root\nprofile: p\nvars:\n  unit: cents\n  utils:\n    unit: pennies\n"),
+                ("profiles.yml", "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: x.duckdb\n      schema: main\n"),
+                ("macros/m.sql", "{% macro scaled(c, f=1) -%} ({{ c }} * {{ f }} /* {{ var('unit') }} */) {%- endmacro %}"),
+                ("models/a.sql", "select {{ scaled('x', f=2) }}, {{ scaled('x', f=2) }}, {{ scaled('y') }}"),
+                ("models/b.sql", "select {{ scaled('x', f=2) }}, {{ scaled('x', 3) }}, {{ scaled('x', f='2') }}"),
+                ("dbt_packages/utils/dbt_project.yml", "name: utils\n"),
+                ("dbt_packages/utils/models/c.sql", "select {{ scaled('x', f=2) }}"),
+            ],
+        );
+        let options = crate::project::LoadOptions {
+            project_dir: dir.path().to_path_buf(),
+            profiles_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let project = crate::project::load(&options).expect("project");
+        let memoized = compile(&project, &RenderOptions::default()).expect("compiles");
+        let plain = compile(&project, &RenderOptions { plain: true, ..RenderOptions::default() }).expect("compiles");
+        let sql = |c: &Compiled, id: &str| {
+            let node = c.nodes.iter().find(|n| n.unique_id == id).unwrap_or_else(|| panic!("{id}"));
+            (node.compiled_code.clone().unwrap_or_default(), node.depends_on_macros.clone())
+        };
+        let expected = [
+            ("model.root.a", "select (x * 2 /* cents */), (x * 2 /* cents */), (y * 1 /* cents */)"),
+            ("model.root.b", "select (x * 2 /* cents */), (x * 3 /* cents */), (x * 2 /* cents */)"),
+            ("model.utils.c", "select (x * 2 /* pennies */)"),
+        ];
+        for (id, want) in expected {
+            assert_eq!(sql(&memoized, id).0, want, "{id}");
+            assert_eq!(sql(&memoized, id), sql(&plain, id), "{id}");
+            assert_eq!(sql(&memoized, id).1, vec!["macro.root.scaled".to_string()], "{id}");
+        }
     }
 }

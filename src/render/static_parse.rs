@@ -161,6 +161,19 @@ pub fn macro_is_inert(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
     own_name.is_some()
 }
 
+/// Identifiers that make an inert macro's output depend on more than its arguments and the
+/// caller's package: the clock and randomness, the whole context (`debug`), a test's kwargs.
+const IMPURE_NAMES: &[&str] = &["modules", "debug", "lipsum", "random", "shuffle", "_dbt_generic_test_kwargs"];
+
+/// Whether an inert macro (see [`macro_is_inert`]) gives the same result for the same
+/// arguments from every node of a package, so that one call's result can stand for the others.
+pub fn macro_is_pure(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
+    macro_is_inert(text, is_macro)
+        && tags(text).is_some_and(|tags| {
+            tags.iter().flat_map(|t| &t.toks).all(|tok| !matches!(tok, Tok::Ident(id) if IMPURE_NAMES.contains(id)))
+        })
+}
+
 /// The calls a parse render of `text` would record, or `None` when the template is not simple
 /// enough (see the module's documentation). `inert_macro` tells whether a name is a macro the
 /// template may call without rendering it.
@@ -342,6 +355,20 @@ impl<'t, 'a> Parser<'t, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pure_macro_depends_on_its_arguments_only() {
+        let none = |_: &str| false;
+        assert!(macro_is_pure("{% macro cents(c, d=2) -%} round({{ c }} / 100.0, {{ d }}) {%- endmacro %}", &none));
+        assert!(macro_is_pure("{% macro v() %}{{ var('x', 1) ~ target.name }}{% endmacro %}", &none));
+        // Inert, but the clock, randomness or the whole context make calls differ.
+        for body in ["{{ modules.datetime.datetime.now() }}", "{{ [1, 2] | random }}", "{{ debug() }}"] {
+            let text = format!("{{% macro m() %}}{body}{{% endmacro %}}");
+            assert!(macro_is_inert(&text, &none), "{body}");
+            assert!(!macro_is_pure(&text, &none), "{body}");
+        }
+        assert!(!macro_is_pure("{% macro m() %}{{ this }}{% endmacro %}", &none));
+    }
 
     fn read(text: &str) -> Option<Vec<Call>> {
         calls(text, &|name| name == "scaled")
