@@ -680,12 +680,7 @@ impl Object for NodeFn {
                 let node = &self.ctx.node;
                 node.record(|r| ids.iter().for_each(|id| r.add_macro(id)));
                 let rel = args.first().cloned().unwrap_or_default();
-                let filter = match node.config.get("where") {
-                    None | Some(Json::Null | Json::Bool(false)) => None,
-                    Some(Json::String(w)) => Some(w.clone()).filter(|w| !w.is_empty()),
-                    Some(other) => Some(other.to_string()),
-                };
-                match filter {
+                match where_filter(&node.config) {
                     Some(w) => Ok(Value::from(format!("(select * from {rel} where {w}) dbt_subquery"))),
                     None => Ok(rel),
                 }
@@ -731,6 +726,15 @@ pub struct RelationObj {
 }
 
 /// A node's relation, quoted as the project's `quoting:` says.
+/// A test's `where` config as `get_where_subquery` reads it: none when unset, empty or false.
+pub fn where_filter(config: &serde_json::Map<String, Json>) -> Option<String> {
+    match config.get("where") {
+        None | Some(Json::Null | Json::Bool(false)) => None,
+        Some(Json::String(w)) => Some(w.clone()).filter(|w| !w.is_empty()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
 pub fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
     Value::from_object(RelationObj { rel, cte: false, shared: shared.clone(), quoting: shared.quoting })
 }

@@ -998,6 +998,11 @@ pub fn plain_test_target(d: &Draft) -> Option<&str> {
     target
 }
 
+/// Whether a test argument is a call the render evaluates (`ref(...)`, `var(...)`, ...).
+pub fn looks_like_call(value: &str) -> bool {
+    LOOKS_LIKE_FUNC.is_match(value)
+}
+
 static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
 

@@ -7,6 +7,7 @@ pub mod builtins;
 pub mod context;
 mod drafts;
 mod env;
+mod native_tests;
 mod pyformat;
 mod pytime;
 mod rewrite;
@@ -456,6 +457,11 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             let model = drafts::LazyModel::value_of(&drafts, i, true);
             let kwargs = d.test.as_ref().map(|_| Value::from(()));
             let node = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), kwargs);
+            if d.test.is_some() && !options.plain {
+                if let Some(sql) = native_tests::render(&shared, d, &node) {
+                    return Some(Ok((sql, None, take_recorded(&node))));
+                }
+            }
             if d.test.is_some() {
                 match drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates) {
                     Ok(kw) => {
