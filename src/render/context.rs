@@ -85,6 +85,11 @@ impl MacroMemo {
         Some(key)
     }
 
+    /// A pure macro's result for these arguments, when a call has rendered it already.
+    pub fn lookup(&self, node: &NodeRender, m: &MacroRef, args: &[Value]) -> Option<Value> {
+        self.get(&self.key(node, m, args)?)
+    }
+
     fn get(&self, key: &str) -> Option<Value> {
         self.results.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }

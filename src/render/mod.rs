@@ -477,11 +477,26 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                     Err(diag) => return Some(Err(diag)),
                 }
             }
-            let tmpl = match draft_template(&env, d, &templates) {
-                Ok(t) => t,
-                Err(e) => return Some(Err(e)),
+            // A template simple enough is written from its pieces; any other is compiled
+            // (once, for both variants) and rendered.
+            let pieces = match (&d.template, options.plain) {
+                (Some(name), false) => templates.own.get(name).and_then(|text| static_parse::pieces(text)),
+                _ => None,
             };
-            let sql = match render_template(tmpl.as_ref(), d, &node, &templates) {
+            let mut tmpl = None;
+            let mut render = |node: &Arc<NodeRender>| -> Result<String, Diagnostic> {
+                if let Some(sql) = pieces.as_deref().and_then(|p| write_pieces(p, node)) {
+                    return Ok(sql);
+                }
+                let compiled = match tmpl.take() {
+                    Some(t) => t,
+                    None => draft_template(&env, d, &templates)?,
+                };
+                let sql = render_template(compiled.as_ref(), d, node, &templates);
+                tmpl = Some(compiled);
+                sql
+            };
+            let sql = match render(&node) {
                 Ok(s) => s,
                 Err(e) => return Some(Err(e)),
             };
@@ -491,7 +506,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             }
             let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
                 let inc = new_render(&shared, d, true, true, Some(d.relation.clone()), model, None);
-                match render_template(tmpl.as_ref(), d, &inc, &templates) {
+                match render(&inc) {
                     Ok(s) => Some(s),
                     Err(e) => return Some(Err(e)),
                 }
@@ -641,6 +656,89 @@ fn read_parse_calls(shared: &Shared, inert_macros: &std::collections::HashSet<St
         }
     }
     Some(rec)
+}
+
+/// What rendering a template of `pieces` (see [`static_parse::pieces`]) writes for `node`, its
+/// calls recorded as the render records them; `None` (nothing recorded) when a call is not one
+/// this can write: an unknown, disabled or ephemeral ref, an unset var, a var or macro result
+/// other than a string or integer, a macro call no other node has rendered with these arguments.
+fn write_pieces(pieces: &[static_parse::Piece<'_>], node: &NodeRender) -> Option<String> {
+    use static_parse::{Call, Piece};
+    let shared = &node.shared;
+    let relation = |r: &Relation, quoting| builtins::render_relation_with(&shared.adapter, r, quoting);
+    let printable = |v: &Value| matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::Number) && (v.as_str().is_some() || v.as_i64().is_some());
+    let mut out = String::with_capacity(pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 40 }).sum());
+    let mut rec = Recorded::default();
+    let mut skipping = false;
+    for piece in pieces {
+        match piece {
+            Piece::Incremental => skipping = !node.incremental,
+            Piece::EndIncremental => skipping = false,
+            _ if skipping => {}
+            Piece::Text(t) => out.push_str(t),
+            Piece::This => out.push_str(&relation(node.this.as_ref()?, shared.quoting)),
+            Piece::Call { name, positional, keywords } => match static_parse::context_call(name, positional, keywords) {
+                Some(Call::Ref { mut names, version }) => {
+                    let name = names.pop()?;
+                    let call = crate::node::RefCall { package: names.pop(), name, version };
+                    let target = shared.ref_target(&node.package, &call)?;
+                    if target.ephemeral || !target.enabled {
+                        return None;
+                    }
+                    out.push_str(&relation(&target.relation, shared.quoting));
+                    if !rec.depends_on.contains(&target.unique_id) {
+                        rec.depends_on.push(target.unique_id.clone());
+                    }
+                    if !rec.refs.contains(&call) {
+                        rec.refs.push(call);
+                    }
+                }
+                Some(Call::Source(source, table)) => {
+                    let (unique_id, rel) = shared.sources.get(&(source.clone(), table.clone()))?;
+                    // Sources are quoted by their own `quoting:`, as `source()` prints them.
+                    out.push_str(&relation(rel, Default::default()));
+                    let pair = [source, table];
+                    if !rec.sources.contains(&pair) {
+                        rec.sources.push(pair);
+                    }
+                    if !rec.depends_on.contains(unique_id) {
+                        rec.depends_on.push(unique_id.clone());
+                    }
+                }
+                Some(Call::Config(items)) => {
+                    for (key, value) in items {
+                        context::merge_config(&mut rec.config, &key, context::json_of(&value));
+                    }
+                }
+                Some(Call::Var { name, .. }) => {
+                    let value = match shared.vars.get(&node.package).and_then(|vars| vars.get(&name)) {
+                        Some(v) => context::json_value(v),
+                        None => positional.get(1)?.clone(),
+                    };
+                    if !printable(&value) {
+                        return None;
+                    }
+                    out.push_str(&value.to_string());
+                }
+                None if static_parse::is_context_name(name) => return None,
+                None => {
+                    let m = shared.find_macro(&node.package, name)?;
+                    let mut args = positional.clone();
+                    if !keywords.is_empty() {
+                        args.push(Value::from(keywords.iter().cloned().collect::<minijinja::value::Kwargs>()));
+                    }
+                    let value = shared.memo.lookup(node, m, &args)?;
+                    if !printable(&value) {
+                        return None;
+                    }
+                    rec.add_macro(&m.unique_id);
+                    out.push_str(&value.to_string());
+                }
+            },
+        }
+    }
+    node.rec.lock().unwrap_or_else(|e| e.into_inner()).absorb(rec);
+    Some(out)
 }
 
 fn take_recorded(node: &Arc<NodeRender>) -> Recorded {

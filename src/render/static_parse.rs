@@ -1,4 +1,5 @@
-//! The parse pass without rendering, for templates simple enough to read as they are.
+//! The parse pass without rendering, for templates simple enough to read as they are (and the
+//! same reading of a template as [`pieces`], which the compile pass writes without rendering).
 //!
 //! dbt renders every model twice: once to learn its `ref`, `source` and `config` calls (with
 //! `execute` false), once to compile it. When a template is made only of such calls, `var`
@@ -209,15 +210,29 @@ pub fn calls(text: &str, inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>
     (skipping == 0).then_some(out)
 }
 
-/// A `{{ name(args) }}` expression: what it records (`None` inside when it records nothing).
-fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Option<Call>> {
+/// A `{{ name(args) }}` expression with literal arguments: the name and the arguments.
+fn call_parts<'a>(toks: &[Tok<'a>]) -> Option<(&'a str, Vec<Value>, Vec<(String, Value)>)> {
     let [Tok::Ident(name), Tok::Punct(b'('), rest @ ..] = toks else { return None };
     let mut p = Parser { toks: rest, at: 0 };
     let (positional, keywords) = p.arguments()?;
-    if p.at != rest.len() {
-        return None;
+    (p.at == rest.len()).then_some((*name, positional, keywords))
+}
+
+/// A `{{ name(args) }}` expression: what it records (`None` inside when it records nothing).
+fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Option<Call>> {
+    let (name, positional, keywords) = call_parts(toks)?;
+    match context_call(name, &positional, &keywords) {
+        Some(call) => Some(Some(call)),
+        None if CONTEXT_NAMES.contains(&name) || matches!(name, "ref" | "source" | "config" | "var") => None,
+        None if inert_macro(name) => Some(None),
+        None => None,
     }
-    match *name {
+}
+
+/// A call of `ref`, `source`, `config` or `var` with arguments this reader understands.
+pub fn context_call(name: &str, positional: &[Value], keywords: &[(String, Value)]) -> Option<Call> {
+    let keywords = keywords.to_vec();
+    match name {
         "ref" => {
             let names = positional.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>()?;
             if !(1..=2).contains(&names.len()) {
@@ -231,20 +246,106 @@ fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Op
                     _ => return None,
                 }
             }
-            Some(Some(Call::Ref { names, version }))
+            Some(Call::Ref { names, version })
         }
-        "source" => match (positional.as_slice(), keywords.is_empty()) {
-            ([s, t], true) => Some(Some(Call::Source(s.as_str()?.to_string(), t.as_str()?.to_string()))),
+        "source" => match (positional, keywords.is_empty()) {
+            ([s, t], true) => Some(Call::Source(s.as_str()?.to_string(), t.as_str()?.to_string())),
             _ => None,
         },
-        "config" if positional.is_empty() => Some(Some(Call::Config(keywords))),
+        "config" if positional.is_empty() => Some(Call::Config(keywords)),
         "var" if keywords.is_empty() && (1..=2).contains(&positional.len()) => {
-            Some(Some(Call::Var { name: positional[0].as_str()?.to_string(), has_default: positional.len() == 2 }))
+            Some(Call::Var { name: positional[0].as_str()?.to_string(), has_default: positional.len() == 2 })
         }
-        _ if CONTEXT_NAMES.contains(name) || matches!(*name, "config" | "var") => None,
-        _ if inert_macro(name) => Some(None),
         _ => None,
     }
+}
+
+/// Whether `name` is one of the context's own names (not a macro a template may call).
+pub fn is_context_name(name: &str) -> bool {
+    CONTEXT_NAMES.contains(&name) || matches!(name, "ref" | "source" | "config" | "var")
+}
+
+/// A piece of a template as its render writes it (see [`pieces`]).
+#[derive(Debug, PartialEq)]
+pub enum Piece<'a> {
+    /// Text, with the tags' whitespace control applied.
+    Text(&'a str),
+    /// `{{ name(args) }}` with literal arguments.
+    Call { name: &'a str, positional: Vec<Value>, keywords: Vec<(String, Value)> },
+    /// `{{ this }}`.
+    This,
+    /// `{% if is_incremental() %}`: what follows, up to [`Piece::EndIncremental`], is written
+    /// in the incremental variant only.
+    Incremental,
+    EndIncremental,
+}
+
+/// A template made only of text, comments, `{{ call(literals) }}`, `{{ this }}` and
+/// `{% if is_incremental() %}` blocks (not nested, no `else`), as the pieces minijinja would
+/// write: one trailing newline dropped, `-` whitespace control applied. `None` for anything else.
+pub fn pieces(text: &str) -> Option<Vec<Piece<'_>>> {
+    // minijinja drops one trailing newline (`\n`, then `\r`) of a template.
+    let mut text = text.strip_suffix('\n').unwrap_or(text);
+    text = text.strip_suffix('\r').unwrap_or(text);
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut text_start, mut trim_next, mut incremental) = (0, 0, false, false);
+    fn push_text<'a>(out: &mut Vec<Piece<'a>>, lead: &'a str) {
+        if !lead.is_empty() {
+            out.push(Piece::Text(lead));
+        }
+    }
+    loop {
+        let Some(at) = (i..b.len().saturating_sub(1)).find(|&k| b[k] == b'{' && matches!(b[k + 1], b'{' | b'%' | b'#')) else {
+            let lead = &text[text_start..];
+            push_text(&mut out, if trim_next { lead.trim_start() } else { lead });
+            break;
+        };
+        let opener = b[at + 1];
+        let mut lead = &text[text_start..at];
+        if trim_next {
+            lead = lead.trim_start();
+        }
+        let mut j = at + 2;
+        match b.get(j) {
+            Some(b'-') => {
+                lead = lead.trim_end();
+                j += 1;
+            }
+            Some(b'+') => return None,
+            _ => {}
+        }
+        push_text(&mut out, lead);
+        if opener == b'#' {
+            let end = j + text[j..].find("#}")?;
+            trim_next = end > j && b[end - 1] == b'-';
+            i = end + 2;
+            text_start = i;
+            continue;
+        }
+        let close = if opener == b'{' { b'}' } else { b'%' };
+        let (toks, next) = lex(text, j, close)?;
+        trim_next = b[next - 3] == b'-';
+        i = next;
+        text_start = next;
+        if opener == b'{' {
+            if toks == [Tok::Ident("this")] {
+                out.push(Piece::This);
+            } else {
+                let (name, positional, keywords) = call_parts(&toks)?;
+                out.push(Piece::Call { name, positional, keywords });
+            }
+        } else if !incremental && toks == [Tok::Ident("if"), Tok::Ident("is_incremental"), Tok::Punct(b'('), Tok::Punct(b')')] {
+            incremental = true;
+            out.push(Piece::Incremental);
+        } else if incremental && toks == [Tok::Ident("endif")] {
+            incremental = false;
+            out.push(Piece::EndIncremental);
+        } else {
+            return None;
+        }
+    }
+    (!incremental).then_some(out)
 }
 
 struct Parser<'t, 'a> {
@@ -355,6 +456,55 @@ impl<'t, 'a> Parser<'t, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_apply_whitespace_control_as_minijinja_does() {
+        let text = "{{ config(materialized='table') }}\n\nselect {{- ref('a') -}}  ,\n  {# note -#}\n x {#- gone #}\n{% if is_incremental() %}\nwhere t > (select max(t) from {{ this }})\n{% endif %}\n";
+        let got = pieces(text).expect("simple");
+        let call = |name, positional: Vec<Value>, keywords: Vec<(String, Value)>| Piece::Call { name, positional, keywords };
+        assert_eq!(
+            got,
+            vec![
+                call("config", vec![], vec![("materialized".into(), Value::from("table"))]),
+                Piece::Text("\n\nselect"),
+                call("ref", vec![Value::from("a")], vec![]),
+                Piece::Text(",\n  "),
+                Piece::Text("x"),
+                Piece::Text("\n"),
+                Piece::Incremental,
+                Piece::Text("\nwhere t > (select max(t) from "),
+                Piece::This,
+                Piece::Text(")\n"),
+                Piece::EndIncremental,
+            ]
+        );
+        // What minijinja writes, with stand-ins for the calls, in both variants.
+        for incremental in [false, true] {
+            let mut env = minijinja::Environment::new();
+            env.add_function("ref", |_: Value| "REF");
+            env.add_function("config", |_: minijinja::value::Kwargs| "");
+            env.add_function("is_incremental", move || incremental);
+            env.add_global("this", "THIS");
+            let rendered = env.render_str(text, ()).expect("renders");
+            let mut written = String::new();
+            let mut skipping = false;
+            for piece in &got {
+                match piece {
+                    Piece::Incremental => skipping = !incremental,
+                    Piece::EndIncremental => skipping = false,
+                    _ if skipping => {}
+                    Piece::Text(t) => written.push_str(t),
+                    Piece::This => written.push_str("THIS"),
+                    Piece::Call { name, .. } => written.push_str(if *name == "ref" { "REF" } else { "" }),
+                }
+            }
+            assert_eq!(written, rendered);
+        }
+        // Anything else is rendered.
+        for text in ["{% if x %}a{% endif %}", "{{ a ~ b }}", "{% if is_incremental() %}a{% else %}b{% endif %}", "{{+ ref('a') }}", "{% raw %}x{% endraw %}", "{{ ref(x) }}"] {
+            assert!(pieces(text).is_none(), "{text}");
+        }
+    }
 
     #[test]
     fn a_pure_macro_depends_on_its_arguments_only() {
