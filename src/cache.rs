@@ -50,7 +50,7 @@ fn stat(path: &Path) -> Option<(u64, u128)> {
 }
 
 fn hex(bytes: impl AsRef<[u8]>) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The project's input files, sorted, skipping `skip` (the target folder) and hidden folders.

@@ -165,7 +165,7 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
 }
 
 fn md5_hex(s: &str) -> String {
-    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Md5::digest(s.as_bytes()))
 }
 
 /// Every node and source id (and, in the child map, every id a node depends on) with its sorted, distinct

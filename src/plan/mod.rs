@@ -10,7 +10,6 @@ mod seed;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::path::Path;
 
 use indexmap::IndexMap;
@@ -455,11 +454,7 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
         Ok(hasher) => hasher.0.finalize(),
         Err(_) => Sha256::digest(b""),
     };
-    let mut hex = String::with_capacity(64);
-    for b in digest.iter() {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
+    hex::encode(digest)
 }
 
 /// The connection settings a plan carries: references stay references; a DuckDB file path is

@@ -279,8 +279,7 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     });
     env.add_function("local_md5", |s: String| {
         use md5::{Digest, Md5};
-        let digest = Md5::digest(s.as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        hex::encode(Md5::digest(s.as_bytes()))
     });
     env.add_global("exceptions", Value::from_object(Exceptions));
     let modules = minijinja::context! {

@@ -363,7 +363,7 @@ pub fn statements_hash(statements: &[String]) -> String {
         hasher.update(statement.as_bytes());
         hasher.update([0]);
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]

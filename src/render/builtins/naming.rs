@@ -169,8 +169,7 @@ fn clean(s: &str) -> String {
 }
 
 fn md5_hex(s: &str) -> String {
-    let digest = Md5::digest(s.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Md5::digest(s.as_bytes()))
 }
 
 /// Python's repr of dbt's hashable form: dicts (keys sorted) and lists kept, the rest `str()`.
