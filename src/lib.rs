@@ -23,3 +23,9 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod timing;
+
+/// A hash map for the compiler's own keys (ids, names, paths): foldhash, much cheaper than
+/// std's SipHash on short strings; still seeded per process.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The set of [`FastMap`].
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;

@@ -5,7 +5,6 @@
 //! Serialized straight from the compiled nodes (no `serde_json::Value` tree of the whole
 //! manifest): at 10k models that tree cost most of `compile`'s time and memory.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::LazyLock;
 
@@ -36,7 +35,7 @@ static EMPTY_ARRAY: LazyLock<Value> = LazyLock::new(|| json!([]));
 struct Context<'a> {
     compiled: &'a Compiled,
     created_at: f64,
-    nodes_by_id: HashMap<&'a str, &'a Node>,
+    nodes_by_id: crate::FastMap<&'a str, &'a Node>,
     /// `source('x', 'y')` as a test's `model` kwarg spells it, with the source's name.
     source_calls: Vec<(String, &'a str)>,
 }
@@ -104,7 +103,7 @@ fn write_json(out: &mut impl Write, compiled: &Compiled) -> std::io::Result<()> 
 /// Items keyed by id: a repeated id keeps its first place and its last value, as inserting
 /// into a `serde_json::Map` would.
 fn by_id<T>(items: &[T], id: fn(&T) -> &str) -> Vec<&T> {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    let mut last: crate::FastMap<&str, usize> = crate::FastMap::with_capacity_and_hasher(items.len(), Default::default());
     for (i, item) in items.iter().enumerate() {
         last.insert(id(item), i);
     }
@@ -185,8 +184,8 @@ impl Serialize for Lineage<'_> {
 /// The parent map and the child map.
 fn lineage_maps(compiled: &Compiled) -> (Lineage<'_>, Lineage<'_>) {
     let capacity = compiled.nodes.len() + compiled.sources.len();
-    let mut parents: HashMap<&str, Vec<&str>> = HashMap::with_capacity(capacity);
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::with_capacity(capacity);
+    let mut parents: crate::FastMap<&str, Vec<&str>> = crate::FastMap::with_capacity_and_hasher(capacity, Default::default());
+    let mut children: crate::FastMap<&str, Vec<&str>> = crate::FastMap::with_capacity_and_hasher(capacity, Default::default());
     for id in compiled.nodes.iter().map(|n| n.unique_id.as_str()).chain(compiled.sources.iter().map(|s| s.unique_id.as_str())) {
         parents.entry(id).or_default();
         children.entry(id).or_default();
@@ -201,7 +200,7 @@ fn lineage_maps(compiled: &Compiled) -> (Lineage<'_>, Lineage<'_>) {
 }
 
 impl<'a> Lineage<'a> {
-    fn sorted(map: HashMap<&'a str, Vec<&'a str>>) -> Self {
+    fn sorted(map: crate::FastMap<&'a str, Vec<&'a str>>) -> Self {
         let mut entries: Vec<(&str, Vec<&str>)> = map.into_iter().collect();
         entries.sort_unstable_by_key(|(id, _)| *id);
         for (_, neighbours) in &mut entries {

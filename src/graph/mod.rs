@@ -13,11 +13,11 @@ mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::FastMap;
 use crate::diagnostics::{Diagnostic, Diagnostics, did_you_mean, display_path};
 use crate::node::{Compiled, Node, Origin, ResourceType, SourceTable};
 
@@ -445,45 +445,6 @@ impl<'a> Unvalidated<'a> {
             }
         }
         vec![start, start]
-    }
-}
-
-/// A HashMap with a fast non-cryptographic hash: keys here are our own ids, not attacker input.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
-/// The multiply-rotate hash of rustc's FxHasher, written out to avoid a dependency.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        for &byte in chunks.remainder() {
-            self.add(u64::from(byte));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 

@@ -236,9 +236,9 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
     };
     let dialect_ok = dialect.is_some();
 
-    let by_id: HashMap<&str, &Node> = compiled.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
+    let by_id: crate::FastMap<&str, &Node> = compiled.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
     let planned: Vec<&Node> = selected_in_topo_order.iter().copied().filter(|n| is_planned(n)).collect();
-    let planned_ids: HashSet<&str> = planned.iter().map(|n| n.unique_id.as_str()).collect();
+    let planned_ids: crate::FastSet<&str> = planned.iter().map(|n| n.unique_id.as_str()).collect();
 
     let t = crate::timing::phase("plan.statements");
     // Each node's statements and fingerprint are independent: built in parallel, kept in order.
@@ -372,10 +372,10 @@ fn test_severity(node: &Node) -> String {
 }
 
 /// Dependencies on planned nodes; an inlined ephemeral model passes on its own dependencies.
-fn resolve_depends_on(node: &Node, by_id: &HashMap<&str, &Node>, planned: &HashSet<&str>) -> Vec<String> {
+fn resolve_depends_on(node: &Node, by_id: &crate::FastMap<&str, &Node>, planned: &crate::FastSet<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut stack: Vec<&str> = node.depends_on.iter().rev().map(String::as_str).collect();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: crate::FastSet<&str> = Default::default();
     while let Some(id) = stack.pop() {
         if !seen.insert(id) {
             continue;
@@ -392,7 +392,7 @@ fn resolve_depends_on(node: &Node, by_id: &HashMap<&str, &Node>, planned: &HashS
 fn attach_tests(nodes: &mut [PlanNode]) {
     let mut pairs = Vec::new();
     {
-        let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+        let index: crate::FastMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
         for node in nodes.iter().filter(|n| n.test.is_some()) {
             for dep in &node.depends_on {
                 if let Some(&i) = index.get(dep.as_str()) {

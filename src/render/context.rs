@@ -41,14 +41,14 @@ pub struct Shared {
     pub adapter: String,
     pub target: Value,
     /// package → macro name → macro.
-    pub macros: HashMap<String, HashMap<String, MacroRef>>,
+    pub macros: crate::FastMap<String, crate::FastMap<String, MacroRef>>,
     /// Packages in macro lookup order after the caller's own: root, others, `dbt`.
     pub package_order: Vec<String>,
     pub dispatch: HashMap<String, Vec<String>>,
     /// name → every node of that name (all packages, versions).
-    pub targets: HashMap<String, Vec<Target>>,
+    pub targets: crate::FastMap<String, Vec<Target>>,
     /// (source, table) → (unique_id, relation).
-    pub sources: HashMap<(String, String), (String, Relation)>,
+    pub sources: crate::FastMap<(String, String), (String, Relation)>,
     /// package → its effective vars.
     pub vars: HashMap<String, IndexMap<String, Json>>,
     pub graph: Value,
@@ -63,12 +63,12 @@ pub struct Shared {
 /// thousand models renders it once.
 #[derive(Clone, Default)]
 pub struct MacroMemo {
-    pure: Arc<std::collections::HashSet<String>>,
-    results: Arc<Mutex<HashMap<String, Value>>>,
+    pure: Arc<crate::FastSet<String>>,
+    results: Arc<Mutex<crate::FastMap<String, Value>>>,
 }
 
 impl MacroMemo {
-    pub fn new(pure: std::collections::HashSet<String>) -> Self {
+    pub fn new(pure: crate::FastSet<String>) -> Self {
         MacroMemo { pure: Arc::new(pure), results: Arc::default() }
     }
 

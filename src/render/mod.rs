@@ -149,12 +149,12 @@ fn register_draft_templates(
 }
 
 pub(crate) struct Templates {
-    pub origins: HashMap<String, TemplateOrigin>,
+    pub origins: crate::FastMap<String, TemplateOrigin>,
     /// The prepared text of each template only one draft renders (a model's, snapshot's,
     /// analysis' or singular test's): compiled for each render and dropped after it, not kept
     /// in the environment, since minijinja keeps room for 256 instructions in every compiled
     /// template (about 12 KB each, over 100 MB at 10,000 models).
-    pub own: HashMap<String, String>,
+    pub own: crate::FastMap<String, String>,
 }
 
 impl Templates {
@@ -215,7 +215,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let t_macros = crate::timing::phase("render.macros");
     let mut diags = project.warnings.clone();
     let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
-    let mut templates = Templates { origins: HashMap::new(), own: HashMap::new() };
+    let mut templates = Templates { origins: Default::default(), own: Default::default() };
     // Templates compiled on first use (orrery's builtin macros, which a project mostly never
     // calls) or all at once in parallel (the drafts'): minijinja asks this loader for them.
     // A builtin may be loaded by two threads at once (minijinja loads outside its lock), so
@@ -238,7 +238,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     });
 
     // Macros: dbt's own first, so that a project's macro of the same name wins.
-    let mut macros: HashMap<String, HashMap<String, MacroRef>> = HashMap::new();
+    let mut macros: crate::FastMap<String, crate::FastMap<String, MacroRef>> = Default::default();
     // Each project macro's own text (one `{% macro %}` block), to tell which are inert.
     let mut macro_texts: Vec<(String, String)> = Vec::new();
     let mut add_macro_file = |env: &mut Environment<'static>, package: &str, file_name: &str, text: &str, source: SourceFile, diags: &mut Diagnostics| {
@@ -267,7 +267,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 let map = ops_map.then(&rewrite::SourceMap::slice(lines, range.start, range.len()));
                 let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(map)) };
                 if let Err(err) = add(env, template.clone(), text) {
-                    let mut t = Templates { origins: HashMap::new(), own: HashMap::new() };
+                    let mut t = Templates { origins: Default::default(), own: Default::default() };
                     t.origins.insert(template.clone(), origin.clone());
                     diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
                     continue;
@@ -286,7 +286,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         }
         let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
         if let Err(err) = add(env, template.clone(), compiled_text) {
-            let mut t = Templates { origins: HashMap::new(), own: HashMap::new() };
+            let mut t = Templates { origins: Default::default(), own: Default::default() };
             t.origins.insert(template.clone(), origin.clone());
             diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
             return;
@@ -325,8 +325,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     // Of those, the macros whose calls can be rendered once per distinct arguments.
     let (inert_macros, pure_macros) = {
         let is_macro = |id: &str| id.starts_with("orrery_macro__") || macros.contains_key(id) || macros.values().any(|m| m.contains_key(id));
-        let mut inert = std::collections::HashSet::new();
-        let mut pure = std::collections::HashSet::new();
+        let mut inert = crate::FastSet::default();
+        let mut pure = crate::FastSet::default();
         for (id, text) in macro_texts {
             if static_parse::macro_is_pure(&text, &is_macro) {
                 pure.insert(id.clone());
@@ -348,8 +348,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         macros,
         package_order,
         dispatch,
-        targets: HashMap::new(),
-        sources: HashMap::new(),
+        targets: Default::default(),
+        sources: Default::default(),
         vars,
         graph: Value::from(()),
         docs,
@@ -423,7 +423,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     drop(t);
     let t = crate::timing::phase("render.relations");
     let mut shared = Arc::try_unwrap(base).unwrap_or_else(|a| (*a).clone());
-    shared.targets = HashMap::new();
+    shared.targets = Default::default();
     let shared_arc = Arc::new(shared);
     let relations: Vec<Result<Relation, Diagnostic>> = drafts.par_iter().map(|d| resolve_relation(&env, &shared_arc, d, &project.target, &templates)).collect();
     for (d, r) in drafts.iter_mut().zip(relations) {
@@ -603,7 +603,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
 }
 
 /// What the parse render of `d` would record, read off its text when it is simple enough.
-fn read_parse_calls(shared: &Shared, inert_macros: &std::collections::HashSet<String>, d: &Draft) -> Option<Recorded> {
+fn read_parse_calls(shared: &Shared, inert_macros: &crate::FastSet<String>, d: &Draft) -> Option<Recorded> {
     d.template.as_ref()?;
     let inert = |name: &str| shared.find_macro(&d.package, name).is_some_and(|m| inert_macros.contains(&m.unique_id));
     let calls = match &d.test {
@@ -791,8 +791,8 @@ fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, t
     render_template(tmpl.as_ref(), d, node, templates)
 }
 
-fn target_map(drafts: &[Draft], _target: &crate::node::TargetInfo) -> HashMap<String, Vec<Target>> {
-    let mut map: HashMap<String, Vec<Target>> = HashMap::new();
+fn target_map(drafts: &[Draft], _target: &crate::node::TargetInfo) -> crate::FastMap<String, Vec<Target>> {
+    let mut map: crate::FastMap<String, Vec<Target>> = Default::default();
     for d in drafts {
         if !matches!(d.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
             continue;
@@ -897,7 +897,12 @@ fn resolve_relation(
 
 /// A config's `pre_hook` or `post_hook` as a list of SQL templates.
 fn hook_list(cfg: &serde_json::Map<String, Json>, key: &str) -> Vec<String> {
-    match cfg.get(key) {
+    hooks_of(cfg.get(key))
+}
+
+/// A `pre_hook` / `post_hook` value as a list of SQL templates.
+fn hooks_of(value: Option<&Json>) -> Vec<String> {
+    match value {
         Some(Json::Array(a)) => a
             .iter()
             .map(|v| match v {
@@ -961,80 +966,82 @@ fn render_hooks(env: &Environment<'static>, shared: &Arc<Shared>, hooks: &[Strin
 
 /// The typed config of a node from its merged JSON config.
 pub(crate) fn node_config(cfg: &serde_json::Map<String, Json>, enabled: bool) -> NodeConfig {
-    let s = |k: &str| cfg.get(k).and_then(|v| match v {
+    // One pass over the keys (a node's config holds a dozen; NodeConfig knows three dozen).
+    let text = |v: &Json| match v {
         Json::String(s) => Some(s.clone()),
         Json::Null => None,
         other => Some(other.to_string()),
-    });
-    let list = |k: &str| -> Vec<String> {
-        match cfg.get(k) {
-            Some(Json::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
-            Some(Json::String(s)) => vec![s.clone()],
+    };
+    let list = |v: &Json| -> Vec<String> {
+        match v {
+            Json::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
+            Json::String(s) => vec![s.clone()],
             _ => vec![],
         }
     };
-    let map = |k: &str| -> IndexMap<String, Json> {
-        match cfg.get(k) {
-            Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    let map = |v: &Json| -> IndexMap<String, Json> {
+        match v {
+            Json::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             _ => IndexMap::new(),
         }
     };
-    let hooks = |k: &str| hook_list(cfg, k);
-    const KNOWN: &[&str] = &[
-        "enabled", "materialized", "tags", "database", "schema", "alias", "pre_hook", "post_hook", "unique_key",
-        "incremental_strategy", "on_schema_change", "full_refresh", "grants", "meta", "persist_docs", "quoting",
-        "column_types", "quote_columns", "delimiter", "strategy", "updated_at", "check_cols", "target_schema",
-        "target_database", "invalidate_hard_deletes", "severity", "where", "limit", "warn_if", "error_if",
-        "fail_calc", "store_failures",
-    ];
-    NodeConfig {
-        enabled,
-        materialized: s("materialized").unwrap_or_default(),
-        tags: list("tags"),
-        database: s("database"),
-        schema: s("schema"),
-        alias: s("alias"),
-        pre_hook: hooks("pre_hook"),
-        post_hook: hooks("post_hook"),
-        unique_key: cfg.get("unique_key").cloned().filter(|v| !v.is_null()),
-        incremental_strategy: s("incremental_strategy"),
-        on_schema_change: s("on_schema_change"),
-        full_refresh: cfg.get("full_refresh").and_then(Json::as_bool),
-        grants: match cfg.get("grants") {
-            Some(Json::Object(m)) => m
-                .iter()
-                .map(|(k, v)| {
-                    let vals = match v {
-                        Json::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-                        Json::String(s) => vec![s.clone()],
-                        _ => vec![],
-                    };
-                    (k.clone(), vals)
-                })
-                .collect(),
-            _ => IndexMap::new(),
-        },
-        meta: map("meta"),
-        persist_docs: map("persist_docs"),
-        quoting: map("quoting"),
-        column_types: map("column_types").into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect(),
-        quote_columns: cfg.get("quote_columns").and_then(Json::as_bool),
-        delimiter: s("delimiter"),
-        strategy: s("strategy"),
-        updated_at: s("updated_at"),
-        check_cols: cfg.get("check_cols").cloned(),
-        target_schema: s("target_schema"),
-        target_database: s("target_database"),
-        invalidate_hard_deletes: cfg.get("invalidate_hard_deletes").and_then(Json::as_bool),
-        severity: s("severity"),
-        where_: s("where"),
-        limit: cfg.get("limit").and_then(Json::as_u64),
-        warn_if: s("warn_if"),
-        error_if: s("error_if"),
-        fail_calc: s("fail_calc"),
-        store_failures: cfg.get("store_failures").and_then(Json::as_bool),
-        extra: cfg.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
+    let mut c = NodeConfig { enabled, ..NodeConfig::default() };
+    for (key, v) in cfg {
+        match key.as_str() {
+            "enabled" => {}
+            "materialized" => c.materialized = text(v).unwrap_or_default(),
+            "tags" => c.tags = list(v),
+            "database" => c.database = text(v),
+            "schema" => c.schema = text(v),
+            "alias" => c.alias = text(v),
+            "pre_hook" => c.pre_hook = hooks_of(Some(v)),
+            "post_hook" => c.post_hook = hooks_of(Some(v)),
+            "unique_key" => c.unique_key = Some(v.clone()).filter(|v| !v.is_null()),
+            "incremental_strategy" => c.incremental_strategy = text(v),
+            "on_schema_change" => c.on_schema_change = text(v),
+            "full_refresh" => c.full_refresh = v.as_bool(),
+            "grants" => {
+                if let Json::Object(m) = v {
+                    c.grants = m
+                        .iter()
+                        .map(|(k, v)| {
+                            let vals = match v {
+                                Json::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                                Json::String(s) => vec![s.clone()],
+                                _ => vec![],
+                            };
+                            (k.clone(), vals)
+                        })
+                        .collect();
+                }
+            }
+            "meta" => c.meta = map(v),
+            "persist_docs" => c.persist_docs = map(v),
+            "quoting" => c.quoting = map(v),
+            "column_types" => {
+                c.column_types = map(v).into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+            }
+            "quote_columns" => c.quote_columns = v.as_bool(),
+            "delimiter" => c.delimiter = text(v),
+            "strategy" => c.strategy = text(v),
+            "updated_at" => c.updated_at = text(v),
+            "check_cols" => c.check_cols = Some(v.clone()),
+            "target_schema" => c.target_schema = text(v),
+            "target_database" => c.target_database = text(v),
+            "invalidate_hard_deletes" => c.invalidate_hard_deletes = v.as_bool(),
+            "severity" => c.severity = text(v),
+            "where" => c.where_ = text(v),
+            "limit" => c.limit = v.as_u64(),
+            "warn_if" => c.warn_if = text(v),
+            "error_if" => c.error_if = text(v),
+            "fail_calc" => c.fail_calc = text(v),
+            "store_failures" => c.store_failures = v.as_bool(),
+            _ => {
+                c.extra.insert(key.clone(), v.clone());
+            }
+        }
     }
+    c
 }
 
 /// Runtime variables used where the plan cannot bind them: `compiled` rendered each runtime
@@ -1138,8 +1145,37 @@ mod parse_reading_tests {
         out
     }
 
-    /// Reading a simple template's parse calls gives what rendering it in the parse pass gives,
-    /// on every example and test project (errors included), and the reader is used on them.
+    /// Compiles `dir` with every shortcut (parse calls read, pure macro calls remembered, simple
+    /// templates written from their pieces, dbt's generic tests written natively) and without
+    /// any (`RenderOptions::plain`), and checks both give the same nodes and diagnostics.
+    /// False when the project does not load here.
+    fn assert_shortcuts_agree(dir: &std::path::Path) -> bool {
+        // A project whose profile needs a server's settings (pg) is left to its own tests.
+        let Some(project) = load(dir) else { return false };
+        let options = RenderOptions::default();
+        let rendered = compile_all(&project, &RenderOptions { plain: true, ..options.clone() });
+        let by_reading = compile_all(&project, &options);
+        let (a, b) = (outcome(&rendered), outcome(&by_reading));
+        assert_eq!(a.len(), b.len(), "{}", dir.display());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{}", dir.display());
+        }
+        true
+    }
+
+    /// The same on projects this repository does not hold, e.g. fetched dbt projects with their
+    /// packages installed: `ORRERY_COMPARE_PROJECTS=dir1:dir2 cargo test -- --ignored shortcuts`.
+    #[test]
+    #[ignore = "needs projects named by ORRERY_COMPARE_PROJECTS"]
+    fn shortcuts_agree_with_rendering_on_given_projects() {
+        let dirs = std::env::var("ORRERY_COMPARE_PROJECTS").unwrap_or_default();
+        for dir in dirs.split(':').filter(|d| !d.is_empty()) {
+            assert!(assert_shortcuts_agree(std::path::Path::new(dir)), "{dir} does not load");
+        }
+    }
+
+    /// Every shortcut gives what rendering gives on every example and test project (errors
+    /// included), and the parse reader is used on them.
     #[test]
     fn reading_parse_calls_gives_what_rendering_them_gives() {
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -1152,17 +1188,11 @@ mod parse_reading_tests {
         let mut read = 0;
         let mut compared = 0;
         for dir in &dirs {
-            // A project whose profile needs a server's settings (pg) is left to its own tests.
-            let Some(project) = load(dir) else { continue };
-            compared += 1;
-            let options = RenderOptions::default();
-            let rendered = compile_all(&project, &RenderOptions { plain: true, ..options.clone() });
-            let by_reading = compile_all(&project, &options);
-            let (a, b) = (outcome(&rendered), outcome(&by_reading));
-            assert_eq!(a.len(), b.len(), "{}", dir.display());
-            for (x, y) in a.iter().zip(&b) {
-                assert_eq!(x, y, "{}", dir.display());
+            if !assert_shortcuts_agree(dir) {
+                continue;
             }
+            compared += 1;
+            let Some(project) = load(dir) else { continue };
             let never = |_: &str| false;
             read += project
                 .packages
