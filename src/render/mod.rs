@@ -457,10 +457,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             let model = drafts::LazyModel::value_of(&drafts, i, true);
             let kwargs = d.test.as_ref().map(|_| Value::from(()));
             let node = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), kwargs);
-            if d.test.is_some() && !options.plain {
-                if let Some(sql) = native_tests::render(&shared, d, &node) {
-                    return Some(Ok((sql, None, take_recorded(&node))));
-                }
+            if let Some(sql) = d.test.as_ref().filter(|_| !options.plain).and_then(|_| native_tests::render(&shared, d, &node)) {
+                return Some(Ok((sql, None, take_recorded(&node))));
             }
             if d.test.is_some() {
                 match drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates) {

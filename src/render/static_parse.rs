@@ -210,17 +210,20 @@ pub fn calls(text: &str, inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>
     (skipping == 0).then_some(out)
 }
 
+/// A call's literal arguments: positional ones, then `key=value` ones.
+type Arguments = (Vec<Value>, Vec<(String, Value)>);
+
 /// A `{{ name(args) }}` expression with literal arguments: the name and the arguments.
-fn call_parts<'a>(toks: &[Tok<'a>]) -> Option<(&'a str, Vec<Value>, Vec<(String, Value)>)> {
+fn call_parts<'a>(toks: &[Tok<'a>]) -> Option<(&'a str, Arguments)> {
     let [Tok::Ident(name), Tok::Punct(b'('), rest @ ..] = toks else { return None };
     let mut p = Parser { toks: rest, at: 0 };
-    let (positional, keywords) = p.arguments()?;
-    (p.at == rest.len()).then_some((*name, positional, keywords))
+    let arguments = p.arguments()?;
+    (p.at == rest.len()).then_some((*name, arguments))
 }
 
 /// A `{{ name(args) }}` expression: what it records (`None` inside when it records nothing).
 fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Option<Call>> {
-    let (name, positional, keywords) = call_parts(toks)?;
+    let (name, (positional, keywords)) = call_parts(toks)?;
     match context_call(name, &positional, &keywords) {
         Some(call) => Some(Some(call)),
         None if CONTEXT_NAMES.contains(&name) || matches!(name, "ref" | "source" | "config" | "var") => None,
@@ -332,7 +335,7 @@ pub fn pieces(text: &str) -> Option<Vec<Piece<'_>>> {
             if toks == [Tok::Ident("this")] {
                 out.push(Piece::This);
             } else {
-                let (name, positional, keywords) = call_parts(&toks)?;
+                let (name, (positional, keywords)) = call_parts(&toks)?;
                 out.push(Piece::Call { name, positional, keywords });
             }
         } else if !incremental && toks == [Tok::Ident("if"), Tok::Ident("is_incremental"), Tok::Punct(b'('), Tok::Punct(b')')] {
@@ -368,7 +371,7 @@ impl<'t, 'a> Parser<'t, 'a> {
     }
 
     /// Arguments up to and including the closing `)`: positional literals, then `key=literal`s.
-    fn arguments(&mut self) -> Option<(Vec<Value>, Vec<(String, Value)>)> {
+    fn arguments(&mut self) -> Option<Arguments> {
         let mut positional = Vec::new();
         let mut keywords: Vec<(String, Value)> = Vec::new();
         loop {
