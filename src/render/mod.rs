@@ -374,6 +374,19 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     drop(t);
     let t = crate::timing::phase("render.parse");
     let kwarg_exprs = drafts::KwargExprs::default();
+    // Each template simple enough to be written from its pieces, read once for both passes
+    // (and whether it is the draft's own text, which the parse reader reads).
+    let pieces: Vec<(Option<Vec<static_parse::Piece<'_>>>, bool)> = if options.plain {
+        Vec::new()
+    } else {
+        drafts
+            .par_iter()
+            .map(|d| match d.template.as_ref().and_then(|name| templates.own.get(name)) {
+                Some(text) => (static_parse::pieces(text), *text == d.template_text),
+                None => (None, false),
+            })
+            .collect()
+    };
     // Parse pass.
     let parse_drafts = Arc::new(std::mem::take(&mut drafts));
     let parsed: Vec<Result<Recorded, Diagnostic>> = parse_drafts
@@ -384,7 +397,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
             }
             if !options.plain {
-                if let Some(rec) = read_parse_calls(&base, &inert_macros, d) {
+                let read = pieces.get(i).filter(|(_, own)| *own).and_then(|(p, _)| p.as_deref());
+                if let Some(rec) = read_parse_calls(&base, &inert_macros, d, read) {
                     return Ok(rec);
                 }
             }
@@ -477,13 +491,10 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             }
             // A template simple enough is written from its pieces; any other is compiled
             // (once, for both variants) and rendered.
-            let pieces = match (&d.template, options.plain) {
-                (Some(name), false) => templates.own.get(name).and_then(|text| static_parse::pieces(text)),
-                _ => None,
-            };
+            let pieces = pieces.get(i).and_then(|(p, _)| p.as_deref());
             let mut tmpl = None;
             let mut render = |node: &Arc<NodeRender>| -> Result<String, Diagnostic> {
-                if let Some(sql) = pieces.as_deref().and_then(|p| write_pieces(p, node)) {
+                if let Some(sql) = pieces.and_then(|p| write_pieces(p, node)) {
                     return Ok(sql);
                 }
                 let compiled = match tmpl.take() {
@@ -601,14 +612,16 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
 }
 
 /// What the parse render of `d` would record, read off its text when it is simple enough.
-fn read_parse_calls(shared: &Shared, inert_macros: &crate::FastSet<String>, d: &Draft) -> Option<Recorded> {
+/// `pieces`: the draft's own text already read as pieces, if it could be.
+fn read_parse_calls(shared: &Shared, inert_macros: &crate::FastSet<String>, d: &Draft, pieces: Option<&[static_parse::Piece<'_>]>) -> Option<Recorded> {
     d.template.as_ref()?;
     let inert = |name: &str| shared.find_macro(&d.package, name).is_some_and(|m| inert_macros.contains(&m.unique_id));
-    let calls = match &d.test {
-        None => static_parse::calls(&d.template_text, &inert)?,
+    let calls = match (&d.test, pieces) {
+        (None, Some(pieces)) => static_parse::calls_of_pieces(pieces, &inert)?,
+        (None, None) => static_parse::calls(&d.template_text, &inert)?,
         // A generic test's parse render evaluates its arguments only; with orrery's own
         // `get_where_subquery` and no other Jinja, only the tested model's ref or source records.
-        Some(_) => {
+        (Some(_), _) => {
             shared.builtin_where_subquery(&d.package)?;
             let target = drafts::plain_test_target(d)?;
             let calls = static_parse::calls(&format!("{{{{ {target} }}}}"), &|_| false)?;

@@ -263,6 +263,29 @@ pub fn context_call(name: &str, positional: &[Value], keywords: &[(String, Value
     }
 }
 
+/// [`calls`] of a template already read as [`pieces`] (the same answer, without reading it again).
+pub fn calls_of_pieces(pieces: &[Piece<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>> {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for piece in pieces {
+        match piece {
+            Piece::Incremental => skipping = true,
+            Piece::EndIncremental => skipping = false,
+            _ if skipping => {}
+            Piece::Text(_) => {}
+            // `this` is the context's: such a template is rendered.
+            Piece::This => return None,
+            Piece::Call { name, positional, keywords } => match context_call(name, positional, keywords) {
+                Some(call) => out.push(call),
+                None if is_context_name(name) => return None,
+                None if inert_macro(name) => {}
+                None => return None,
+            },
+        }
+    }
+    Some(out)
+}
+
 /// Whether `name` is one of the context's own names (not a macro a template may call).
 pub fn is_context_name(name: &str) -> bool {
     CONTEXT_NAMES.contains(&name) || matches!(name, "ref" | "source" | "config" | "var")
