@@ -1269,3 +1269,71 @@ mod macro_memo_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod shortcut_edge_tests {
+    use super::*;
+
+    /// Templates at the edges of what the shortcuts take — CRLF line ends, whitespace control
+    /// around incremental blocks, vars of every JSON type, versioned and package refs, sources
+    /// with their own quoting, ephemeral refs, repeated pure macro calls — compile to the same
+    /// nodes with and without them.
+    #[test]
+    fn edge_templates_compile_alike_with_and_without_shortcuts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files: &[(&str, &str)] = &[
+            (
+                "dbt_project.yml",
+                "name: root\nprofile: p\nvars:\n  s: text\n  i: 7\n  f: 0.5\n  b: true\n  l: [1, 2]\n  n: null\n",
+            ),
+            ("profiles.yml", "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: x.duckdb\n      schema: main\n"),
+            ("macros/m.sql", "{% macro twice(c) -%} ({{ c }} * 2) {%- endmacro %}\n{% macro label(x='a') %}'{{ x }}'{% endmacro %}\n"),
+            ("models/base.sql", "select 1 as id\r\n"),
+            ("models/eph.sql", "{{ config(materialized='ephemeral') }}\nselect * from {{ ref('base') }}\n"),
+            ("models/vers_v1.sql", "select 1 as id\n"),
+            ("models/vers_v2.sql", "select 2 as id\n"),
+            (
+                "models/props.yml",
+                "version: 2\nmodels:\n  - name: vers\n    latest_version: 2\n    versions:\n      - v: 1\n      - v: 2\nsources:\n  - name: raw\n    schema: raw_data\n    quoting:\n      identifier: false\n    tables:\n      - name: events\n",
+            ),
+            ("models/crlf.sql", "{{ config(materialized='table') }}\r\nselect {{ twice('id') }}, {{ twice('id') }}\r\nfrom {{ ref('base') }}\r\n"),
+            (
+                "models/inc.sql",
+                "{{- config(materialized='incremental', unique_key='id') -}}\nselect * from {{ ref('base') }}\n{%- if is_incremental() %}\n  where id > (select max(id) from {{ this }}) {# newest #}\n{%- endif %}\n",
+            ),
+            ("models/vars.sql", "select '{{ var(\"s\") }}', {{ var('i') }}, {{ var('f') }}, {{ var('b') }}, {{ var('l') }}, '{{ var('n') }}', {{ var('missing', 3) }}\n"),
+            ("models/refs.sql", "select * from {{ ref('vers') }}, {{ ref('vers', v=1) }}, {{ ref('root', 'base') }}, {{ source('raw', 'events') }}\n"),
+            ("models/uses_eph.sql", "select * from {{ ref('eph') }} {#- comment -#}  \n  where {{ label() }} = {{ label(x='b') }}\n\n"),
+        ];
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            std::fs::write(path, text).expect("write");
+        }
+        let options = crate::project::LoadOptions {
+            project_dir: dir.path().to_path_buf(),
+            profiles_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let project = crate::project::load(&options).expect("project");
+        let plain = compile_all(&project, &RenderOptions { plain: true, ..RenderOptions::default() });
+        let fast = compile_all(&project, &RenderOptions::default());
+        assert!(!plain.diagnostics.has_errors(), "{:?}", plain.diagnostics);
+        let view = |c: &Compiled| -> Vec<String> {
+            c.nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {:?} {:?} {:?} {:?} {:?} {:?}",
+                        n.unique_id, n.refs, n.sources, n.depends_on, n.depends_on_macros, n.compiled_code, n.compiled_code_incremental
+                    )
+                })
+                .collect()
+        };
+        let (a, b) = (view(&plain), view(&fast));
+        assert_eq!(a.len(), 9, "{a:#?}");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y);
+        }
+    }
+}
