@@ -187,6 +187,28 @@ impl Recorded {
         }
     }
 
+    /// Notes a `ref` call and the node it found, in first-use order without repeats.
+    pub fn add_ref(&mut self, call: RefCall, target_id: &str) {
+        if !self.refs.contains(&call) {
+            self.refs.push(call);
+        }
+        self.add_dependency(target_id);
+    }
+
+    /// Notes a `source` call and the source table it found, in first-use order without repeats.
+    pub fn add_source(&mut self, pair: [String; 2], source_id: &str) {
+        if !self.sources.contains(&pair) {
+            self.sources.push(pair);
+        }
+        self.add_dependency(source_id);
+    }
+
+    fn add_dependency(&mut self, unique_id: &str) {
+        if !self.depends_on.iter().any(|d| d == unique_id) {
+            self.depends_on.push(unique_id.to_string());
+        }
+    }
+
     /// Adds another render's calls to these, keeping first-use order without repeats.
     pub fn absorb(&mut self, other: Recorded) {
         fn extend<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
@@ -561,12 +583,7 @@ impl NodeFn {
             return Err(Error::new(ErrorKind::InvalidOperation, format!("ref to `{name}`, which is disabled")));
         }
         node.record(|r| {
-            if !r.refs.contains(&call) {
-                r.refs.push(call);
-            }
-            if !r.depends_on.contains(&target.unique_id) {
-                r.depends_on.push(target.unique_id.clone());
-            }
+            r.add_ref(call, &target.unique_id);
             if target.ephemeral && !r.ephemerals.contains(&target.unique_id) {
                 r.ephemerals.push(target.unique_id.clone());
             }
@@ -597,15 +614,7 @@ impl NodeFn {
             }
             return Err(Error::new(ErrorKind::InvalidOperation, msg));
         };
-        node.record(|r| {
-            let pair = [source.clone(), table.clone()];
-            if !r.sources.contains(&pair) {
-                r.sources.push(pair);
-            }
-            if !r.depends_on.contains(uid) {
-                r.depends_on.push(uid.clone());
-            }
-        });
+        node.record(|r| r.add_source([source.clone(), table.clone()], uid));
         // dbt quotes sources by their own `quoting:` (all parts by default), not the project's.
         Ok(Value::from_object(RelationObj { rel: rel.clone(), cte: false, shared: node.shared.clone(), quoting: Default::default() }))
     }
@@ -686,7 +695,7 @@ impl Object for NodeFn {
                 node.record(|r| ids.iter().for_each(|id| r.add_macro(id)));
                 let rel = args.first().cloned().unwrap_or_default();
                 match where_filter(&node.config) {
-                    Some(w) => Ok(Value::from(format!("(select * from {rel} where {w}) dbt_subquery"))),
+                    Some(w) => Ok(Value::from(where_subquery(&rel.to_string(), &w))),
                     None => Ok(rel),
                 }
             }
@@ -730,7 +739,6 @@ pub struct RelationObj {
     pub quoting: super::builtins::QuotePolicy,
 }
 
-/// A node's relation, quoted as the project's `quoting:` says.
 /// A test's `where` config as `get_where_subquery` reads it: none when unset, empty or false.
 pub fn where_filter(config: &serde_json::Map<String, Json>) -> Option<String> {
     match config.get("where") {
@@ -740,6 +748,65 @@ pub fn where_filter(config: &serde_json::Map<String, Json>) -> Option<String> {
     }
 }
 
+/// What `get_where_subquery` gives for a relation (as SQL) and a `where` filter.
+pub fn where_subquery(relation: &str, filter: &str) -> String {
+    format!("(select * from {relation} where {filter}) dbt_subquery")
+}
+
+/// A `ref` or `source` call read off a template (see `static_parse`), resolved.
+pub enum Resolved {
+    Ref { call: RefCall, unique_id: String, relation: Relation },
+    Source { pair: [String; 2], unique_id: String, relation: Relation },
+}
+
+impl Resolved {
+    /// The relation as the call prints it: a model by the project's `quoting:`, a source by
+    /// its own (every part quoted), as `ref()` and `source()` print them.
+    pub fn sql(&self, shared: &Shared) -> String {
+        match self {
+            Resolved::Ref { relation, .. } => shared.relation_sql(relation),
+            Resolved::Source { relation, .. } => super::builtins::render_relation_with(&shared.adapter, relation, Default::default()),
+        }
+    }
+
+    /// Records the call as `ref()` or `source()` records it.
+    pub fn record(self, rec: &mut Recorded) {
+        match self {
+            Resolved::Ref { call, unique_id, .. } => rec.add_ref(call, &unique_id),
+            Resolved::Source { pair, unique_id, .. } => rec.add_source(pair, &unique_id),
+        }
+    }
+}
+
+impl Shared {
+    /// A node's relation as SQL, quoted as the project's `quoting:` says.
+    pub fn relation_sql(&self, relation: &Relation) -> String {
+        super::builtins::render_relation_with(&self.adapter, relation, self.quoting)
+    }
+
+    /// A `ref` or `source` call read off a template, resolved from `package` as the compile
+    /// pass resolves it; `None` for any other call, one that would fail, and a ref to an
+    /// ephemeral or disabled model (the render writes those differently).
+    pub fn resolve(&self, package: &str, call: super::static_parse::Call) -> Option<Resolved> {
+        use super::static_parse::Call;
+        match call {
+            Call::Ref(call) => {
+                let target = self.ref_target(package, &call)?;
+                if target.ephemeral || !target.enabled {
+                    return None;
+                }
+                Some(Resolved::Ref { call, unique_id: target.unique_id.clone(), relation: target.relation.clone() })
+            }
+            Call::Source(source, table) => {
+                let (unique_id, relation) = self.sources.get(&(source.clone(), table.clone()))?.clone();
+                Some(Resolved::Source { pair: [source, table], unique_id, relation })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A node's relation, quoted as the project's `quoting:` says.
 pub fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
     Value::from_object(RelationObj { rel, cte: false, shared: shared.clone(), quoting: shared.quoting })
 }

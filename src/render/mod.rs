@@ -623,21 +623,18 @@ fn read_parse_calls(shared: &Shared, inert_macros: &crate::FastSet<String>, d: &
         // `get_where_subquery` and no other Jinja, only the tested model's ref or source records.
         (Some(_), _) => {
             shared.builtin_where_subquery(&d.package)?;
-            let target = drafts::plain_test_target(d)?;
-            let calls = static_parse::calls(&format!("{{{{ {target} }}}}"), &|_| false)?;
-            if calls.len() != 1 || !matches!(calls[0], static_parse::Call::Ref { .. } | static_parse::Call::Source(..)) {
+            let call = static_parse::single_call(drafts::plain_test_target(d)?)?;
+            if !matches!(call, static_parse::Call::Ref(_) | static_parse::Call::Source(..)) {
                 return None;
             }
-            calls
+            vec![call]
         }
     };
     let mut rec = Recorded::default();
     for call in calls {
         match call {
             // A call that would fail is left to the render, which reports it as it always has.
-            static_parse::Call::Ref { mut names, version } => {
-                let name = names.pop()?;
-                let call = crate::node::RefCall { package: names.pop(), name, version };
+            static_parse::Call::Ref(call) => {
                 if shared.ref_target(&d.package, &call).is_none() {
                     return None;
                 }
@@ -676,7 +673,6 @@ fn read_parse_calls(shared: &Shared, inert_macros: &crate::FastSet<String>, d: &
 fn write_pieces(pieces: &[static_parse::Piece<'_>], node: &NodeRender) -> Option<String> {
     use static_parse::{Call, Piece};
     let shared = &node.shared;
-    let relation = |r: &Relation, quoting| builtins::render_relation_with(&shared.adapter, r, quoting);
     let printable = |v: &Value| matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::Number) && (v.as_str().is_some() || v.as_i64().is_some());
     let mut out = String::with_capacity(pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 40 }).sum());
     let mut rec = Recorded::default();
@@ -687,34 +683,12 @@ fn write_pieces(pieces: &[static_parse::Piece<'_>], node: &NodeRender) -> Option
             Piece::EndIncremental => skipping = false,
             _ if skipping => {}
             Piece::Text(t) => out.push_str(t),
-            Piece::This => out.push_str(&relation(node.this.as_ref()?, shared.quoting)),
+            Piece::This => out.push_str(&shared.relation_sql(node.this.as_ref()?)),
             Piece::Call { name, positional, keywords } => match static_parse::context_call(name, positional, keywords) {
-                Some(Call::Ref { mut names, version }) => {
-                    let name = names.pop()?;
-                    let call = crate::node::RefCall { package: names.pop(), name, version };
-                    let target = shared.ref_target(&node.package, &call)?;
-                    if target.ephemeral || !target.enabled {
-                        return None;
-                    }
-                    out.push_str(&relation(&target.relation, shared.quoting));
-                    if !rec.depends_on.contains(&target.unique_id) {
-                        rec.depends_on.push(target.unique_id.clone());
-                    }
-                    if !rec.refs.contains(&call) {
-                        rec.refs.push(call);
-                    }
-                }
-                Some(Call::Source(source, table)) => {
-                    let (unique_id, rel) = shared.sources.get(&(source.clone(), table.clone()))?;
-                    // Sources are quoted by their own `quoting:`, as `source()` prints them.
-                    out.push_str(&relation(rel, Default::default()));
-                    let pair = [source, table];
-                    if !rec.sources.contains(&pair) {
-                        rec.sources.push(pair);
-                    }
-                    if !rec.depends_on.contains(unique_id) {
-                        rec.depends_on.push(unique_id.clone());
-                    }
+                Some(call @ (Call::Ref(_) | Call::Source(..))) => {
+                    let resolved = shared.resolve(&node.package, call)?;
+                    out.push_str(&resolved.sql(shared));
+                    resolved.record(&mut rec);
                 }
                 Some(Call::Config(items)) => {
                     for (key, value) in items {
@@ -906,11 +880,6 @@ fn resolve_relation(
     Ok(Relation { database: Some(database), schema, identifier })
 }
 
-/// A config's `pre_hook` or `post_hook` as a list of SQL templates.
-fn hook_list(cfg: &serde_json::Map<String, Json>, key: &str) -> Vec<String> {
-    hooks_of(cfg.get(key))
-}
-
 /// A `pre_hook` / `post_hook` value as a list of SQL templates.
 fn hooks_of(value: Option<&Json>) -> Vec<String> {
     match value {
@@ -931,7 +900,7 @@ fn hooks_of(value: Option<&Json>) -> Vec<String> {
 /// as dbt renders them when the node runs.
 fn render_node_hooks(env: &Environment<'static>, node: &Arc<NodeRender>, d: &Draft, rec: &mut Recorded) -> Result<(), Diagnostic> {
     // d.config already holds the parse pass's config() calls, hooks included.
-    let (pre_hook, post_hook) = (hook_list(&d.config, "pre_hook"), hook_list(&d.config, "post_hook"));
+    let (pre_hook, post_hook) = (hooks_of(d.config.get("pre_hook")), hooks_of(d.config.get("post_hook")));
     if pre_hook.is_empty() && post_hook.is_empty() {
         return Ok(());
     }

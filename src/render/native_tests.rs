@@ -13,73 +13,14 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::context::{NodeRender, Shared, where_filter};
+use super::context::{NodeRender, Resolved, Shared, where_filter, where_subquery};
 use super::drafts::Draft;
-use super::static_parse::{self, Call};
-use crate::node::{RefCall, Relation};
-
-/// A `ref` or `source` call of a test's arguments, resolved.
-enum Resolved {
-    Ref { call: RefCall, unique_id: String, relation: Relation },
-    Source { pair: [String; 2], unique_id: String, relation: Relation },
-}
-
-impl Resolved {
-    /// The relation as the call prints it: a model by the project's `quoting:`, a source by
-    /// its own (every part quoted), as `ref` and `source` print them.
-    fn sql(&self, shared: &Shared) -> String {
-        match self {
-            Resolved::Ref { relation, .. } => super::builtins::render_relation_with(&shared.adapter, relation, shared.quoting),
-            Resolved::Source { relation, .. } => super::builtins::render_relation_with(&shared.adapter, relation, Default::default()),
-        }
-    }
-
-    fn record(self, node: &NodeRender) {
-        let mut rec = node.rec.lock().unwrap_or_else(|e| e.into_inner());
-        let unique_id = match self {
-            Resolved::Ref { call, unique_id, .. } => {
-                if !rec.refs.contains(&call) {
-                    rec.refs.push(call);
-                }
-                unique_id
-            }
-            Resolved::Source { pair, unique_id, .. } => {
-                if !rec.sources.contains(&pair) {
-                    rec.sources.push(pair);
-                }
-                unique_id
-            }
-        };
-        if !rec.depends_on.contains(&unique_id) {
-            rec.depends_on.push(unique_id);
-        }
-    }
-}
+use super::static_parse;
 
 /// `ref('m')`, `ref('pkg', 'm')` or `source('s', 't')` with literal arguments, resolved as the
 /// render would; `None` for anything else, an ephemeral or disabled model included.
 fn resolve(shared: &Shared, package: &str, expr: &str) -> Option<Resolved> {
-    let mut calls = static_parse::calls(&format!("{{{{ {expr} }}}}"), &|_| false)?;
-    if calls.len() != 1 {
-        return None;
-    }
-    match calls.pop()? {
-        Call::Ref { mut names, version } => {
-            let name = names.pop()?;
-            let call = RefCall { package: names.pop(), name, version };
-            let target = shared.ref_target(package, &call)?;
-            if target.ephemeral || !target.enabled {
-                return None;
-            }
-            let (unique_id, relation) = (target.unique_id.clone(), target.relation.clone());
-            Some(Resolved::Ref { call, unique_id, relation })
-        }
-        Call::Source(source, table) => {
-            let (unique_id, relation) = shared.sources.get(&(source.clone(), table.clone()))?.clone();
-            Some(Resolved::Source { pair: [source, table], unique_id, relation })
-        }
-        _ => None,
-    }
+    shared.resolve(package, static_parse::single_call(expr)?)
 }
 
 /// A kwarg value the macros would print as it is: a string without Jinja, or an integer.
@@ -147,10 +88,10 @@ pub fn render(shared: &Arc<Shared>, d: &Draft, node: &NodeRender) -> Option<Stri
     }
     let column = column?;
     let model = model?;
-    let mut model_sql = model;
-    if let Some(filter) = where_filter(&node.config) {
-        model_sql = format!("(select * from {model_sql} where {filter}) dbt_subquery");
-    }
+    let model_sql = match where_filter(&node.config) {
+        Some(filter) => where_subquery(&model, &filter),
+        None => model,
+    };
     let body = match name {
         "unique" => format!(
             "\n\nselect\n    {column} as unique_field,\n    count(*) as n_records\n\nfrom {model_sql}\nwhere {column} is not null\ngroup by {column}\nhaving count(*) > 1\n\n"
@@ -173,14 +114,13 @@ pub fn render(shared: &Arc<Shared>, d: &Draft, node: &NodeRender) -> Option<Stri
 
     // Recorded as the render records: each argument's call (with get_where_subquery's macros
     // after the tested model's), then the test macro, its implementation and should_store_failures.
+    let mut rec = node.rec.lock().unwrap_or_else(|e| e.into_inner());
     for (target, is_model) in resolved {
-        target.record(node);
+        target.record(&mut rec);
         if is_model {
-            let mut rec = node.rec.lock().unwrap_or_else(|e| e.into_inner());
             where_ids.iter().for_each(|id| rec.add_macro(id));
         }
     }
-    let mut rec = node.rec.lock().unwrap_or_else(|e| e.into_inner());
     rec.add_macro(&outer.unique_id);
     rec.add_macro(&inner.unique_id);
     if name == "not_null" {

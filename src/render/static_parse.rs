@@ -12,11 +12,13 @@
 
 use minijinja::value::Value;
 
+use crate::node::RefCall;
+
 /// A call the parse render would record.
 #[derive(Debug, PartialEq)]
 pub enum Call {
-    /// `ref(...)`: its one or two names and its `v=` / `version=`.
-    Ref { names: Vec<String>, version: Option<String> },
+    /// `ref(...)`: its package (with two names), name and `v=` / `version=`.
+    Ref(RefCall),
     /// `source(source_name, table_name)`.
     Source(String, String),
     /// `config(key=value, ...)`, in call order.
@@ -226,7 +228,7 @@ fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Op
     let (name, (positional, keywords)) = call_parts(toks)?;
     match context_call(name, &positional, &keywords) {
         Some(call) => Some(Some(call)),
-        None if CONTEXT_NAMES.contains(&name) || matches!(name, "ref" | "source" | "config" | "var") => None,
+        None if is_context_name(name) => None,
         None if inert_macro(name) => Some(None),
         None => None,
     }
@@ -234,33 +236,39 @@ fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Op
 
 /// A call of `ref`, `source`, `config` or `var` with arguments this reader understands.
 pub fn context_call(name: &str, positional: &[Value], keywords: &[(String, Value)]) -> Option<Call> {
-    let keywords = keywords.to_vec();
     match name {
         "ref" => {
-            let names = positional.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>()?;
+            let mut names = positional.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>()?;
             if !(1..=2).contains(&names.len()) {
                 return None;
             }
             let mut version = None;
-            for (key, value) in &keywords {
+            for (key, value) in keywords {
                 match key.as_str() {
                     "v" | "version" if value.is_none() => {}
                     "v" | "version" if value.as_str().is_some() || value.as_i64().is_some() => version = Some(value.to_string()),
                     _ => return None,
                 }
             }
-            Some(Call::Ref { names, version })
+            let name = names.pop()?;
+            Some(Call::Ref(RefCall { package: names.pop(), name, version }))
         }
         "source" => match (positional, keywords.is_empty()) {
             ([s, t], true) => Some(Call::Source(s.as_str()?.to_string(), t.as_str()?.to_string())),
             _ => None,
         },
-        "config" if positional.is_empty() => Some(Call::Config(keywords)),
+        "config" if positional.is_empty() => Some(Call::Config(keywords.to_vec())),
         "var" if keywords.is_empty() && (1..=2).contains(&positional.len()) => {
             Some(Call::Var { name: positional[0].as_str()?.to_string(), has_default: positional.len() == 2 })
         }
         _ => None,
     }
+}
+
+/// The one call of a Jinja expression's text, e.g. `ref('m')` (`None` for anything else).
+pub fn single_call(expr: &str) -> Option<Call> {
+    let mut calls = calls(&format!("{{{{ {expr} }}}}"), &|_| false)?;
+    if calls.len() == 1 { calls.pop() } else { None }
 }
 
 /// [`calls`] of a template already read as [`pieces`] (the same answer, without reading it again).
@@ -567,8 +575,8 @@ mod tests {
             }
             other => panic!("expected config, got {other:?}"),
         }
-        assert_eq!(got[1], Call::Ref { names: vec!["a".into()], version: None });
-        assert_eq!(got[2], Call::Ref { names: vec!["pkg".into(), "b".into()], version: Some("2".into()) });
+        assert_eq!(got[1], Call::Ref(RefCall { package: None, name: "a".into(), version: None }));
+        assert_eq!(got[2], Call::Ref(RefCall { package: Some("pkg".into()), name: "b".into(), version: Some("2".into()) }));
         assert_eq!(got[3], Call::Source("raw".into(), "t".into()));
         assert_eq!(got[4], Call::Var { name: "min".into(), has_default: true });
     }
