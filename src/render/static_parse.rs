@@ -64,35 +64,69 @@ struct TagToks<'a> {
     toks: Vec<Tok<'a>>,
 }
 
-/// Every tag of `text`, comments skipped; `None` on what this reader does not lex.
-fn tags(text: &str) -> Option<Vec<TagToks<'_>>> {
+/// A template's text between tags (with the tags' `-` whitespace control applied, as
+/// minijinja's lexer applies it) or one of its tags; comments are dropped.
+enum Segment<'a> {
+    Text(&'a str),
+    Tag(TagToks<'a>),
+}
+
+/// `text` as segments; `None` on what this reader does not lex (a `+` marker, an unclosed tag
+/// or comment, a token it does not know).
+fn segments(text: &str) -> Option<Vec<Segment<'_>>> {
     let b = text.as_bytes();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i + 1 < b.len() {
-        if b[i] != b'{' || !matches!(b[i + 1], b'{' | b'%' | b'#') {
-            i += 1;
-            continue;
+    let (mut i, mut text_start, mut trim_next) = (0, 0, false);
+    loop {
+        let Some(at) = (i..b.len().saturating_sub(1)).find(|&k| b[k] == b'{' && matches!(b[k + 1], b'{' | b'%' | b'#')) else {
+            let lead = &text[text_start..];
+            let lead = if trim_next { lead.trim_start() } else { lead };
+            if !lead.is_empty() {
+                out.push(Segment::Text(lead));
+            }
+            return Some(out);
+        };
+        let opener = b[at + 1];
+        let mut lead = &text[text_start..at];
+        if trim_next {
+            lead = lead.trim_start();
         }
-        let opener = b[i + 1];
-        i += 2;
+        let mut j = at + 2;
+        match b.get(j) {
+            Some(b'-') => {
+                lead = lead.trim_end();
+                j += 1;
+            }
+            // `+` (keep the whitespace `lstrip_blocks` would strip) is not read; on a comment
+            // it changes nothing here.
+            Some(b'+') if opener != b'#' => return None,
+            _ => {}
+        }
+        if !lead.is_empty() {
+            out.push(Segment::Text(lead));
+        }
         if opener == b'#' {
-            let end = text[i..].find("#}")?;
-            i += end + 2;
-            continue;
+            let end = j + text[j..].find("#}")?;
+            trim_next = end > j && b[end - 1] == b'-';
+            i = end + 2;
+        } else {
+            let close = if opener == b'{' { b'}' } else { b'%' };
+            let (toks, next) = lex(text, j, close)?;
+            trim_next = b[next - 3] == b'-';
+            out.push(Segment::Tag(TagToks { kind: if opener == b'{' { Tag::Expr } else { Tag::Stmt }, toks }));
+            i = next;
         }
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        if b.get(i) == Some(&b'+') {
-            return None;
-        }
-        let close = if opener == b'{' { b'}' } else { b'%' };
-        let (toks, next) = lex(text, i, close)?;
-        out.push(TagToks { kind: if opener == b'{' { Tag::Expr } else { Tag::Stmt }, toks });
-        i = next;
+        text_start = i;
     }
-    Some(out)
+}
+
+/// Every tag of `text`, comments skipped; `None` on what this reader does not lex.
+fn tags(text: &str) -> Option<Vec<TagToks<'_>>> {
+    let tags = segments(text)?.into_iter().filter_map(|s| match s {
+        Segment::Tag(t) => Some(t),
+        Segment::Text(_) => None,
+    });
+    Some(tags.collect())
 }
 
 /// Tokens from `at` up to the tag's end (`}}` or `%}`, with an optional `-` before it); returns
@@ -321,48 +355,17 @@ pub fn pieces(text: &str) -> Option<Vec<Piece<'_>>> {
     // minijinja drops one trailing newline (`\n`, then `\r`) of a template.
     let mut text = text.strip_suffix('\n').unwrap_or(text);
     text = text.strip_suffix('\r').unwrap_or(text);
-    let b = text.as_bytes();
     let mut out = Vec::new();
-    let (mut i, mut text_start, mut trim_next, mut incremental) = (0, 0, false, false);
-    fn push_text<'a>(out: &mut Vec<Piece<'a>>, lead: &'a str) {
-        if !lead.is_empty() {
-            out.push(Piece::Text(lead));
-        }
-    }
-    loop {
-        let Some(at) = (i..b.len().saturating_sub(1)).find(|&k| b[k] == b'{' && matches!(b[k + 1], b'{' | b'%' | b'#')) else {
-            let lead = &text[text_start..];
-            push_text(&mut out, if trim_next { lead.trim_start() } else { lead });
-            break;
-        };
-        let opener = b[at + 1];
-        let mut lead = &text[text_start..at];
-        if trim_next {
-            lead = lead.trim_start();
-        }
-        let mut j = at + 2;
-        match b.get(j) {
-            Some(b'-') => {
-                lead = lead.trim_end();
-                j += 1;
+    let mut incremental = false;
+    for segment in segments(text)? {
+        let TagToks { kind, toks } = match segment {
+            Segment::Text(t) => {
+                out.push(Piece::Text(t));
+                continue;
             }
-            Some(b'+') => return None,
-            _ => {}
-        }
-        push_text(&mut out, lead);
-        if opener == b'#' {
-            let end = j + text[j..].find("#}")?;
-            trim_next = end > j && b[end - 1] == b'-';
-            i = end + 2;
-            text_start = i;
-            continue;
-        }
-        let close = if opener == b'{' { b'}' } else { b'%' };
-        let (toks, next) = lex(text, j, close)?;
-        trim_next = b[next - 3] == b'-';
-        i = next;
-        text_start = next;
-        if opener == b'{' {
+            Segment::Tag(tag) => tag,
+        };
+        if kind == Tag::Expr {
             if toks == [Tok::Ident("this")] {
                 out.push(Piece::This);
             } else {
