@@ -69,10 +69,10 @@ pub(super) fn sibling(relation: &Relation, suffix: &str) -> Relation {
     Relation { identifier: format!("{}{suffix}", relation.identifier), ..relation.clone() }
 }
 
-pub(super) fn create_schema(relation: &Relation) -> String {
-    match &relation.database {
-        Some(db) => format!("create schema if not exists {}.{}", quote(db), quote(&relation.schema)),
-        None => format!("create schema if not exists {}", quote(&relation.schema)),
+pub(super) fn create_schema(database: Option<&str>, schema: &str) -> String {
+    match database {
+        Some(db) => format!("create schema if not exists {}.{}", quote(db), quote(schema)),
+        None => format!("create schema if not exists {}", quote(schema)),
     }
 }
 

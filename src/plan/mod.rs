@@ -291,12 +291,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             _ => node.relation.database.as_deref(),
         };
         if seen_schemas.insert((database, node.relation.schema.as_str())) {
-            let relation = Relation {
-                database: database.map(str::to_string),
-                schema: node.relation.schema.clone(),
-                identifier: String::new(),
-            };
-            schemas.push(common::create_schema(&relation));
+            schemas.push(common::create_schema(database, &node.relation.schema));
         }
     }
     let mut nodes = Vec::with_capacity(built.len());

@@ -148,6 +148,7 @@ fn register_draft_templates(
     broken
 }
 
+#[derive(Default)]
 pub(crate) struct Templates {
     pub origins: crate::FastMap<String, TemplateOrigin>,
     /// The prepared text of each template only one draft renders (a model's, snapshot's,
@@ -215,7 +216,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let t_macros = crate::timing::phase("render.macros");
     let mut diags = project.warnings.clone();
     let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
-    let mut templates = Templates { origins: Default::default(), own: Default::default() };
+    let mut templates = Templates::default();
     // Templates compiled on first use (orrery's builtin macros, which a project mostly never
     // calls) or all at once in parallel (the drafts'): minijinja asks this loader for them.
     // A builtin may be loaded by two threads at once (minijinja loads outside its lock), so
@@ -267,7 +268,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 let map = ops_map.then(&rewrite::SourceMap::slice(lines, range.start, range.len()));
                 let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(map)) };
                 if let Err(err) = add(env, template.clone(), text) {
-                    let mut t = Templates { origins: Default::default(), own: Default::default() };
+                    let mut t = Templates::default();
                     t.origins.insert(template.clone(), origin.clone());
                     diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
                     continue;
@@ -286,7 +287,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         }
         let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
         if let Err(err) = add(env, template.clone(), compiled_text) {
-            let mut t = Templates { origins: Default::default(), own: Default::default() };
+            let mut t = Templates::default();
             t.origins.insert(template.clone(), origin.clone());
             diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
             return;
