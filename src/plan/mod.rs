@@ -405,18 +405,6 @@ fn count(nodes: &[PlanNode], kind: &str) -> usize {
     nodes.iter().filter(|n| n.resource_type == kind).count()
 }
 
-/// What a fingerprint hashes, serialized as JSON in this key order.
-#[derive(Serialize)]
-struct FingerprintMaterial<'a> {
-    resource_type: &'a str,
-    materialized: &'a str,
-    relation: PlanRelation,
-    statements: &'a [String],
-    statements_incremental: &'a Option<Vec<String>>,
-    statements_other_type: &'a Option<OtherTypeStatements>,
-    config: &'a crate::node::NodeConfig,
-}
-
 /// Feeds serialized JSON straight into the hash, without building the text.
 struct HashWriter(Sha256);
 
@@ -431,21 +419,54 @@ impl std::io::Write for HashWriter {
     }
 }
 
+/// sha256 over what builds the node: its type, materialization and relation, every statement
+/// list, then its config as JSON. Each text goes in whole behind its length (so no two
+/// different inputs run together into the same bytes), an absent list as a marker of its own:
+/// the statements, most of the bytes hashed, are not escaped into JSON first.
 fn fingerprint(node: &Node, built: &common::Built) -> String {
-    let material = FingerprintMaterial {
-        resource_type: node.resource_type.as_str(),
-        materialized: &node.config.materialized,
-        relation: PlanRelation::from(&node.relation),
-        statements: &built.statements,
-        statements_incremental: &built.statements_incremental,
-        statements_other_type: &built.statements_other_type,
-        config: &node.config,
-    };
+    fn text(h: &mut Sha256, s: &str) {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    fn list(h: &mut Sha256, statements: Option<&[String]>) {
+        match statements {
+            None => h.update([0]),
+            Some(all) => {
+                h.update([1]);
+                h.update((all.len() as u64).to_le_bytes());
+                for s in all {
+                    text(h, s);
+                }
+            }
+        }
+    }
+    let mut h = Sha256::new();
+    text(&mut h, node.resource_type.as_str());
+    text(&mut h, &node.config.materialized);
+    match &node.relation.database {
+        Some(d) => {
+            h.update([1]);
+            text(&mut h, d);
+        }
+        None => h.update([0]),
+    }
+    text(&mut h, &node.relation.schema);
+    text(&mut h, &node.relation.identifier);
+    list(&mut h, Some(&built.statements));
+    list(&mut h, built.statements_incremental.as_deref());
+    match &built.statements_other_type {
+        None => h.update([0]),
+        Some(other) => {
+            h.update([1]);
+            text(&mut h, &other.existing);
+            list(&mut h, Some(&other.statements));
+        }
+    }
     // Buffered: serde_json writes many tiny pieces, the hash prefers whole blocks.
-    let mut hasher = std::io::BufWriter::with_capacity(1 << 14, HashWriter(Sha256::new()));
+    let mut config = std::io::BufWriter::with_capacity(1 << 12, HashWriter(h));
     // Writing into a hasher cannot fail; a config value JSON cannot hold would only change the hash.
-    let _ = serde_json::to_writer(&mut hasher, &material);
-    let digest = match hasher.into_inner() {
+    let _ = serde_json::to_writer(&mut config, &node.config);
+    let digest = match config.into_inner() {
         Ok(hasher) => hasher.0.finalize(),
         Err(_) => Sha256::digest(b""),
     };
