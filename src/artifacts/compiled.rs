@@ -36,11 +36,36 @@ pub fn hook_files(compiled: &Compiled) -> Vec<(PathBuf, &str)> {
 /// atomically (a temporary file renamed over it), so an interrupted compile never leaves it
 /// torn; a new file is written in place, as nothing was there to keep.
 fn write_if_changed(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
-    match std::fs::read(path) {
-        Ok(old) if old == text.as_bytes() => Ok(()),
-        Ok(_) => replace_file(path, text),
+    match holds(path, text.as_bytes()) {
+        Ok(true) => Ok(()),
+        Ok(false) => replace_file(path, text),
         Err(_) => write_file(path, text),
     }
+}
+
+/// Whether the file at `path` holds exactly `text`: read into a buffer one byte longer than
+/// `text` (a longer file shows by filling it), without asking the file's size first as
+/// `fs::read` does (a compile checks thousands of files; that is a system call each).
+fn holds(path: &std::path::Path, text: &[u8]) -> std::io::Result<bool> {
+    use std::io::Read;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut file = std::fs::File::open(path)?;
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.resize(text.len() + 1, 0);
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(filled == text.len() && &buf[..filled] == text)
+    })
 }
 
 fn replace_file(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
@@ -93,6 +118,20 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_holds_only_its_exact_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("model.sql");
+        std::fs::write(&path, "select 1").expect("write");
+        assert!(holds(&path, b"select 1").expect("read"));
+        assert!(!holds(&path, b"select").expect("read"), "the file is longer");
+        assert!(!holds(&path, b"select 12").expect("read"), "the file is shorter");
+        assert!(!holds(&path, b"select 2").expect("read"), "same length, other text");
+        assert!(holds(&dir.path().join("missing.sql"), b"").is_err());
+        std::fs::write(&path, "").expect("write");
+        assert!(holds(&path, b"").expect("read"));
+    }
 
     #[cfg(unix)]
     #[test]
