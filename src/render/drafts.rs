@@ -1,6 +1,7 @@
 //! Nodes before rendering: one draft per model, seed, snapshot, analysis and test, with its
 //! config from the project's config trees and properties yml; sources with rendered yml values.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -376,6 +377,7 @@ pub fn collect(
 
     for pkg in &project.packages {
         let mut patches: HashMap<(&'static str, String), Patch> = HashMap::new();
+        let tt = crate::timing::phase("render.drafts.yaml");
         // The package's properties files, parsed and checked in parallel.
         let parsed: Vec<(&crate::project::ProjectFile, Result<Json, Diagnostic>, Vec<Diagnostic>)> = pkg
             .files
@@ -389,6 +391,8 @@ pub fn collect(
                 Err(d) => (f, Err(d), Vec::new()),
             })
             .collect();
+        drop(tt);
+        let tt = crate::timing::phase("render.drafts.patches");
         for (f, doc, problems) in parsed {
             let doc = match doc {
                 Ok(d) => d,
@@ -509,6 +513,8 @@ pub fn collect(
             }
         }
 
+        drop(tt);
+        let tt = crate::timing::phase("render.drafts.files");
         // Each file's drafts and pending tests, files in parallel.
         let per_file: Vec<(Vec<Draft>, Vec<PendingTest>)> = pkg.files.par_iter().map(|f| {
             let mut drafts = Vec::new();
@@ -609,8 +615,8 @@ pub fn collect(
                     original_file_path: f.original_file_path.clone(),
                     fqn,
                     template,
-                    template_text: text.clone(),
                     raw_code: if rt == ResourceType::Seed { String::new() } else { text.clone() },
+                    template_text: text,
                     source: f.source.clone(),
                     offset,
                     config,
@@ -669,6 +675,8 @@ pub fn collect(
             }
             (drafts, pending_tests)
         }).collect();
+        drop(tt);
+        let _tt = crate::timing::phase("render.drafts.merge");
         drafts.reserve(per_file.iter().map(|(d, _)| d.len()).sum());
         for (d, t) in per_file {
             drafts.extend(d);
@@ -697,13 +705,14 @@ pub fn collect(
 
 /// A model's yml entry as one of its versions sees it: the version's tests (else the model's)
 /// and the model's columns narrowed by `include` / `exclude`, the version's own ones last.
-fn version_entry(entry: &Json, version: Option<&str>) -> Json {
-    let Some(v) = version else { return entry.clone() };
+/// An unversioned entry is itself, borrowed.
+fn version_entry<'a>(entry: &'a Json, version: Option<&str>) -> Cow<'a, Json> {
+    let Some(v) = version else { return Cow::Borrowed(entry) };
     let Some(ve) = entry.get("versions").and_then(Json::as_array).and_then(|vs| vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v))) else {
-        return entry.clone();
+        return Cow::Borrowed(entry);
     };
     let mut out = entry.clone();
-    let Some(obj) = out.as_object_mut() else { return entry.clone() };
+    let Some(obj) = out.as_object_mut() else { return Cow::Borrowed(entry) };
     for key in ["data_tests", "tests"] {
         if ve.get(key).is_some() {
             obj.remove("data_tests");
@@ -732,7 +741,7 @@ fn version_entry(entry: &Json, version: Option<&str>) -> Json {
         cols.extend(own.into_iter().cloned());
         obj.insert("columns".into(), Json::Array(cols));
     }
-    out
+    Cow::Owned(out)
 }
 
 fn json_scalar(v: &Json) -> String {
