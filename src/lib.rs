@@ -14,6 +14,7 @@ pub mod diagnostics;
 pub mod exec;
 pub mod export;
 pub mod graph;
+pub mod json;
 pub mod node;
 pub mod plan;
 pub mod project;
