@@ -91,9 +91,9 @@ fn write_json(out: &mut impl Write, compiled: &Compiled) -> std::io::Result<()> 
     }
     let (parent_map, child_map) = lineage_maps(compiled);
     out.write_all(b",\"parent_map\":")?;
-    serde_json::to_writer(&mut *out, &parent_map)?;
+    crate::json::to_writer(&mut *out, &parent_map)?;
     out.write_all(b",\"child_map\":")?;
-    serde_json::to_writer(&mut *out, &child_map)?;
+    crate::json::to_writer(&mut *out, &child_map)?;
     for key in ["group_map", "saved_queries", "semantic_models", "unit_tests", "functions"] {
         write!(out, ",\"{key}\":{{}}")?;
     }
@@ -128,9 +128,9 @@ fn write_object<'a, T: Sync, J: Serialize>(
                     if !buf.is_empty() {
                         buf.push(b',');
                     }
-                    serde_json::to_writer(&mut buf, id(item))?;
+                    crate::json::push_str(&mut buf, id(item));
                     buf.push(b':');
-                    serde_json::to_writer(&mut buf, &json(item))?;
+                    crate::json::to_vec_into(&mut buf, &json(item))?;
                 }
                 Ok(buf)
             })

@@ -465,7 +465,7 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
     // Buffered: serde_json writes many tiny pieces, the hash prefers whole blocks.
     let mut config = std::io::BufWriter::with_capacity(1 << 12, HashWriter(h));
     // Writing into a hasher cannot fail; a config value JSON cannot hold would only change the hash.
-    let _ = serde_json::to_writer(&mut config, &node.config);
+    let _ = crate::json::to_writer(&mut config, &node.config);
     let digest = match config.into_inner() {
         Ok(hasher) => hasher.0.finalize(),
         Err(_) => Sha256::digest(b""),
@@ -517,10 +517,10 @@ impl RunPlan {
         };
         std::fs::create_dir_all(dir).map_err(io_err)?;
         let file = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        serde_json::to_writer_pretty(&mut out, self).map_err(|e| io_err(e.into()))?;
-        std::io::Write::write_all(&mut out, b"\n").map_err(io_err)?;
-        let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
+        // crate::json streams in blocks of its own: the file needs no buffer of its own.
+        let mut file = file;
+        crate::json::to_writer_pretty(&mut file, self).map_err(|e| io_err(e.into()))?;
+        std::io::Write::write_all(&mut file, b"\n").map_err(io_err)?;
         file.persist(path).map_err(|e| io_err(e.error))?;
         Ok(())
     }
