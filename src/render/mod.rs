@@ -778,12 +778,11 @@ fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, t
 }
 
 fn target_map(drafts: &[Draft], _target: &crate::node::TargetInfo) -> crate::FastMap<String, Vec<Target>> {
-    let mut map: crate::FastMap<String, Vec<Target>> = Default::default();
-    for d in drafts {
-        if !matches!(d.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
-            continue;
-        }
-        map.entry(d.name.clone()).or_default().push(Target {
+    // The targets (a dozen strings each) made in parallel, then filed by name in draft order.
+    let targets: Vec<Target> = drafts
+        .par_iter()
+        .filter(|d| matches!(d.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot))
+        .map(|d| Target {
             unique_id: d.unique_id.clone(),
             package: d.package.clone(),
             name: d.name.clone(),
@@ -792,7 +791,16 @@ fn target_map(drafts: &[Draft], _target: &crate::node::TargetInfo) -> crate::Fas
             relation: d.relation.clone(),
             ephemeral: d.config.get("materialized").and_then(Json::as_str) == Some("ephemeral"),
             enabled: d.enabled,
-        });
+        })
+        .collect();
+    let mut map: crate::FastMap<String, Vec<Target>> = crate::FastMap::with_capacity_and_hasher(targets.len(), Default::default());
+    for t in targets {
+        match map.get_mut(t.name.as_str()) {
+            Some(same_name) => same_name.push(t),
+            None => {
+                map.insert(t.name.clone(), vec![t]);
+            }
+        }
     }
     map
 }
