@@ -401,6 +401,22 @@ impl Serialize for RefJson<'_> {
     }
 }
 
+/// A file checksum as dbt writes it: `{"name": "sha256", "checksum": "<hex>"}`.
+#[derive(serde::Serialize)]
+struct Checksum<'a> {
+    name: &'a str,
+    checksum: &'a str,
+}
+
+/// A node's `refs`, each as [`RefJson`], without collecting them first.
+struct Refs<'a>(&'a [crate::node::RefCall]);
+
+impl Serialize for Refs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(RefJson))
+    }
+}
+
 struct DependsOn<'a> {
     macros: &'a [String],
     nodes: Option<&'a [String]>,
@@ -447,9 +463,9 @@ impl Serialize for NodeJson<'_> {
         m.serialize_entry("fqn", &n.fqn)?;
         m.serialize_entry("alias", &n.relation.identifier)?;
         if generic {
-            m.serialize_entry("checksum", &json!({"name": "none", "checksum": ""}))?;
+            m.serialize_entry("checksum", &Checksum { name: "none", checksum: "" })?;
         } else {
-            m.serialize_entry("checksum", &json!({"name": "sha256", "checksum": n.checksum}))?;
+            m.serialize_entry("checksum", &Checksum { name: "sha256", checksum: &n.checksum })?;
         }
         m.serialize_entry("config", &ConfigJson { kind, c: &n.config })?;
         m.serialize_entry("tags", &n.config.tags)?;
@@ -473,7 +489,7 @@ impl Serialize for NodeJson<'_> {
             return m.end();
         }
         m.serialize_entry("language", "sql")?;
-        m.serialize_entry("refs", &n.refs.iter().map(RefJson).collect::<Vec<_>>())?;
+        m.serialize_entry("refs", &Refs(&n.refs))?;
         m.serialize_entry("sources", &n.sources)?;
         m.serialize_entry("metrics", &*EMPTY_ARRAY)?;
         m.serialize_entry("functions", &*EMPTY_ARRAY)?;
