@@ -119,9 +119,9 @@ fn write_object<'a, T: Sync, J: Serialize>(
 ) -> std::io::Result<()> {
     out.write_all(b"{")?;
     let mut first = true;
-    for batch in items.chunks(4096) {
+    for batch in items.chunks(1024) {
         let parts: Vec<std::io::Result<Vec<u8>>> = batch
-            .par_chunks(64)
+            .par_chunks(32)
             .map(|chunk| {
                 let mut buf = Vec::new();
                 for &item in chunk {
