@@ -405,7 +405,7 @@ fn count(nodes: &[PlanNode], kind: &str) -> usize {
     nodes.iter().filter(|n| n.resource_type == kind).count()
 }
 
-/// Feeds serialized JSON straight into the hash, without building the text.
+/// Feeds serialized JSON straight into the hash, without keeping the text.
 struct HashWriter(Sha256);
 
 impl std::io::Write for HashWriter {
@@ -462,15 +462,11 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
             list(&mut h, Some(&other.statements));
         }
     }
-    // Buffered: serde_json writes many tiny pieces, the hash prefers whole blocks.
-    let mut config = std::io::BufWriter::with_capacity(1 << 12, HashWriter(h));
-    // Writing into a hasher cannot fail; a config value JSON cannot hold would only change the hash.
+    // crate::json hands the hash whole blocks. Writing into a hasher cannot fail; a config value
+    // JSON cannot hold would only change the hash.
+    let mut config = HashWriter(h);
     let _ = crate::json::to_writer(&mut config, &node.config);
-    let digest = match config.into_inner() {
-        Ok(hasher) => hasher.0.finalize(),
-        Err(_) => Sha256::digest(b""),
-    };
-    hex::encode(digest)
+    hex::encode(config.0.finalize())
 }
 
 /// The connection settings a plan carries: references stay references; a DuckDB file path is
@@ -516,9 +512,8 @@ impl RunPlan {
             _ => Path::new("."),
         };
         std::fs::create_dir_all(dir).map_err(io_err)?;
-        let file = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
         // crate::json streams in blocks of its own: the file needs no buffer of its own.
-        let mut file = file;
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
         crate::json::to_writer_pretty(&mut file, self).map_err(|e| io_err(e.into()))?;
         std::io::Write::write_all(&mut file, b"\n").map_err(io_err)?;
         file.persist(path).map_err(|e| io_err(e.error))?;
