@@ -143,16 +143,26 @@ impl Shared {
 
     /// What `adapter.dispatch(name, namespace)` picks, seen from `package`.
     pub fn dispatch(&self, package: &str, name: &str, namespace: Option<&str>) -> Option<&MacroRef> {
-        let packages: Vec<String> = match namespace {
-            Some(ns) => self.dispatch.get(ns).cloned().unwrap_or_else(|| vec![ns.to_string()]),
-            None => Vec::new(),
+        // With a namespace: the project's `dispatch` search order for it, else the namespace
+        // alone; an empty search order searches as no namespace does.
+        let order = match namespace {
+            None => None,
+            Some(ns) => match self.dispatch.get(ns) {
+                None => Some(Order::One(ns)),
+                Some(o) if o.is_empty() => None,
+                Some(o) => Some(Order::Many(o)),
+            },
         };
+        let mut candidate = String::with_capacity(self.adapter.len().max(7) + 2 + name.len());
         [self.adapter.as_str(), "default"].into_iter().find_map(|prefix| {
-            let candidate = format!("{prefix}__{name}");
-            if packages.is_empty() {
-                self.find_macro(package, &candidate)
-            } else {
-                packages.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(&candidate)))
+            candidate.clear();
+            candidate.push_str(prefix);
+            candidate.push_str("__");
+            candidate.push_str(name);
+            match &order {
+                None => self.find_macro(package, &candidate),
+                Some(Order::One(ns)) => self.macros.get(*ns).and_then(|m| m.get(&candidate)),
+                Some(Order::Many(packages)) => packages.iter().find_map(|p| self.macros.get(p).and_then(|m| m.get(&candidate))),
             }
         })
     }
@@ -164,6 +174,12 @@ impl Shared {
     pub fn render_relation(&self, rel: &Relation) -> String {
         super::builtins::render_relation_with(&self.adapter, rel, self.quoting)
     }
+}
+
+/// The packages a dispatch searches, in order.
+enum Order<'a> {
+    One(&'a str),
+    Many(&'a [String]),
 }
 
 /// What a render recorded: calls to `ref`, `source`, `config` and the ephemerals used.
