@@ -85,7 +85,7 @@ fn report(name: &str, tasks: Vec<Task>, durations: &[Duration], threads: usize) 
 
 /// Runs the DAG with an event subscriber draining the channel, as the CLI will.
 fn run(dag: &Dag, threads: usize, work: &(dyn Fn(usize) + Sync)) -> (Duration, usize) {
-    let options = Options { threads, retries: 0, retry_delay: Duration::ZERO, node_timeout: None, fail_fast: false };
+    let options = Options { threads, retries: 0, retry_delay: Duration::ZERO, node_timeout: None, fail_fast: false, max_in_flight: None };
     let (tx, rx) = crossbeam_channel::unbounded::<Event>();
     let runner = |task: usize, _: u32, _: &CancelToken| {
         work(task);

@@ -49,4 +49,6 @@ pg_server_start
 export ORRERY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export ORRERY_TEST_PYTHON="$venv/bin/python"
 export ORRERY_TEST_AIRFLOW="$airflow_venv"
+# The benchmarks are not run here, but they must build (bench/scheduler.rs uses the executor's API).
+cargo build --locked --bench scheduler
 cargo test --locked "$@"
