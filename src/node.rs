@@ -141,8 +141,9 @@ pub struct Node {
     pub config: NodeConfig,
     pub description: String,
     pub columns: IndexMap<String, ColumnInfo>,
-    /// The file's text (for seeds: empty; the CSV is at `original_file_path`).
-    pub raw_code: String,
+    /// The file's text (for seeds: empty; the CSV is at `original_file_path`), shared with the
+    /// file itself where it is the whole file.
+    pub raw_code: std::sync::Arc<str>,
     /// SQL as `dbt compile` writes it (ephemeral CTEs injected). `None` for seeds.
     pub compiled_code: Option<String>,
     /// For incremental models: the SQL rendered with `is_incremental()` true.
@@ -182,7 +183,7 @@ impl Node {
             config: NodeConfig { enabled: true, ..NodeConfig::default() },
             description: String::new(),
             columns: IndexMap::new(),
-            raw_code: String::new(),
+            raw_code: std::sync::Arc::from(""),
             compiled_code: None,
             compiled_code_incremental: None,
             depends_on: Vec::new(),

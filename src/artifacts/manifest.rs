@@ -480,7 +480,7 @@ impl Serialize for NodeJson<'_> {
         m.serialize_entry("created_at", &self.ctx.created_at)?;
         m.serialize_entry("relation_name", &has_relation.then(|| render_relation(adapter, &n.relation)))?;
         // dbt keeps SQL files stripped of surrounding whitespace; a snapshot's block as written.
-        let raw_code = if n.resource_type == ResourceType::Snapshot { n.raw_code.as_str() } else { n.raw_code.trim() };
+        let raw_code = if n.resource_type == ResourceType::Snapshot { &*n.raw_code } else { n.raw_code.trim() };
         m.serialize_entry("raw_code", raw_code)?;
         m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
         if kind == ResourceType::Seed {
@@ -699,7 +699,7 @@ mod tests {
                     config,
                     description: s(&n["description"]),
                     columns: columns(&n["columns"]),
-                    raw_code: s(&n["raw_code"]),
+                    raw_code: s(&n["raw_code"]).into(),
                     compiled_code: opt(&n["compiled_code"]),
                     compiled_code_incremental: None,
                     depends_on: serde_json::from_value(n["depends_on"]["nodes"].clone()).unwrap_or_default(),

@@ -34,8 +34,9 @@ pub struct Draft {
     pub original_file_path: String,
     pub fqn: Vec<String>,
     pub template: Option<String>,
-    pub template_text: String,
-    pub raw_code: String,
+    /// The template's text and the node's `raw_code`: a model's file text itself, shared.
+    pub template_text: Arc<str>,
+    pub raw_code: Arc<str>,
     pub source: SourceFile,
     pub offset: usize,
     pub config: Map<String, Json>,
@@ -81,7 +82,7 @@ impl Draft {
             "tags": config.get("tags").cloned().unwrap_or(json!([])),
             "config": config,
             "description": self.description,
-            "raw_code": self.raw_code,
+            "raw_code": &*self.raw_code,
             "version": self.version,
             "latest_version": self.latest_version,
             "refs": self.parse_refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect::<Vec<_>>(),
@@ -531,12 +532,12 @@ pub fn collect(
                 _ => return (drafts, pending_tests),
             };
             // (name, template text, offset, version)
-            let mut units: Vec<(String, String, usize, Option<String>, Option<String>)> = Vec::new();
+            let mut units: Vec<(String, Arc<str>, usize, Option<String>, Option<String>)> = Vec::new();
             if rt == ResourceType::Snapshot {
                 for c in super::env::SNAPSHOT.captures_iter(&f.source.text) {
                     let body = c.get(4).map_or("", |m| m.as_str());
                     let off = c.get(4).map_or(0, |m| m.start());
-                    units.push((c[2].to_string(), body.to_string(), off, None, None));
+                    units.push((c[2].to_string(), Arc::from(body), off, None, None));
                 }
             } else {
                 // Versioned models: `<name>_v<N>.sql` patched by a yml entry with `versions:`.
@@ -561,7 +562,7 @@ pub fn collect(
                         }
                     }
                 }
-                units.push((name, f.source.text.to_string(), 0, version, latest));
+                units.push((name, f.source.text.clone(), 0, version, latest));
             }
             for (name, text, offset, version, latest) in units {
                 let mut fqn = vec![pkg.name.clone()];
@@ -615,7 +616,7 @@ pub fn collect(
                     original_file_path: f.original_file_path.clone(),
                     fqn,
                     template,
-                    raw_code: if rt == ResourceType::Seed { String::new() } else { text.clone() },
+                    raw_code: if rt == ResourceType::Seed { Arc::from("") } else { text.clone() },
                     template_text: text,
                     source: f.source.clone(),
                     offset,
@@ -852,7 +853,7 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
         Some(ns) => format!("{ns}.test_{short}"),
         None => format!("test_{short}"),
     };
-    let raw_code = format!("{{{{ {macro_name}(**_dbt_generic_test_kwargs) }}}}");
+    let raw_code: Arc<str> = Arc::from(format!("{{{{ {macro_name}(**_dbt_generic_test_kwargs) }}}}"));
     let enabled = config.get("enabled").and_then(Json::as_bool) != Some(false);
     let _ = t.version;
     Ok(Draft {

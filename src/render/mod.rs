@@ -383,7 +383,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         drafts
             .par_iter()
             .map(|d| match d.template.as_ref().and_then(|name| templates.own.get(name)) {
-                Some(text) => (static_parse::pieces(text), *text == d.template_text),
+                Some(text) => (static_parse::pieces(text), text.as_str() == &*d.template_text),
                 None => (None, false),
             })
             .collect()
