@@ -68,7 +68,6 @@ impl fmt::Debug for SourceFile {
 /// system calls more per file, and its `String` is copied again into the `Arc<str>`: a project
 /// reads thousands of files.
 fn read_text(path: &Path) -> std::io::Result<Arc<str>> {
-    use std::io::Read;
     thread_local! {
         // Always full length: only its first `filled` bytes are read each time.
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -78,17 +77,11 @@ fn read_text(path: &Path) -> std::io::Result<Arc<str>> {
         if buf.len() < 1 << 16 {
             buf.resize(1 << 16, 0);
         }
-        let mut filled = 0;
-        loop {
-            if filled == buf.len() {
-                buf.resize(buf.len() * 2, 0);
-            }
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let mut filled = read_up_to(&mut file, buf)?;
+        // A full buffer may not be the whole file: twice the room, and on.
+        while filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+            filled += read_up_to(&mut file, &mut buf[filled..])?;
         }
         let text = std::str::from_utf8(&buf[..filled]).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let shared = Arc::from(text);
@@ -98,6 +91,21 @@ fn read_text(path: &Path) -> std::io::Result<Arc<str>> {
         }
         Ok(shared)
     })
+}
+
+/// Reads from `reader` until `buf` is full or the input ends; the number of bytes read (fewer
+/// than `buf.len()` only at the end of the input). Unlike `read_exact`, the end is no error.
+pub(crate) fn read_up_to(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -396,6 +404,22 @@ pub fn named_source(name: &str, text: &str) -> NamedSource<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_read_whole_at_any_size_and_must_be_utf8() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Either side of the 64 KiB the buffer starts with, and past several doublings of it.
+        for len in [0, 1, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 300_000] {
+            let text: String = "sélect 1;\n".chars().cycle().take(len).collect();
+            let path = dir.path().join(format!("f{len}.sql"));
+            std::fs::write(&path, &text).expect("write");
+            assert_eq!(&*SourceFile::read(&path).expect("read").text, text.as_str(), "{len} characters");
+        }
+        let path = dir.path().join("latin1.sql");
+        std::fs::write(&path, b"select '\xe9'").expect("write");
+        let err = SourceFile::read(&path).expect_err("not UTF-8");
+        assert!(err.message.contains("cannot read"), "{}", err.message);
+    }
 
     #[test]
     fn line_col_round_trips() {

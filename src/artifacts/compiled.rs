@@ -47,7 +47,6 @@ fn write_if_changed(path: &std::path::Path, text: &str) -> Result<(), Diagnostic
 /// `text` (a longer file shows by filling it), without asking the file's size first as
 /// `fs::read` does (a compile checks thousands of files; that is a system call each).
 fn holds(path: &std::path::Path, text: &[u8]) -> std::io::Result<bool> {
-    use std::io::Read;
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -55,15 +54,7 @@ fn holds(path: &std::path::Path, text: &[u8]) -> std::io::Result<bool> {
     BUF.with_borrow_mut(|buf| {
         buf.clear();
         buf.resize(text.len() + 1, 0);
-        let mut filled = 0;
-        while filled < buf.len() {
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = crate::diagnostics::read_up_to(&mut file, buf)?;
         Ok(filled == text.len() && &buf[..filled] == text)
     })
 }
