@@ -114,6 +114,74 @@ pub struct NodeConfig {
     pub extra: IndexMap<String, Value>,
 }
 
+impl NodeConfig {
+    /// Whether the two serialize to the same JSON: every field equal, maps and objects with
+    /// their keys in the same order (`==` on an `IndexMap` ignores order), numbers written
+    /// alike (`0.0 == -0.0`, but they are written differently).
+    pub fn writes_as(&self, other: &NodeConfig) -> bool {
+        fn value(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                (Value::Number(x), Value::Number(y)) => x.to_string() == y.to_string(),
+                (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| value(a, b)),
+                (Value::Object(x), Value::Object(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|((ka, va), (kb, vb))| ka == kb && value(va, vb))
+                }
+                _ => a == b,
+            }
+        }
+        fn option(a: &Option<Value>, b: &Option<Value>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => value(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+        }
+        fn map<V>(a: &IndexMap<String, V>, b: &IndexMap<String, V>, eq: impl Fn(&V, &V) -> bool) -> bool {
+            a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && eq(va, vb))
+        }
+        // Destructured whole, so that a field added to the struct must be added here too.
+        let NodeConfig {
+            enabled, materialized, tags, database, schema, alias, pre_hook, post_hook, unique_key,
+            incremental_strategy, on_schema_change, full_refresh, grants, meta, persist_docs, quoting,
+            column_types, quote_columns, delimiter, strategy, updated_at, check_cols, target_schema,
+            target_database, invalidate_hard_deletes, severity, where_, limit, warn_if, error_if,
+            fail_calc, store_failures, extra,
+        } = self;
+        *enabled == other.enabled
+            && *materialized == other.materialized
+            && *tags == other.tags
+            && *database == other.database
+            && *schema == other.schema
+            && *alias == other.alias
+            && *pre_hook == other.pre_hook
+            && *post_hook == other.post_hook
+            && option(unique_key, &other.unique_key)
+            && *incremental_strategy == other.incremental_strategy
+            && *on_schema_change == other.on_schema_change
+            && *full_refresh == other.full_refresh
+            && map(grants, &other.grants, |a, b| a == b)
+            && map(meta, &other.meta, value)
+            && map(persist_docs, &other.persist_docs, value)
+            && map(quoting, &other.quoting, value)
+            && map(column_types, &other.column_types, |a, b| a == b)
+            && *quote_columns == other.quote_columns
+            && *delimiter == other.delimiter
+            && *strategy == other.strategy
+            && *updated_at == other.updated_at
+            && option(check_cols, &other.check_cols)
+            && *target_schema == other.target_schema
+            && *target_database == other.target_database
+            && *invalidate_hard_deletes == other.invalidate_hard_deletes
+            && *severity == other.severity
+            && *where_ == other.where_
+            && *limit == other.limit
+            && *warn_if == other.warn_if
+            && *error_if == other.error_if
+            && *fail_calc == other.fail_calc
+            && *store_failures == other.store_failures
+            && map(extra, &other.extra, value)
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ColumnInfo {
     pub name: String,
@@ -271,4 +339,49 @@ pub struct Compiled {
 /// placeholder the plan keeps and `run --vars` binds as a SQL literal.
 pub fn runtime_var_marker(name: &str) -> String {
     format!("__orrery_runtime_var_{name}__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(meta: &[(&str, Value)]) -> NodeConfig {
+        NodeConfig {
+            enabled: true,
+            materialized: "table".into(),
+            meta: meta.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            ..NodeConfig::default()
+        }
+    }
+
+    fn json(c: &NodeConfig) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::json::to_vec_into(&mut out, c).expect("writes");
+        out
+    }
+
+    #[test]
+    fn configs_write_alike_only_when_their_json_is_the_same() {
+        let a = config(&[("owner", "ops".into()), ("tier", serde_json::json!({"x": 1, "y": [0.5]}))]);
+        let same = a.clone();
+        assert!(a.writes_as(&same));
+        assert_eq!(json(&a), json(&same));
+        // The same entries in another order are `==` for an IndexMap, but not written alike.
+        let reordered = config(&[("tier", serde_json::json!({"x": 1, "y": [0.5]})), ("owner", "ops".into())]);
+        assert!(!a.writes_as(&reordered));
+        assert_ne!(json(&a), json(&reordered));
+        let inner = config(&[("owner", "ops".into()), ("tier", serde_json::json!({"y": [0.5], "x": 1}))]);
+        assert!(!a.writes_as(&inner));
+        // 0.0 == -0.0 as numbers, yet they are written differently.
+        let zero = config(&[("w", serde_json::json!(0.0))]);
+        let negative = config(&[("w", serde_json::json!(-0.0))]);
+        assert_ne!(json(&zero), json(&negative));
+        assert!(!zero.writes_as(&negative));
+        let mut other = a.clone();
+        other.severity = Some("warn".into());
+        assert!(!a.writes_as(&other));
+        other = a.clone();
+        other.extra.insert("sql_header".into(), "set x = 1".into());
+        assert!(!a.writes_as(&other));
+    }
 }

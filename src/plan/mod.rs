@@ -241,8 +241,9 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
     let planned_ids: crate::FastSet<&str> = planned.iter().map(|n| n.unique_id.as_str()).collect();
 
     let t = crate::timing::phase("plan.statements");
-    // Each node's statements and fingerprint are independent: built in parallel, kept in order.
-    let built: Vec<(PlanNode, Diagnostics)> = planned
+    // Each node's statements and fingerprint are independent: built in parallel, kept in order,
+    // straight into the plan's list (a node's rare diagnostics beside it, in a list of their own).
+    let (mut nodes, found): (Vec<PlanNode>, Vec<Diagnostics>) = planned
         .par_iter()
         .map(|node| {
             let mut found = Diagnostics::new();
@@ -279,7 +280,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             };
             (plan_node, found)
         })
-        .collect();
+        .unzip();
     drop(t);
     let _t = crate::timing::phase("plan.assemble");
     let mut schemas: Vec<String> = Vec::new();
@@ -294,10 +295,8 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             schemas.push(common::create_schema(database, &node.relation.schema));
         }
     }
-    let mut nodes = Vec::with_capacity(built.len());
-    for (node, found) in built {
+    for found in found {
         diagnostics.extend(found);
-        nodes.push(node);
     }
     attach_tests(&mut nodes);
 
@@ -405,20 +404,6 @@ fn count(nodes: &[PlanNode], kind: &str) -> usize {
     nodes.iter().filter(|n| n.resource_type == kind).count()
 }
 
-/// Feeds serialized JSON straight into the hash, without keeping the text.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// sha256 over what builds the node: its type, materialization and relation, every statement
 /// list, then its config as JSON. Each text goes in whole behind its length (so no two
 /// different inputs run together into the same bytes), an absent list as a marker of its own:
@@ -464,9 +449,26 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
     }
     // crate::json hands the hash whole blocks. Writing into a hasher cannot fail; a config value
     // JSON cannot hold would only change the hash.
-    let mut config = HashWriter(h);
-    let _ = crate::json::to_writer(&mut config, &node.config);
-    hex::encode(config.0.finalize())
+    // The config's JSON, most of what is hashed per node after the statements, is the same for
+    // most nodes (folder-wide settings): each worker keeps the last few configs it wrote.
+    thread_local! {
+        static WRITTEN: std::cell::RefCell<Vec<(crate::node::NodeConfig, Vec<u8>)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    WRITTEN.with_borrow_mut(|written| {
+        if let Some(i) = written.iter().position(|(config, _)| config.writes_as(&node.config)) {
+            h.update(&written[i].1);
+            return;
+        }
+        // Writing into a vector cannot fail; a config value JSON cannot hold only changes the hash.
+        let mut json = Vec::new();
+        let _ = crate::json::to_vec_into(&mut json, &node.config);
+        h.update(&json);
+        if written.len() == 4 {
+            written.remove(0);
+        }
+        written.push((node.config.clone(), json));
+    });
+    hex::encode(h.finalize())
 }
 
 /// The connection settings a plan carries: references stay references; a DuckDB file path is
