@@ -30,3 +30,23 @@ pub mod timing;
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// The set of [`FastMap`].
 pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// A digest in lowercase hex, as `hex::encode` writes it, through the crate's slice encoder:
+/// `hex::encode` goes character by character through an iterator, and a compile writes a
+/// checksum or a fingerprint for every node.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    // The output is exactly twice the input's length, so this cannot fail.
+    let _ = hex::encode_to_slice(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_digest_is_hex_encode() {
+        for bytes in [&b""[..], b"\x00", b"\x01\xab\xff\x10", &[0x5a; 32]] {
+            assert_eq!(super::hex_digest(bytes), hex::encode(bytes));
+        }
+    }
+}

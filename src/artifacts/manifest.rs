@@ -119,11 +119,14 @@ fn write_object<'a, T: Sync, J: Serialize>(
 ) -> std::io::Result<()> {
     out.write_all(b"{")?;
     let mut first = true;
+    // Each part's buffer starts at the size the batch before averaged per item, so that it
+    // seldom grows (and copies itself) on the way.
+    let mut per_item = 1024;
     for batch in items.chunks(1024) {
         let parts: Vec<std::io::Result<Vec<u8>>> = batch
             .par_chunks(32)
             .map(|chunk| {
-                let mut buf = Vec::new();
+                let mut buf = Vec::with_capacity(chunk.len() * per_item);
                 for &item in chunk {
                     if !buf.is_empty() {
                         buf.push(b',');
@@ -135,6 +138,8 @@ fn write_object<'a, T: Sync, J: Serialize>(
                 Ok(buf)
             })
             .collect();
+        let written: usize = parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum();
+        per_item = written / batch.len().max(1) + written / batch.len().max(1) / 8 + 64;
         for part in parts {
             if !first {
                 out.write_all(b",")?;
@@ -164,7 +169,7 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
 }
 
 fn md5_hex(s: &str) -> String {
-    hex::encode(Md5::digest(s.as_bytes()))
+    crate::hex_digest(&Md5::digest(s.as_bytes()))
 }
 
 /// Every node and source id (and, in the child map, every id a node depends on) with its sorted, distinct

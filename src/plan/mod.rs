@@ -468,7 +468,7 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
         }
         written.push((node.config.clone(), json));
     });
-    hex::encode(h.finalize())
+    crate::hex_digest(&h.finalize())
 }
 
 /// The connection settings a plan carries: references stay references; a DuckDB file path is

@@ -164,7 +164,7 @@ impl Draft {
 /// dbt's file checksum: the sha256 of the file's text, as lowercase hex.
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(data))
+    crate::hex_digest(&sha2::Sha256::digest(data))
 }
 
 /// Each package's effective vars: its own, then the root's global and package-scoped ones, then --vars.

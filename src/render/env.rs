@@ -279,7 +279,7 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     });
     env.add_function("local_md5", |s: String| {
         use md5::{Digest, Md5};
-        hex::encode(Md5::digest(s.as_bytes()))
+        crate::hex_digest(&Md5::digest(s.as_bytes()))
     });
     env.add_global("exceptions", Value::from_object(Exceptions));
     let modules = minijinja::context! {

@@ -169,7 +169,7 @@ fn clean(s: &str) -> String {
 }
 
 fn md5_hex(s: &str) -> String {
-    hex::encode(Md5::digest(s.as_bytes()))
+    crate::hex_digest(&Md5::digest(s.as_bytes()))
 }
 
 /// Python's repr of dbt's hashable form: dicts (keys sorted) and lists kept, the rest `str()`.

@@ -30,14 +30,26 @@ impl Default for QuotePolicy {
 
 /// As [`render_relation`], leaving unquoted the parts the policy says.
 pub fn render_relation_with(adapter_type: &str, rel: &Relation, policy: QuotePolicy) -> String {
-    let part = |text: &str, quoted: bool| if quoted { quote_identifier(adapter_type, text) } else { text.to_string() };
-    let mut parts = Vec::with_capacity(3);
-    if let Some(db) = &rel.database {
-        parts.push(part(db, policy.database));
+    // Both adapters quote as quote_identifier does; written into one string of its final size
+    // (every ref() renders one).
+    let _ = adapter_type;
+    let parts = [(rel.database.as_deref(), policy.database), (Some(rel.schema.as_str()), policy.schema), (Some(rel.identifier.as_str()), policy.identifier)];
+    let len: usize = parts.iter().map(|(text, quoted)| text.map_or(0, |t| t.len() + 1 + 2 * usize::from(*quoted))).sum();
+    let mut out = String::with_capacity(len);
+    for (i, (text, quoted)) in parts.into_iter().enumerate() {
+        let Some(text) = text else { continue };
+        if i > 0 && (i > 1 || rel.database.is_some()) {
+            out.push('.');
+        }
+        if quoted {
+            out.push('"');
+            out.push_str(text);
+            out.push('"');
+        } else {
+            out.push_str(text);
+        }
     }
-    parts.push(part(&rel.schema, policy.schema));
-    parts.push(part(&rel.identifier, policy.identifier));
-    parts.join(".")
+    out
 }
 
 #[cfg(test)]
@@ -57,5 +69,10 @@ mod tests {
         assert_eq!(quote_identifier("postgres", "Order Items"), r#""Order Items""#);
         let policy = QuotePolicy { identifier: false, ..QuotePolicy::default() };
         assert_eq!(render_relation_with("duckdb", &rel(Some("shop")), policy), r#""shop"."main".stg_orders"#);
+        let bare = QuotePolicy { database: false, schema: false, identifier: false };
+        assert_eq!(render_relation_with("duckdb", &rel(Some("shop")), bare), "shop.main.stg_orders");
+        let empty = Relation { database: None, schema: String::new(), identifier: "t".into() };
+        assert_eq!(render_relation_with("duckdb", &empty, bare), ".t");
+        assert_eq!(render_relation("duckdb", &empty), r#"""."t""#);
     }
 }
