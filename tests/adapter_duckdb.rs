@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 fn node(kind: ResourceType, name: &str, materialized: &str, sql: &str) -> Node {
     let relation = Relation { database: Some("shop".into()), schema: "main".into(), identifier: name.into() };
     let mut node = Node::new(kind, "shop", name, relation);
-    node.config.materialized = materialized.into();
+    node.config_mut().materialized = materialized.into();
     node.raw_code = sql.into();
     node.compiled_code = Some(sql.into());
     node
@@ -26,7 +26,7 @@ fn project(dir: &Path) -> Compiled {
     let mut people = node(ResourceType::Seed, "people", "seed", "");
     people.compiled_code = None;
     people.seed_file = Some(dir.join("people.csv"));
-    people.config.column_types.insert("age".into(), "bigint".into());
+    people.config_mut().column_types.insert("age".into(), "bigint".into());
     let mut models = vec![people];
     let mut add = |name: &str, materialized: &str, sql: String, f: &dyn Fn(&mut Node)| {
         let mut n = node(ResourceType::Model, name, materialized, &sql);
@@ -40,34 +40,34 @@ fn project(dir: &Path) -> Compiled {
         n.compiled_code_incremental =
             Some(format!("select id, name from {PEOPLE}\n where id > (select max(id) from \"shop\".\"main\".\"inc_append\")"));
     });
-    add("inc_di", "incremental", format!("select id, name from {PEOPLE}"), &|n| n.config.unique_key = Some(json!("id")));
+    add("inc_di", "incremental", format!("select id, name from {PEOPLE}"), &|n| n.config_mut().unique_key = Some(json!("id")));
     add("inc_merge", "incremental", format!("select id, name from {PEOPLE}"), &|n| {
-        n.config.unique_key = Some(json!("id"));
-        n.config.incremental_strategy = Some("merge".into());
+        n.config_mut().unique_key = Some(json!("id"));
+        n.config_mut().incremental_strategy = Some("merge".into());
     });
     let snap = |name: &str, f: &dyn Fn(&mut Node)| {
         let mut n = node(ResourceType::Snapshot, name, "snapshot", &format!("select * from {PEOPLE}"));
         n.relation.schema = "snapshots".into();
-        n.config.unique_key = Some(json!("id"));
+        n.config_mut().unique_key = Some(json!("id"));
         n.depends_on = vec!["seed.shop.people".into()];
         f(&mut n);
         n
     };
     models.push(snap("snap_ts", &|n| {
-        n.config.strategy = Some("timestamp".into());
-        n.config.updated_at = Some("seen".into());
+        n.config_mut().strategy = Some("timestamp".into());
+        n.config_mut().updated_at = Some("seen".into());
     }));
     models.push(snap("snap_check", &|n| {
-        n.config.strategy = Some("check".into());
-        n.config.check_cols = Some(json!(["name", "age"]));
+        n.config_mut().strategy = Some("check".into());
+        n.config_mut().check_cols = Some(json!(["name", "age"]));
     }));
     models.push(snap("snap_all", &|n| {
-        n.config.strategy = Some("check".into());
-        n.config.check_cols = Some(json!("all"));
+        n.config_mut().strategy = Some("check".into());
+        n.config_mut().check_cols = Some(json!("all"));
     }));
     let mut test = node(ResourceType::Test, "not_null_t_name", "test", "select name\nfrom \"shop\".\"main\".\"t\"\nwhere name is null");
     test.relation.schema = "main_dbt_test__audit".into();
-    test.config.severity = Some("warn".into());
+    test.config_mut().severity = Some("warn".into());
     test.depends_on = vec!["model.shop.t".into()];
     models.push(test);
     Compiled {
@@ -239,7 +239,7 @@ fn a_failing_table_model_leaves_the_previous_table() {
         n.compiled_code = Some(format!("select id, name from {PEOPLE} where id < 3"));
     }
     for n in compiled.nodes.iter_mut().filter(|n| n.name == "v") {
-        n.config.materialized = "table".into();
+        n.config_mut().materialized = "table".into();
     }
     all_ok(&run(p.conn.as_mut(), &plan_for(&compiled, false)));
     let rel = Relation { database: Some("shop".into()), schema: "main".into(), identifier: "v".into() };

@@ -701,7 +701,7 @@ mod tests {
                     original_file_path: s(&n["original_file_path"]),
                     fqn: serde_json::from_value(n["fqn"].clone()).expect("fqn"),
                     relation: Relation { database: opt(&n["database"]), schema: s(&n["schema"]), identifier: s(&n["alias"]) },
-                    config,
+                    config: config.into(),
                     description: s(&n["description"]),
                     columns: columns(&n["columns"]),
                     raw_code: s(&n["raw_code"]).into(),

@@ -27,8 +27,8 @@ fn node(id: &str, deps: &[&str], tags: &[&str], path: &str, materialized: &str) 
     node.path = path.split_once('/').map_or(path, |(_, rest)| rest).to_string();
     node.original_file_path = path.to_string();
     node.fqn = fqn;
-    node.config.materialized = materialized.to_string();
-    node.config.tags = tags.iter().map(|t| t.to_string()).collect();
+    node.config_mut().materialized = materialized.to_string();
+    node.config_mut().tags = tags.iter().map(|t| t.to_string()).collect();
     node.depends_on = deps.iter().map(|d| d.to_string()).collect();
     node
 }
@@ -97,8 +97,8 @@ fn shop() -> Compiled {
         "models/marts/orders.sql",
         "table",
     );
-    orders.config.meta.insert("owner".into(), json!("ana"));
-    orders.config.extra.insert("group".into(), json!("finance"));
+    orders.config_mut().meta.insert("owner".into(), json!("ana"));
+    orders.config_mut().extra.insert("group".into(), json!("finance"));
     let mut customers = node(
         "model.shop.customers",
         &["model.shop.stg_customers", "model.shop.orders"],
@@ -106,15 +106,15 @@ fn shop() -> Compiled {
         "models/marts/customers.sql",
         "incremental",
     );
-    customers.config.meta.insert("owner".into(), json!("bo"));
-    customers.config.unique_key = Some(json!("customer_id"));
+    customers.config_mut().meta.insert("owner".into(), json!("bo"));
+    customers.config_mut().unique_key = Some(json!("customer_id"));
     let mut legacy = node("model.shop.legacy_orders", &["model.shop.orders"], &[], "models/legacy/legacy_orders.sql", "view");
-    legacy.config.enabled = false;
+    legacy.config_mut().enabled = false;
     let mut not_null = generic(
         node("test.shop.not_null_orders_order_id", &["model.shop.orders"], &[], "models/marts/schema.yml", "test"),
         "not_null",
     );
-    not_null.config.severity = Some("warn".into());
+    not_null.config_mut().severity = Some("warn".into());
     compiled(
         vec![
             node("seed.shop.countries", &[], &[], "seeds/countries.csv", "seed"),
@@ -441,7 +441,7 @@ fn build_reports_every_problem_at_once() {
     let self_sql = "select 1 from {{ ref('loop') }}\n";
     let orphan_sql = "select * from {{ ref('stg_order') }} join {{ ref('legacy') }}\n";
     let mut legacy = node("model.shop.legacy", &[], &[], "models/legacy.sql", "view");
-    legacy.config.enabled = false;
+    legacy.config_mut().enabled = false;
     let mut alias = node("model.shop.orders_v2", &[], &[], "models/orders_v2.sql", "table");
     alias.relation.identifier = "stg_orders".into();
     let c = compiled(

@@ -11,6 +11,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rayon::prelude::*;
@@ -452,21 +453,22 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
     // The config's JSON, most of what is hashed per node after the statements, is the same for
     // most nodes (folder-wide settings): each worker keeps the last few configs it wrote.
     thread_local! {
-        static WRITTEN: std::cell::RefCell<Vec<(crate::node::NodeConfig, Vec<u8>)>> = const { std::cell::RefCell::new(Vec::new()) };
+        static WRITTEN: std::cell::RefCell<Vec<(Arc<crate::node::NodeConfig>, Vec<u8>)>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     WRITTEN.with_borrow_mut(|written| {
-        if let Some(i) = written.iter().position(|(config, _)| config.writes_as(&node.config)) {
+        let config = &node.config;
+        if let Some(i) = written.iter().position(|(c, _)| Arc::ptr_eq(c, config) || c.writes_as(config)) {
             h.update(&written[i].1);
             return;
         }
         // Writing into a vector cannot fail; a config value JSON cannot hold only changes the hash.
         let mut json = Vec::new();
-        let _ = crate::json::to_vec_into(&mut json, &node.config);
+        let _ = crate::json::to_vec_into(&mut json, &**config);
         h.update(&json);
         if written.len() == 4 {
             written.remove(0);
         }
-        written.push((node.config.clone(), json));
+        written.push((config.clone(), json));
     });
     crate::hex_digest(&h.finalize())
 }

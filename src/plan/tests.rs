@@ -24,7 +24,7 @@ fn plan_schema_is_checked_in() {
 fn node(kind: ResourceType, name: &str, materialized: &str, sql: &str) -> Node {
     let relation = Relation { database: Some("shop".into()), schema: "main".into(), identifier: name.into() };
     let mut node = Node::new(kind, "shop", name, relation);
-    node.config.materialized = materialized.into();
+    node.config_mut().materialized = materialized.into();
     node.raw_code = sql.into();
     node.compiled_code = Some(sql.into());
     node
@@ -66,33 +66,33 @@ fn shop() -> Compiled {
     let mut people = node(ResourceType::Seed, "people", "seed", "");
     people.compiled_code = None;
     people.seed_file = Some(fixtures().join("seeds/people.csv"));
-    people.config.column_types.insert("age".into(), "bigint".into());
+    people.config_mut().column_types.insert("age".into(), "bigint".into());
     let mut eph = node(ResourceType::Model, "eph", "ephemeral", "select * from \"shop\".\"main\".\"people\"");
     eph.depends_on = vec!["seed.shop.people".into()];
     let mut v = node(ResourceType::Model, "v", "view", "with __dbt__cte__eph as (\nselect * from \"shop\".\"main\".\"people\"\n) select * from __dbt__cte__eph");
     v.depends_on = vec!["model.shop.eph".into()];
-    v.config.pre_hook = vec!["select 1".into()];
-    v.config.post_hook = vec!["select 2".into()];
+    v.config_mut().pre_hook = vec!["select 1".into()];
+    v.config_mut().post_hook = vec!["select 2".into()];
     let mut t = node(ResourceType::Model, "t", "table", "select id, name from \"shop\".\"main\".\"v\"");
     t.depends_on = vec!["model.shop.v".into()];
     let mut inc = node(ResourceType::Model, "inc", "incremental", "select id, name from \"shop\".\"main\".\"people\"");
-    inc.config.unique_key = Some(json!("id"));
+    inc.config_mut().unique_key = Some(json!("id"));
     inc.compiled_code_incremental = Some("select id, name from \"shop\".\"main\".\"people\" where id > 1".into());
     inc.depends_on = vec!["seed.shop.people".into()];
     let mut odd = node(ResourceType::Model, "odd", "incremental", "select 1 as id");
-    odd.config.incremental_strategy = Some("microbatch".into());
+    odd.config_mut().incremental_strategy = Some("microbatch".into());
     let mut snap = node(ResourceType::Snapshot, "snap", "snapshot", "select * from \"shop\".\"main\".\"people\"");
     snap.relation.schema = "snapshots".into();
-    snap.config.unique_key = Some(json!("id"));
-    snap.config.strategy = Some("check".into());
-    snap.config.check_cols = Some(json!(["name", "age"]));
+    snap.config_mut().unique_key = Some(json!("id"));
+    snap.config_mut().strategy = Some("check".into());
+    snap.config_mut().check_cols = Some(json!(["name", "age"]));
     snap.depends_on = vec!["seed.shop.people".into()];
     let mut test = node(ResourceType::Test, "not_null_t_name", "test", "select name\nfrom \"shop\".\"main\".\"t\"\nwhere name is null");
     test.relation.schema = "main_dbt_test__audit".into();
-    test.config.severity = Some("WARN".into());
-    test.config.warn_if = Some(">1".into());
-    test.config.error_if = Some(">10".into());
-    test.config.limit = Some(5);
+    test.config_mut().severity = Some("WARN".into());
+    test.config_mut().warn_if = Some(">1".into());
+    test.config_mut().error_if = Some(">10".into());
+    test.config_mut().limit = Some(5);
     test.depends_on = vec!["model.shop.t".into()];
     test.attached_node = Some("model.shop.t".into());
     compiled(vec![people, eph, v, t, inc, odd, snap, test])

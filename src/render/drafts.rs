@@ -121,7 +121,7 @@ impl Draft {
     /// The node this draft compiled to, its parts moved out of the draft.
     pub fn into_node(self, compiled_code: Option<String>, incremental: Option<String>, rec: Option<Recorded>) -> Node {
         let checksum = self.checksum();
-        let config = super::node_config(&self.config, self.enabled);
+        let config = shared_config(&self.config, self.enabled);
         let (depends_on, macros, refs, sources) = match rec {
             Some(r) => (r.depends_on, r.macros, r.refs, r.sources),
             None => (vec![], vec![], self.parse_refs, self.parse_sources),
@@ -159,6 +159,29 @@ impl Draft {
             origin: Some(crate::node::Origin { source: self.source, span: self.offset..self.offset }),
         }
     }
+}
+
+/// The node config of a draft's config, shared with the nodes before it whose drafts' configs
+/// were written alike (each worker keeps the last few): most nodes of a folder share one.
+fn shared_config(config: &Map<String, Json>, enabled: bool) -> Arc<crate::node::NodeConfig> {
+    type Seen = Vec<(Map<String, Json>, bool, Arc<crate::node::NodeConfig>)>;
+    thread_local! {
+        static SEEN: std::cell::RefCell<Seen> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let alike = |a: &Map<String, Json>| {
+        a.len() == config.len() && a.iter().zip(config).all(|((ka, va), (kb, vb))| ka == kb && crate::node::json_writes_as(va, vb))
+    };
+    SEEN.with_borrow_mut(|seen| {
+        if let Some((_, _, made)) = seen.iter().find(|(c, e, _)| *e == enabled && alike(c)) {
+            return made.clone();
+        }
+        let made = Arc::new(super::node_config(config, enabled));
+        if seen.len() == 4 {
+            seen.remove(0);
+        }
+        seen.push((config.clone(), enabled, made.clone()));
+        made
+    })
 }
 
 /// dbt's file checksum: the sha256 of the file's text, as lowercase hex.

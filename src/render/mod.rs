@@ -581,8 +581,9 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             let hooks = rec.as_mut().and_then(|r| r.hooks.take());
             let mut node = d.into_node(compiled_code, compiled_code_incremental, rec);
             if let Some((pre, post)) = hooks {
-                node.config.pre_hook = pre;
-                node.config.post_hook = post;
+                let config = Arc::make_mut(&mut node.config);
+                config.pre_hook = pre;
+                config.post_hook = post;
             }
             Some(node)
         })
@@ -1121,7 +1122,7 @@ mod parse_reading_tests {
                 format!(
                     "{} config={} refs={:?} sources={:?} depends_on={:?} macros={:?} enabled={}\n{:?}\n{:?}",
                     n.unique_id,
-                    serde_json::to_string(&n.config).unwrap_or_default(),
+                    serde_json::to_string(&*n.config).unwrap_or_default(),
                     n.refs,
                     n.sources,
                     n.depends_on,
