@@ -704,7 +704,10 @@ pub fn collect(
         }).collect();
         drop(tt);
         let _tt = crate::timing::phase("render.drafts.merge");
-        drafts.reserve(per_file.iter().map(|(d, _)| d.len()).sum());
+        // Room for the generic tests too, made from the pending ones below (growing the
+        // vector then would copy every draft).
+        let tests: usize = pending_tests.len() + per_file.iter().map(|(_, t)| t.len()).sum::<usize>();
+        drafts.reserve(per_file.iter().map(|(d, _)| d.len()).sum::<usize>() + tests);
         for (d, t) in per_file {
             drafts.extend(d);
             pending_tests.extend(t);

@@ -529,17 +529,18 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     // The templates' pieces (about 1 KB a template) are done with: their memory goes to the nodes.
     drop(pieces);
 
-    let mut results: Vec<Option<(String, Option<String>, Recorded)>> = Vec::with_capacity(drafts.len());
-    for r in compiled {
-        match r {
-            Some(Ok(v)) => results.push(Some(v)),
+    // Converted where they lie (the vector's own iterator collects in place).
+    let results: Vec<Option<(String, Option<String>, Recorded)>> = compiled
+        .into_iter()
+        .map(|r| match r {
+            Some(Ok(v)) => Some(v),
             Some(Err(d)) => {
                 diags.push(d);
-                results.push(None);
+                None
             }
-            None => results.push(None),
-        }
-    }
+            None => None,
+        })
+        .collect();
 
     // Ephemeral CTE injection, recursively, as dbt inlines them.
     drop(t);
