@@ -162,7 +162,8 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
 /// The graph and selection of a build: `--select` replaces `[select].include`; excludes add
 /// up. Selectors from orrery.toml point back at it in diagnostics.
 pub fn select<'a>(build: &'a Build, selection: &Selection) -> Result<(Graph<'a>, Selected<'a>), Diagnostics> {
-    let graph = Graph::build(&build.compiled)?;
+    // `build` checked this compile's graph for duplicates and cycles when it was made.
+    let graph = Graph::build_checked(&build.compiled)?;
     let source = &build.pipeline.source;
     let from_file = |items: &[Spanned<String>]| -> Vec<SelectorArg> {
         items

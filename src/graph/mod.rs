@@ -138,6 +138,13 @@ impl<'a> Graph<'a> {
         Unvalidated::new(compiled).validate()
     }
 
+    /// [`Graph::build`] of nodes a [`Graph::build`] found no duplicates or cycles in already
+    /// (the compile of a session's build, validated when it was made): those two checks, about
+    /// half of the work at 10k nodes, are not made again.
+    pub fn build_checked(compiled: &'a Compiled) -> Result<Graph<'a>, Diagnostics> {
+        Unvalidated::new(compiled).finish()
+    }
+
     pub fn compiled(&self) -> &'a Compiled {
         self.compiled
     }
@@ -331,6 +338,10 @@ impl<'a> Unvalidated<'a> {
     fn validate(mut self) -> Result<Graph<'a>, Diagnostics> {
         self.check_duplicate_names();
         self.check_cycles();
+        self.finish()
+    }
+
+    fn finish(self) -> Result<Graph<'a>, Diagnostics> {
         let (errors, warnings): (Vec<_>, Vec<_>) = self.problems.0.into_iter().partition(Diagnostic::is_error);
         if !errors.is_empty() {
             let mut all = Diagnostics(errors);
@@ -346,8 +357,9 @@ impl<'a> Unvalidated<'a> {
 
     /// Two refable nodes of one package with one name, or two nodes building one relation.
     fn check_duplicate_names(&mut self) {
-        let mut names: FastMap<(&str, &str, Option<&str>), &Node> = FastMap::default();
-        let mut relations: FastMap<(Option<&str>, &str, &str), &Node> = FastMap::default();
+        let n = self.dag.node_count();
+        let mut names: FastMap<(&str, &str, Option<&str>), &Node> = FastMap::with_capacity_and_hasher(n, Default::default());
+        let mut relations: FastMap<(Option<&str>, &str, &str), &Node> = FastMap::with_capacity_and_hasher(n, Default::default());
         for ix in self.dag.node_indices() {
             let Member::Node(node) = self.dag[ix] else { continue };
             if !matches!(node.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {

@@ -349,6 +349,11 @@ fn topo_order_is_stable_and_skips_sources() {
     let selection = graph.select_strs(&["stg_orders+"], &["int_order_items"]).expect("selects");
     let order: Vec<&str> = graph.topo_order(&selection).iter().map(|n| n.name.as_str()).collect();
     assert_eq!(order[..3], ["stg_orders", "orders", "revenue"]);
+    // A session's second graph of the same compile, made without its checks, is the same graph.
+    let checked = Graph::build_checked(&c).expect("valid");
+    let ids = |g: &Graph<'_>| g.topo_members(&g.select_all()).map(|m| m.unique_id().to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&checked), ids(&graph));
+    assert_eq!(checked.children("model.shop.stg_orders"), graph.children("model.shop.stg_orders"));
 }
 
 #[test]
