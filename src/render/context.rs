@@ -124,12 +124,19 @@ impl Shared {
 
     /// The model, seed or snapshot (enabled or not) `ref` finds when called from `package`.
     pub fn ref_target(&self, package: &str, call: &RefCall) -> Option<&Target> {
-        let candidates: Vec<&Target> = self
-            .targets
-            .get(&call.name)
-            .map(|v| v.iter().filter(|t| call.package.as_deref().is_none_or(|p| p == t.package)).collect())
-            .unwrap_or_default();
-        pick_target(&candidates, call.version.as_deref(), package)
+        let named = self.targets.get(&call.name)?;
+        // Of the nodes of that name in the package asked for (any, when none is), the version
+        // asked for (else an unversioned or the latest one): the caller's own package's first,
+        // else the first. Every ref() resolves here, so nothing is collected on the way.
+        let version = call.version.as_deref();
+        let matching = |t: &&Target| {
+            call.package.as_deref().is_none_or(|p| p == t.package)
+                && match version {
+                    Some(v) => t.version.as_deref() == Some(v),
+                    None => t.version.is_none() || t.version == t.latest_version,
+                }
+        };
+        named.iter().filter(matching).find(|t| t.package == package).or_else(|| named.iter().find(matching))
     }
 
     /// When `get_where_subquery` resolves, from `package`, to orrery's own macro and dispatches
@@ -676,18 +683,6 @@ impl NodeFn {
             )),
         }
     }
-}
-
-fn pick_target<'a>(candidates: &[&'a Target], version: Option<&str>, own_package: &str) -> Option<&'a Target> {
-    let matching: Vec<&Target> = candidates
-        .iter()
-        .copied()
-        .filter(|t| match version {
-            Some(v) => t.version.as_deref() == Some(v),
-            None => t.version.is_none() || t.version == t.latest_version,
-        })
-        .collect();
-    matching.iter().find(|t| t.package == own_package).or_else(|| matching.first()).copied()
 }
 
 fn split_kwargs(args: &[Value]) -> (&[Value], Option<Kwargs>) {
