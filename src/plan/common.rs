@@ -39,6 +39,16 @@ pub(super) fn around(prefix: &str, sql: &str, suffix: &str) -> String {
     out
 }
 
+/// The parts as one string, allocated once at its final size: statements are made for every
+/// node, and `format!` is several times slower for such short ones.
+pub(super) fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
 pub(super) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }

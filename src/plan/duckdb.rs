@@ -2,7 +2,7 @@
 //! rows as dbt-duckdb 1.11's `dbt build`. Every build runs in one transaction, so a failing
 //! statement rolls back to the previous relation.
 
-use super::common::{Built, Dialect, Snapshot, around, hooks, literal, quote, render, render_suffixed, unique_keys, warning_at};
+use super::common::{Built, Dialect, Snapshot, around, cat, hooks, literal, quote, render, render_suffixed, unique_keys, warning_at};
 use super::OtherTypeStatements;
 use super::seed;
 use crate::diagnostics::Diagnostics;
@@ -74,8 +74,8 @@ fn view(node: &Node, sql: &str, existing: &str) -> Vec<String> {
     let mut out = Vec::with_capacity(8);
     out.push("begin".to_string());
     out.extend(hooks(&node.config.pre_hook));
-    out.push(format!("drop view if exists {tmp} cascade"));
-    out.push(around(&format!("create view {tmp} as (\n"), sql, "\n  )"));
+    out.push(cat(&["drop view if exists ", &tmp, " cascade"]));
+    out.push(cat(&["create view ", &tmp, " as (\n", sql, "\n  )"]));
     out.extend(swap(target, &tmp, existing, "view"));
     out.extend(hooks(&node.config.post_hook));
     out.push("commit".into());
@@ -89,8 +89,8 @@ fn table(node: &Node, sql: &str, existing: &str) -> Vec<String> {
     let mut out = Vec::with_capacity(8);
     out.push("begin".to_string());
     out.extend(hooks(&node.config.pre_hook));
-    out.push(format!("drop table if exists {tmp} cascade"));
-    out.push(around(&format!("create table {tmp} as (\n"), sql, "\n    )"));
+    out.push(cat(&["drop table if exists ", &tmp, " cascade"]));
+    out.push(cat(&["create table ", &tmp, " as (\n", sql, "\n    )"]));
     out.extend(swap(target, &tmp, existing, "table"));
     out.extend(hooks(&node.config.post_hook));
     out.push("commit".into());
@@ -101,12 +101,14 @@ fn table(node: &Node, sql: &str, existing: &str) -> Vec<String> {
 /// the caller's transaction).
 fn swap(target: &Relation, tmp: &str, existing: &str, new_kind: &str) -> [String; 4] {
     let backup = render_suffixed(target, "__dbt_backup");
-    let drop_backup = format!("drop {existing} if exists {backup} cascade");
+    let drop_backup = cat(&["drop ", existing, " if exists ", &backup, " cascade"]);
+    // The backup's name alone: the last part of `backup`, quoted as it is there.
+    let backup_name = &backup[backup.len() - (quote(&target.identifier).len() + "__dbt_backup".len())..];
     [
         drop_backup.clone(),
         // DuckDB's `alter table if exists` renames views too, and is a no-op when nothing exists.
-        format!("alter table if exists {} rename to {}", render(target), quote(&format!("{}__dbt_backup", target.identifier))),
-        format!("alter {new_kind} {tmp} rename to {}", quote(&target.identifier)),
+        cat(&["alter table if exists ", &render(target), " rename to ", backup_name]),
+        cat(&["alter ", new_kind, " ", tmp, " rename to ", &quote(&target.identifier)]),
         drop_backup,
     ]
 }

@@ -74,13 +74,16 @@ impl MacroMemo {
 
     /// The key of a call, when its macro is pure and its arguments are plain values.
     fn key(&self, node: &NodeRender, m: &MacroRef, args: &[Value]) -> Option<String> {
-        use std::fmt::Write as _;
         if !self.pure.contains(&m.unique_id) || !args.iter().all(plain_value) {
             return None;
         }
-        let mut key = format!("{}\0{}\0{}", m.unique_id, node.package, node.execute);
+        let mut key = String::with_capacity(m.unique_id.len() + node.package.len() + 16);
+        key.push_str(&m.unique_id);
+        key.push('\0');
+        key.push_str(&node.package);
+        key.push_str(if node.execute { "\0t" } else { "\0f" });
         for arg in args {
-            let _ = write!(key, "\0{}{arg:?}", if arg.is_safe() { "safe:" } else { "" });
+            push_key(&mut key, arg);
         }
         Some(key)
     }
@@ -96,6 +99,47 @@ impl MacroMemo {
 
     fn put(&self, key: String, value: &Value) {
         self.results.lock().unwrap_or_else(|e| e.into_inner()).insert(key, value.clone());
+    }
+}
+
+/// Spells a plain value (see [`plain_value`]) into a memo key, so that two values spell the
+/// same only when they are the same: each value behind a letter for its kind, a string behind
+/// its length (and whether it is marked safe), a list or keyword arguments between brackets.
+/// Numbers as minijinja debug-prints them (`1` and `1.0` apart); a compile makes thousands of
+/// keys, mostly of strings, so they are not debug-printed.
+fn push_key(key: &mut String, v: &Value) {
+    use minijinja::value::ValueKind;
+    use std::fmt::Write as _;
+    match v.kind() {
+        ValueKind::None => key.push('n'),
+        ValueKind::Bool => key.push(if v.is_true() { 't' } else { 'f' }),
+        ValueKind::String => {
+            let text = v.as_str().unwrap_or_default();
+            let _ = write!(key, "{}{}:", if v.is_safe() { 'S' } else { 's' }, text.len());
+            key.push_str(text);
+        }
+        ValueKind::Seq => {
+            key.push('[');
+            if let Ok(items) = v.try_iter() {
+                for item in items {
+                    push_key(key, &item);
+                }
+            }
+            key.push(']');
+        }
+        ValueKind::Map => {
+            key.push('{');
+            if let Ok(keys) = v.try_iter() {
+                for k in keys {
+                    push_key(key, &k);
+                    push_key(key, &v.get_item(&k).unwrap_or_default());
+                }
+            }
+            key.push('}');
+        }
+        _ => {
+            let _ = write!(key, "#{v:?};");
+        }
     }
 }
 

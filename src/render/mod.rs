@@ -1223,6 +1223,8 @@ mod macro_memo_tests {
                 ("macros/m.sql", "{% macro scaled(c, f=1) -%} ({{ c }} * {{ f }} /* {{ var('unit') }} */) {%- endmacro %}"),
                 ("models/a.sql", "select {{ scaled('x', f=2) }}, {{ scaled('x', f=2) }}, {{ scaled('y') }}"),
                 ("models/b.sql", "select {{ scaled('x', f=2) }}, {{ scaled('x', 3) }}, {{ scaled('x', f='2') }}"),
+                // Lists, numbers as strings and strings that spell other keys' parts.
+                ("models/d.sql", "select {{ scaled(['x'], f=2) }}, {{ scaled('x', f=[2]) }}, {{ scaled('x', ['2']) }}, {{ scaled('1:x') }}, {{ scaled(1) }}, {{ scaled('x]', f=none) }}, {{ scaled('x', f=true) }}"),
                 ("dbt_packages/utils/dbt_project.yml", "name: utils\n"),
                 ("dbt_packages/utils/models/c.sql", "select {{ scaled('x', f=2) }}"),
             ],
@@ -1244,6 +1246,7 @@ mod macro_memo_tests {
             ("model.root.b", "select (x * 2 /* cents */), (x * 3 /* cents */), (x * 2 /* cents */)"),
             ("model.utils.c", "select (x * 2 /* pennies */)"),
         ];
+        assert_eq!(sql(&memoized, "model.root.d"), sql(&plain, "model.root.d"));
         for (id, want) in expected {
             assert_eq!(sql(&memoized, id).0, want, "{id}");
             assert_eq!(sql(&memoized, id), sql(&plain, id), "{id}");
