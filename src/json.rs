@@ -47,6 +47,28 @@ pub fn to_writer_pretty<W: ?Sized + Write, T: ?Sized + Serialize>(w: &mut W, val
     stream::<true, W, T>(w, value)
 }
 
+/// The name [`Raw`] gives its newtype, by which this module's serializer knows it.
+const RAW: &str = "$orrery::json::Raw";
+
+/// JSON written before, spliced into compact output as it is: a value written once and repeated
+/// (a config most nodes share) is escaped once. Only this module's compact serializer knows it:
+/// the pretty one refuses it, and any other serializer would write the bytes as an array of
+/// numbers, so a type serializes a `Raw` only where it is written with [`to_vec_into`] or
+/// [`to_writer`]. The bytes must be one complete JSON value.
+pub struct Raw<'a>(pub &'a [u8]);
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Bytes<'a>(&'a [u8]);
+        impl Serialize for Bytes<'_> {
+            fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_bytes(self.0)
+            }
+        }
+        serializer.serialize_newtype_struct(RAW, &Bytes(self.0))
+    }
+}
+
 /// Appends `s` as a JSON string literal (quotes included), escaped as serde_json escapes it.
 pub fn push_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
@@ -212,6 +234,8 @@ struct Serializer<'a, const PRETTY: bool> {
     /// the container now closing goes on a line of its own. One flag for the whole document, as
     /// serde_json keeps it, so that even a `Serialize` that lies about its length comes out alike.
     has_value: bool,
+    /// Inside a [`Raw`]: its bytes are written as they are.
+    raw: bool,
 }
 
 /// Spaces for an indent, copied in one piece up to 64 levels deep.
@@ -219,7 +243,7 @@ const SPACES: &[u8; 128] = &[b' '; 128];
 
 impl<'a, const PRETTY: bool> Serializer<'a, PRETTY> {
     fn new(out: &'a mut Vec<u8>, sink: Option<&'a mut dyn Write>) -> Self {
-        Serializer { out, sink, depth: 0, has_value: false }
+        Serializer { out, sink, depth: 0, has_value: false, raw: false }
     }
 
     /// Opens an array or object (`bracket` is `[` or `{`).
@@ -420,6 +444,10 @@ impl<'s, 'a, const PRETTY: bool> ser::Serializer for &'s mut Serializer<'a, PRET
 
     /// Bytes as an array of numbers.
     fn serialize_bytes(self, value: &[u8]) -> Result<(), Error> {
+        if self.raw {
+            self.out.extend_from_slice(value);
+            return Ok(());
+        }
         self.open(b'[');
         for (i, &byte) in value.iter().enumerate() {
             self.element(i == 0);
@@ -454,7 +482,16 @@ impl<'s, 'a, const PRETTY: bool> ser::Serializer for &'s mut Serializer<'a, PRET
         Ok(())
     }
 
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _name: &'static str, value: &T) -> Result<(), Error> {
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, name: &'static str, value: &T) -> Result<(), Error> {
+        if name == RAW {
+            if PRETTY {
+                return Err(Error::custom("raw JSON is written into compact output only"));
+            }
+            self.raw = true;
+            let written = value.serialize(&mut *self);
+            self.raw = false;
+            return written;
+        }
         value.serialize(self)
     }
 
@@ -1385,6 +1422,29 @@ mod tests {
         // A refused key in a derived map, deep in a document.
         check(&json!([{"a": 1}, [BTreeMap::from([(1, 2)])]]));
         check(&(json!([{"a": 1}]), vec![BTreeMap::from([(UnitStruct, 1)])]));
+    }
+
+    #[test]
+    fn raw_json_is_spliced_into_compact_output_as_it_is() {
+        let inner = json!({"a": [1, "x\"y", null], "b": {}});
+        let written = serde_json::to_vec(&inner).unwrap();
+        #[derive(Serialize)]
+        struct Outer<'a> {
+            before: &'a str,
+            raw: Raw<'a>,
+            bytes: &'a [u8],
+            after: Vec<Raw<'a>>,
+        }
+        let outer = Outer { before: "b", raw: Raw(&written), bytes: b"\x01\x02", after: vec![Raw(b"1"), Raw(b"true")] };
+        let expected = json!({"before": "b", "raw": inner, "bytes": [1, 2], "after": [1, true]});
+        let mut ours = Vec::new();
+        to_vec_into(&mut ours, &outer).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&expected).unwrap());
+        let mut streamed = Vec::new();
+        to_writer(&mut streamed, &outer).unwrap();
+        assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string(&expected).unwrap());
+        // Pretty output would need the bytes indented: refused, not written wrong.
+        assert!(pretty_into(&mut Vec::new(), &outer).is_err());
     }
 
     #[test]

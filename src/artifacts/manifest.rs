@@ -366,6 +366,40 @@ impl Serialize for ConfigJson<'_> {
     }
 }
 
+/// [`ConfigJson`] of a config most nodes share: each worker keeps the JSON of the last few it
+/// wrote and splices it in again for a node whose config is the same one (or written alike),
+/// as [`crate::json::Raw`] (the manifest is written by `crate::json` only).
+struct SharedConfig<'a> {
+    kind: ResourceType,
+    c: &'a std::sync::Arc<NodeConfig>,
+}
+
+impl Serialize for SharedConfig<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        type Written = Vec<(ResourceType, std::sync::Arc<NodeConfig>, Vec<u8>)>;
+        thread_local! {
+            static WRITTEN: std::cell::RefCell<Written> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let (kind, c) = (self.kind, self.c);
+        WRITTEN.with_borrow_mut(|written| {
+            let found = written.iter().position(|(k, w, _)| *k == kind && (std::sync::Arc::ptr_eq(w, c) || w.writes_as(c)));
+            let i = match found {
+                Some(i) => i,
+                None => {
+                    let mut json = Vec::new();
+                    crate::json::to_vec_into(&mut json, &ConfigJson { kind, c }).map_err(serde::ser::Error::custom)?;
+                    if written.len() == 4 {
+                        written.remove(0);
+                    }
+                    written.push((kind, c.clone(), json));
+                    written.len() - 1
+                }
+            };
+            crate::json::Raw(&written[i].2).serialize(s)
+        })
+    }
+}
+
 /// A version as the yml wrote it: `2` stays a number, `"2.1a"` a string.
 fn version_json(v: &Option<String>) -> Value {
     match v.as_deref() {
@@ -472,7 +506,7 @@ impl Serialize for NodeJson<'_> {
         } else {
             m.serialize_entry("checksum", &Checksum { name: "sha256", checksum: &n.checksum })?;
         }
-        m.serialize_entry("config", &ConfigJson { kind, c: &n.config })?;
+        m.serialize_entry("config", &SharedConfig { kind, c: &n.config })?;
         m.serialize_entry("tags", &n.config.tags)?;
         m.serialize_entry("description", &n.description)?;
         m.serialize_entry("columns", &Columns(&n.columns))?;
