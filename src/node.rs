@@ -121,11 +121,23 @@ pub fn json_writes_as(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.to_string() == y.to_string(),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_writes_as(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((ka, va), (kb, vb))| ka == kb && json_writes_as(va, vb))
-        }
+        (Value::Object(x), Value::Object(y)) => json_map_writes_as(x, y),
         _ => a == b,
     }
+}
+
+/// [`json_writes_as`] of two JSON objects.
+pub fn json_map_writes_as(a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>) -> bool {
+    entries_alike(a.iter(), b.iter(), json_writes_as)
+}
+
+/// The same keys in the same order, each pair of values `eq`.
+fn entries_alike<'a, V: 'a>(
+    a: impl ExactSizeIterator<Item = (&'a String, &'a V)>,
+    b: impl ExactSizeIterator<Item = (&'a String, &'a V)>,
+    eq: impl Fn(&V, &V) -> bool,
+) -> bool {
+    a.len() == b.len() && a.zip(b).all(|((ka, va), (kb, vb))| ka == kb && eq(va, vb))
 }
 
 impl NodeConfig {
@@ -141,7 +153,7 @@ impl NodeConfig {
             }
         }
         fn map<V>(a: &IndexMap<String, V>, b: &IndexMap<String, V>, eq: impl Fn(&V, &V) -> bool) -> bool {
-            a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && eq(va, vb))
+            entries_alike(a.iter(), b.iter(), eq)
         }
         // Destructured whole, so that a field added to the struct must be added here too.
         let NodeConfig {

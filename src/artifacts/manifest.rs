@@ -139,7 +139,8 @@ fn write_object<'a, T: Sync, J: Serialize>(
             })
             .collect();
         let written: usize = parts.iter().map(|p| p.as_ref().map_or(0, Vec::len)).sum();
-        per_item = written / batch.len().max(1) + written / batch.len().max(1) / 8 + 64;
+        let average = written / batch.len();
+        per_item = average + average / 8 + 64;
         for part in parts {
             if !first {
                 out.write_all(b",")?;
@@ -376,26 +377,21 @@ struct SharedConfig<'a> {
 
 impl Serialize for SharedConfig<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        type Written = Vec<(ResourceType, std::sync::Arc<NodeConfig>, Vec<u8>)>;
+        type Written = crate::Recent<(ResourceType, std::sync::Arc<NodeConfig>), Vec<u8>>;
         thread_local! {
-            static WRITTEN: std::cell::RefCell<Written> = const { std::cell::RefCell::new(Vec::new()) };
+            static WRITTEN: std::cell::RefCell<Written> = const { std::cell::RefCell::new(crate::Recent::new()) };
         }
         let (kind, c) = (self.kind, self.c);
         WRITTEN.with_borrow_mut(|written| {
-            let found = written.iter().position(|(k, w, _)| *k == kind && (std::sync::Arc::ptr_eq(w, c) || w.writes_as(c)));
-            let i = match found {
-                Some(i) => i,
-                None => {
+            let json = written.get_or_make(
+                |(k, w)| *k == kind && (std::sync::Arc::ptr_eq(w, c) || w.writes_as(c)),
+                || {
                     let mut json = Vec::new();
                     crate::json::to_vec_into(&mut json, &ConfigJson { kind, c }).map_err(serde::ser::Error::custom)?;
-                    if written.len() == 4 {
-                        written.remove(0);
-                    }
-                    written.push((kind, c.clone(), json));
-                    written.len() - 1
-                }
-            };
-            crate::json::Raw(&written[i].2).serialize(s)
+                    Ok(((kind, c.clone()), json))
+                },
+            )?;
+            crate::json::Raw(json).serialize(s)
         })
     }
 }

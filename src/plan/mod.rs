@@ -448,27 +448,24 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
             list(&mut h, Some(&other.statements));
         }
     }
-    // crate::json hands the hash whole blocks. Writing into a hasher cannot fail; a config value
-    // JSON cannot hold would only change the hash.
     // The config's JSON, most of what is hashed per node after the statements, is the same for
     // most nodes (folder-wide settings): each worker keeps the last few configs it wrote.
     thread_local! {
-        static WRITTEN: std::cell::RefCell<Vec<(Arc<crate::node::NodeConfig>, Vec<u8>)>> = const { std::cell::RefCell::new(Vec::new()) };
+        static WRITTEN: std::cell::RefCell<crate::Recent<Arc<crate::node::NodeConfig>, Vec<u8>>> =
+            const { std::cell::RefCell::new(crate::Recent::new()) };
     }
     WRITTEN.with_borrow_mut(|written| {
         let config = &node.config;
-        if let Some(i) = written.iter().position(|(c, _)| Arc::ptr_eq(c, config) || c.writes_as(config)) {
-            h.update(&written[i].1);
-            return;
-        }
-        // Writing into a vector cannot fail; a config value JSON cannot hold only changes the hash.
-        let mut json = Vec::new();
-        let _ = crate::json::to_vec_into(&mut json, &**config);
-        h.update(&json);
-        if written.len() == 4 {
-            written.remove(0);
-        }
-        written.push((config.clone(), json));
+        let Ok(json) = written.get_or_make(
+            |c| Arc::ptr_eq(c, config) || c.writes_as(config),
+            || {
+                // Writing into a vector cannot fail; a config value JSON cannot hold only changes the hash.
+                let mut json = Vec::new();
+                let _ = crate::json::to_vec_into(&mut json, &**config);
+                Ok::<_, std::convert::Infallible>((config.clone(), json))
+            },
+        );
+        h.update(json);
     });
     crate::hex_digest(&h.finalize())
 }

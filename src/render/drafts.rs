@@ -164,23 +164,16 @@ impl Draft {
 /// The node config of a draft's config, shared with the nodes before it whose drafts' configs
 /// were written alike (each worker keeps the last few): most nodes of a folder share one.
 fn shared_config(config: &Map<String, Json>, enabled: bool) -> Arc<crate::node::NodeConfig> {
-    type Seen = Vec<(Map<String, Json>, bool, Arc<crate::node::NodeConfig>)>;
     thread_local! {
-        static SEEN: std::cell::RefCell<Seen> = const { std::cell::RefCell::new(Vec::new()) };
+        static SEEN: std::cell::RefCell<crate::Recent<(Map<String, Json>, bool), Arc<crate::node::NodeConfig>>> =
+            const { std::cell::RefCell::new(crate::Recent::new()) };
     }
-    let alike = |a: &Map<String, Json>| {
-        a.len() == config.len() && a.iter().zip(config).all(|((ka, va), (kb, vb))| ka == kb && crate::node::json_writes_as(va, vb))
-    };
     SEEN.with_borrow_mut(|seen| {
-        if let Some((_, _, made)) = seen.iter().find(|(c, e, _)| *e == enabled && alike(c)) {
-            return made.clone();
-        }
-        let made = Arc::new(super::node_config(config, enabled));
-        if seen.len() == 4 {
-            seen.remove(0);
-        }
-        seen.push((config.clone(), enabled, made.clone()));
-        made
+        let Ok(made) = seen.get_or_make(
+            |(seen, was_enabled)| *was_enabled == enabled && crate::node::json_map_writes_as(seen, config),
+            || Ok::<_, std::convert::Infallible>(((config.clone(), enabled), Arc::new(super::node_config(config, enabled)))),
+        );
+        made.clone()
     })
 }
 
