@@ -73,6 +73,12 @@ pub fn hex_digest(bytes: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// The md5 of a text in lowercase hex (dbt's test-name hashes, `local_md5`, the project id).
+pub fn md5_hex(text: &str) -> String {
+    use md5::Digest as _;
+    hex_digest(&md5::Md5::digest(text.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,7 +9,6 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 use indexmap::IndexMap;
-use md5::{Digest, Md5};
 use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
@@ -71,7 +70,7 @@ fn write_json(out: &mut impl Write, compiled: &Compiled) -> std::io::Result<()> 
         "invocation_started_at": compiled.generated_at,
         "env": {},
         "project_name": compiled.project_name,
-        "project_id": md5_hex(&compiled.project_name),
+        "project_id": crate::md5_hex(&compiled.project_name),
         "user_id": null,
         "send_anonymous_usage_stats": false,
         "adapter_type": compiled.target.adapter_type,
@@ -169,9 +168,6 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn md5_hex(s: &str) -> String {
-    crate::hex_digest(&Md5::digest(s.as_bytes()))
-}
 
 /// Every node and source id (and, in the child map, every id a node depends on) with its sorted, distinct
 /// neighbours, in id order: a JSON object as a `BTreeMap` of `BTreeSet`s would write it.

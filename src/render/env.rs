@@ -277,10 +277,7 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
         }
         Ok(Value::from(out))
     });
-    env.add_function("local_md5", |s: String| {
-        use md5::{Digest, Md5};
-        crate::hex_digest(&Md5::digest(s.as_bytes()))
-    });
+    env.add_function("local_md5", |s: String| crate::md5_hex(&s));
     env.add_global("exceptions", Value::from_object(Exceptions));
     let modules = minijinja::context! {
         re => Value::from_object(Re),

@@ -2,7 +2,6 @@
 //! characters, and the 10-character suffix of the unique_id.
 
 use indexmap::IndexMap;
-use md5::{Digest, Md5};
 use serde_json::Value;
 
 use super::python::{py_repr_str, py_str};
@@ -78,7 +77,7 @@ pub fn test_node_name(
     let full = format!("{identifier}_{}", flat_args(kwargs));
     let alias = (full.len() >= 64).then(|| {
         let head: String = identifier.chars().take(30).collect();
-        format!("{head}_{}", md5_hex(&full))
+        format!("{head}_{}", crate::md5_hex(&full))
     });
     let unique_id_suffix = unique_id_hash(&full, test_name, namespace, kwargs);
     TestName { name: full, alias, unique_id_suffix }
@@ -133,7 +132,7 @@ pub fn unique_id_hash(name: &str, test_name: &str, namespace: Option<&str>, kwar
         "{{'kwargs': {{{kwargs_repr}}}, 'name': {}, 'namespace': {namespace_repr}}}",
         py_repr_str(test_name)
     );
-    let hex = md5_hex(&format!("{name}{metadata}"));
+    let hex = crate::md5_hex(&format!("{name}{metadata}"));
     hex[hex.len() - 10..].to_string()
 }
 
@@ -168,9 +167,6 @@ fn clean(s: &str) -> String {
     out
 }
 
-fn md5_hex(s: &str) -> String {
-    crate::hex_digest(&Md5::digest(s.as_bytes()))
-}
 
 /// Python's repr of dbt's hashable form: dicts (keys sorted) and lists kept, the rest `str()`.
 fn hashable_repr(v: &Value) -> String {
