@@ -32,11 +32,7 @@ fn push_quoted(out: &mut String, ident: &str) {
 
 /// `prefix`, the SQL, `suffix` as one string, allocated once (a model's SQL is long).
 pub(super) fn around(prefix: &str, sql: &str, suffix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + sql.len() + suffix.len());
-    out.push_str(prefix);
-    out.push_str(sql);
-    out.push_str(suffix);
-    out
+    cat(&[prefix, sql, suffix])
 }
 
 /// The parts as one string, allocated once at its final size: statements are made for every

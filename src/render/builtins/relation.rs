@@ -4,9 +4,22 @@ use crate::node::Relation;
 
 /// Quotes one identifier. Both adapters wrap it in double quotes and, like dbt, escape nothing.
 pub fn quote_identifier(adapter_type: &str, ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    push_identifier(&mut out, adapter_type, ident, true);
+    out
+}
+
+/// Appends `ident`, quoted as [`quote_identifier`] quotes it when `quoted`.
+fn push_identifier(out: &mut String, adapter_type: &str, ident: &str, quoted: bool) {
     // DuckDB and Postgres both use ANSI double quotes; other adapters would branch here.
     let _ = adapter_type;
-    format!("\"{ident}\"")
+    if quoted {
+        out.push('"');
+    }
+    out.push_str(ident);
+    if quoted {
+        out.push('"');
+    }
 }
 
 /// `"db"."schema"."name"`, or `"schema"."name"` when the relation has no database.
@@ -30,9 +43,7 @@ impl Default for QuotePolicy {
 
 /// As [`render_relation`], leaving unquoted the parts the policy says.
 pub fn render_relation_with(adapter_type: &str, rel: &Relation, policy: QuotePolicy) -> String {
-    // Both adapters quote as quote_identifier does; written into one string of its final size
-    // (every ref() renders one).
-    let _ = adapter_type;
+    // Written into one string of its final size (every ref() renders one).
     let parts = [(rel.database.as_deref(), policy.database), (Some(rel.schema.as_str()), policy.schema), (Some(rel.identifier.as_str()), policy.identifier)];
     let len: usize = parts.iter().map(|(text, quoted)| text.map_or(0, |t| t.len() + 1 + 2 * usize::from(*quoted))).sum();
     let mut out = String::with_capacity(len);
@@ -41,13 +52,7 @@ pub fn render_relation_with(adapter_type: &str, rel: &Relation, policy: QuotePol
         if i > 0 && (i > 1 || rel.database.is_some()) {
             out.push('.');
         }
-        if quoted {
-            out.push('"');
-            out.push_str(text);
-            out.push('"');
-        } else {
-            out.push_str(text);
-        }
+        push_identifier(&mut out, adapter_type, text, quoted);
     }
     out
 }
