@@ -582,7 +582,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             let hooks = rec.as_mut().and_then(|r| r.hooks.take());
             let mut node = d.into_node(compiled_code, compiled_code_incremental, rec);
             if let Some((pre, post)) = hooks {
-                let config = Arc::make_mut(&mut node.config);
+                let config = node.config_mut();
                 config.pre_hook = pre;
                 config.post_hook = post;
             }
