@@ -125,10 +125,10 @@ fn run(conn: &mut dyn Connection, plan: &RunPlan) -> Outcomes {
     let mut outcomes = Vec::new();
     for node in &plan.nodes {
         let existing = conn.relation_type(&Relation::from(&node.relation)).expect("lookup works");
-        let statements = match (&node.statements_other_type, &node.statements_incremental, existing) {
-            (Some(other), _, Some(t)) if other.existing == t.as_str() => &other.statements,
-            (_, Some(incremental), Some(_)) => incremental,
-            _ => &node.statements,
+        let statements: Vec<&String> = match (&node.statements_other_type, &node.statements_incremental, existing) {
+            (Some(other), _, Some(t)) if other.existing == t.as_str() => other.resolve(&node.statements).expect("no dangling null"),
+            (_, Some(incremental), Some(_)) => incremental.iter().collect(),
+            _ => node.statements.iter().collect(),
         };
         let mut result = Ok(None);
         for sql in statements {

@@ -242,12 +242,12 @@ impl<'a> PlanRunner<'a> {
     }
 
     /// The statement list DESIGN.md's plan describes: by what exists in the warehouse.
-    fn choose_statements<'n>(&self, node: &'n PlanNode, conn: &mut dyn Connection) -> Result<&'n [String], AdapterError> {
+    fn choose_statements<'n>(&self, node: &'n PlanNode, conn: &mut dyn Connection) -> Result<Vec<&'n String>, AdapterError> {
         let needs_lookup = node.statements_incremental.is_some()
             || node.statements_other_type.is_some()
             || node.statements_create.is_some();
         if !needs_lookup {
-            return Ok(&node.statements);
+            return Ok(node.statements.iter().collect());
         }
         let existing = self.existing_type(node, conn)?;
         if let (Some(other), Some(found)) = (&node.statements_other_type, existing) {
@@ -256,14 +256,21 @@ impl<'a> PlanRunner<'a> {
                 RelationType::View => "view",
             };
             if other.existing == found {
-                return Ok(&other.statements);
+                return other.resolve(&node.statements).ok_or_else(|| {
+                    AdapterError::new(
+                        AdapterErrorKind::Config,
+                        format!("the plan's statements_other_type of {} has a null where its statements have none", node.id),
+                    )
+                    .with_help("write the plan again with `orrery compile`")
+                });
             }
         }
-        match (&node.statements_incremental, &node.statements_create, existing) {
-            (Some(incremental), _, Some(_)) if !self.full_refresh => Ok(incremental),
-            (_, Some(create), None) => Ok(create),
-            _ => Ok(&node.statements),
-        }
+        let chosen = match (&node.statements_incremental, &node.statements_create, existing) {
+            (Some(incremental), _, Some(_)) if !self.full_refresh => incremental,
+            (_, Some(create), None) => create,
+            _ => &node.statements,
+        };
+        Ok(chosen.iter().collect())
     }
 }
 
@@ -342,7 +349,7 @@ impl Runner for PlanRunner<'_> {
         } else {
             let chosen = {
                 let mut base = self.base.lock().unwrap_or_else(|e| e.into_inner());
-                self.choose_statements(node, base.as_mut()).map(<[String]>::to_vec)
+                self.choose_statements(node, base.as_mut()).map(|chosen| chosen.into_iter().cloned().collect())
             };
             match chosen {
                 Ok(statements) => statements,

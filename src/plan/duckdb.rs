@@ -6,7 +6,7 @@ use super::common::{Built, Dialect, Snapshot, around, cat, hooks, literal, quote
 use super::OtherTypeStatements;
 use super::seed;
 use crate::diagnostics::Diagnostics;
-use crate::node::{Node, Relation};
+use crate::node::Node;
 
 /// A statement that fails with `message` when run (DuckDB's `error()`).
 fn failing(message: &str) -> String {
@@ -18,9 +18,10 @@ pub(super) struct DuckDb;
 
 impl Dialect for DuckDb {
     fn view(&self, node: &Node, sql: &str) -> Built {
+        let (statements, other) = replace(node, sql, "view", "table");
         Built {
-            statements: view(node, sql, "view"),
-            statements_other_type: Some(OtherTypeStatements { existing: "table".into(), statements: view(node, sql, "table") }),
+            statements,
+            statements_other_type: Some(OtherTypeStatements { existing: "table".into(), statements: other }),
             statements_create: Some(create_in_place(node, around(&format!("create view {} as (\n", render(&node.relation)), sql, "\n  )"))),
             ..Built::default()
         }
@@ -44,9 +45,10 @@ impl Dialect for DuckDb {
 }
 
 fn table_built(node: &Node, sql: &str) -> Built {
+    let (statements, other) = replace(node, sql, "table", "view");
     Built {
-        statements: table(node, sql, "table"),
-        statements_other_type: Some(OtherTypeStatements { existing: "view".into(), statements: table(node, sql, "view") }),
+        statements,
+        statements_other_type: Some(OtherTypeStatements { existing: "view".into(), statements: other }),
         statements_create: Some(create_in_place(node, around(&format!("create table {} as (\n", render(&node.relation)), sql, "\n    )"))),
         ..Built::default()
     }
@@ -67,50 +69,36 @@ fn create_in_place(node: &Node, create: String) -> Vec<String> {
     out
 }
 
-/// `create view tmp`, then swap it in; `existing` is the type of what it replaces.
-fn view(node: &Node, sql: &str, existing: &str) -> Vec<String> {
+/// Builds `kind` (`view` or `table`) as a temporary relation and swaps it in where a relation of
+/// the same kind stands; and what changes where one of kind `other` stands instead: the two
+/// statements dropping the renamed-away relation (DuckDB refuses `drop view` of a table, even with
+/// `if exists`), every other place `None`, the same statement.
+fn replace(node: &Node, sql: &str, kind: &str, other: &str) -> (Vec<String>, Vec<Option<String>>) {
     let target = &node.relation;
     let tmp = render_suffixed(target, "__dbt_tmp");
-    let mut out = Vec::with_capacity(8);
-    out.push("begin".to_string());
-    out.extend(hooks(&node.config.pre_hook));
-    out.push(cat(&["drop view if exists ", &tmp, " cascade"]));
-    out.push(cat(&["create view ", &tmp, " as (\n", sql, "\n  )"]));
-    out.extend(swap(target, &tmp, existing, "view"));
-    out.extend(hooks(&node.config.post_hook));
-    out.push("commit".into());
-    out
-}
-
-/// `create table tmp as`, then swap it in; `existing` is the type of what it replaces.
-fn table(node: &Node, sql: &str, existing: &str) -> Vec<String> {
-    let target = &node.relation;
-    let tmp = render_suffixed(target, "__dbt_tmp");
-    let mut out = Vec::with_capacity(8);
-    out.push("begin".to_string());
-    out.extend(hooks(&node.config.pre_hook));
-    out.push(cat(&["drop table if exists ", &tmp, " cascade"]));
-    out.push(cat(&["create table ", &tmp, " as (\n", sql, "\n    )"]));
-    out.extend(swap(target, &tmp, existing, "table"));
-    out.extend(hooks(&node.config.post_hook));
-    out.push("commit".into());
-    out
-}
-
-/// Renames the old relation away, the new one (`tmp`, rendered) in, and drops the old (all in
-/// the caller's transaction).
-fn swap(target: &Relation, tmp: &str, existing: &str, new_kind: &str) -> [String; 4] {
     let backup = render_suffixed(target, "__dbt_backup");
-    let drop_backup = cat(&["drop ", existing, " if exists ", &backup, " cascade"]);
     // The backup's name alone: the last part of `backup`, quoted as it is there.
     let backup_name = &backup[backup.len() - (quote(&target.identifier).len() + "__dbt_backup".len())..];
-    [
-        drop_backup.clone(),
-        // DuckDB's `alter table if exists` renames views too, and is a no-op when nothing exists.
-        cat(&["alter table if exists ", &render(target), " rename to ", backup_name]),
-        cat(&["alter ", new_kind, " ", tmp, " rename to ", &quote(&target.identifier)]),
-        drop_backup,
-    ]
+    let drop_backup = |existing: &str| cat(&["drop ", existing, " if exists ", &backup, " cascade"]);
+    // dbt-duckdb's indentation of the closing parenthesis differs by kind.
+    let close = if kind == "view" { "\n  )" } else { "\n    )" };
+    let mut out = Vec::with_capacity(8);
+    out.push("begin".to_string());
+    out.extend(hooks(&node.config.pre_hook));
+    out.push(cat(&["drop ", kind, " if exists ", &tmp, " cascade"]));
+    out.push(cat(&["create ", kind, " ", &tmp, " as (\n", sql, close]));
+    let swap = out.len();
+    out.push(drop_backup(kind));
+    // DuckDB's `alter table if exists` renames views too, and is a no-op when nothing exists.
+    out.push(cat(&["alter table if exists ", &render(target), " rename to ", backup_name]));
+    out.push(cat(&["alter ", kind, " ", &tmp, " rename to ", &quote(&target.identifier)]));
+    out.push(drop_backup(kind));
+    out.extend(hooks(&node.config.post_hook));
+    out.push("commit".into());
+    let mut other_type = vec![None; out.len()];
+    other_type[swap] = Some(drop_backup(other));
+    other_type[swap + 3] = Some(drop_backup(other));
+    (out, other_type)
 }
 
 fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {

@@ -188,7 +188,17 @@ pub struct PlanNode {
 pub struct OtherTypeStatements {
     /// `table` or `view`: the type found in the warehouse.
     pub existing: String,
-    pub statements: Vec<String>,
+    /// The statements, each `null` standing for the one at the same place in the node's
+    /// `statements` (the SQL shared by both lists is written once).
+    pub statements: Vec<Option<String>>,
+}
+
+impl OtherTypeStatements {
+    /// Every statement spelled out, nulls taken from `statements`; `None` when a null has no
+    /// statement at its place.
+    pub fn resolve<'a>(&'a self, statements: &'a [String]) -> Option<Vec<&'a String>> {
+        self.statements.iter().enumerate().map(|(i, own)| own.as_ref().or_else(|| statements.get(i))).collect()
+    }
 }
 
 /// How to read a test's one result row `(failures, should_warn, should_error)`:
@@ -445,7 +455,12 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
         Some(other) => {
             h.update([1]);
             text(&mut h, &other.existing);
-            list(&mut h, Some(&other.statements));
+            // Hashed spelled out, as before its nulls: fingerprints in state stay valid.
+            h.update([1]);
+            h.update((other.statements.len() as u64).to_le_bytes());
+            for (i, own) in other.statements.iter().enumerate() {
+                text(&mut h, own.as_deref().or(built.statements.get(i).map(String::as_str)).unwrap_or_default());
+            }
         }
     }
     // The config's JSON, most of what is hashed per node after the statements, is the same for
@@ -540,6 +555,18 @@ impl RunPlan {
             .with_file(path)
             .with_help("upgrade orrery"));
         }
+        if let Some(node) = plan.nodes.iter().find(|n| n.statements_other_type.as_ref().is_some_and(|o| o.resolve(&n.statements).is_none())) {
+            return Err(Diagnostic::error(
+                "plan::invalid",
+                format!(
+                    "{} is not a valid plan: {}'s statements_other_type has a null past the end of its statements",
+                    path.display(),
+                    node.id
+                ),
+            )
+            .with_file(path)
+            .with_help("write it again with `orrery compile`"));
+        }
         Ok(plan)
     }
 }
@@ -582,7 +609,7 @@ impl RunPlan {
                 list.iter_mut().for_each(bind);
             }
             if let Some(other) = &mut node.statements_other_type {
-                other.statements.iter_mut().for_each(bind);
+                other.statements.iter_mut().flatten().for_each(bind);
             }
         }
         for hook in self.hooks.on_run_start.iter_mut().chain(&mut self.hooks.on_run_end) {

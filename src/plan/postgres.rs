@@ -35,7 +35,7 @@ impl Dialect for Postgres {
             statements: view(node, sql),
             statements_other_type: Some(OtherTypeStatements {
                 existing: "table".into(),
-                statements: transaction(node, vec![format!("drop table if exists {target} cascade"), create_view(&target, sql)]),
+                statements: spelled_out(transaction(node, vec![format!("drop table if exists {target} cascade"), create_view(&target, sql)])),
             }),
             statements_create: Some(transaction(node, vec![create_view(&target, sql)])),
             ..Built::default()
@@ -150,11 +150,16 @@ fn table_built(node: &Node, sql: &str) -> Built {
         statements: table(node, sql),
         statements_other_type: Some(OtherTypeStatements {
             existing: "view".into(),
-            statements: transaction(node, vec![format!("drop view if exists {target} cascade"), create_table(&target, sql)]),
+            statements: spelled_out(transaction(node, vec![format!("drop view if exists {target} cascade"), create_table(&target, sql)])),
         }),
         statements_create: Some(transaction(node, vec![create_table(&target, sql)])),
         ..Built::default()
     }
+}
+
+/// A statement list with no statement shared with `statements`.
+fn spelled_out(statements: Vec<String>) -> Vec<Option<String>> {
+    statements.into_iter().map(Some).collect()
 }
 
 /// Rebuilds an existing table in place (see the module's documentation).

@@ -137,6 +137,38 @@ fn plans_round_trip_through_files() {
 }
 
 #[test]
+fn other_type_statements_write_only_what_differs_and_spell_out_in_full() {
+    let compiled = shop();
+    let order: Vec<&Node> = compiled.nodes.iter().collect();
+    let (plan, _) = build_run_plan(&compiled, &order, &PlanOptions::default());
+    for (name, kind, other) in [("v", "view", "table"), ("t", "table", "view")] {
+        let node = plan.nodes.iter().find(|n| n.name == name).expect("planned");
+        let other_type = node.statements_other_type.as_ref().expect("a view or table has one");
+        assert_eq!(other_type.existing, other);
+        let written: Vec<&String> = other_type.statements.iter().flatten().collect();
+        let backup = format!("\"shop\".\"main\".\"{name}__dbt_backup\" cascade");
+        assert_eq!(written, [&format!("drop {other} if exists {backup}"), &format!("drop {other} if exists {backup}")]);
+        // Spelled out: the same statements, where the backup is dropped as the other type.
+        let same_drop = format!("drop {kind} if exists {backup}");
+        let expected: Vec<String> =
+            node.statements.iter().map(|s| if *s == same_drop { format!("drop {other} if exists {backup}") } else { s.clone() }).collect();
+        let resolved: Vec<String> = other_type.resolve(&node.statements).expect("no dangling null").into_iter().cloned().collect();
+        assert_eq!(resolved, expected);
+        assert!(resolved.iter().any(|s| s.starts_with(&format!("create {kind} "))), "{resolved:?}");
+    }
+    // A null past the end of the node's statements: the plan is refused on reading.
+    let mut broken = plan.clone();
+    let t = broken.nodes.iter_mut().find(|n| n.name == "t").expect("planned");
+    t.statements_other_type.as_mut().expect("has one").statements.push(None);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("plan.json");
+    broken.write(&path).expect("written");
+    let err = RunPlan::read(&path).err().expect("refused");
+    assert_eq!(err.code, "plan::invalid");
+    assert!(err.message.contains("model.shop.t"), "{}", err.message);
+}
+
+#[test]
 fn seed_types_follow_dbt_inference() {
     let read = |name: &str, delimiter: u8| {
         let mut reader = csv::ReaderBuilder::new()
