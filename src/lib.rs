@@ -19,6 +19,7 @@ pub mod node;
 pub mod plan;
 pub mod project;
 pub mod render;
+pub mod replace;
 pub mod secrets;
 pub mod spec;
 pub mod state;

@@ -151,7 +151,8 @@ fn write_object<'a, T: Sync, J: Serialize>(
     out.write_all(b"}")
 }
 
-/// Writes `<project>/<target-path>/manifest.json` atomically (a temp file renamed over it).
+/// Writes `<project>/<target-path>/manifest.json` atomically, over the spare the write before
+/// left in `orrery/spare/manifest.json` (see [`crate::replace`]).
 pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
     let dir = compiled.project_root.join(&compiled.target_path);
     let path = dir.join("manifest.json");
@@ -160,12 +161,8 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
             .with_help("check that the target path is writable")
     };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| fail(&e))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
-    write_json(&mut out, compiled).map_err(|e| fail(&e))?;
-    let tmp = out.into_inner().map_err(|e| fail(e.error()))?;
-    tmp.persist(&path).map_err(|e| fail(&e.error))?;
-    Ok(())
+    let spare = dir.join("orrery/spare/manifest.json");
+    crate::replace::write_buffered(&path, Some(&spare), |out| write_json(out, compiled)).map_err(|e| fail(&e))
 }
 
 

@@ -132,7 +132,8 @@ pub(super) fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagn
                 },
                 || {
                     let _t = crate::timing::phase("write.plan");
-                    plan.write(&target_dir(build).join("plan.json"))
+                    let dir = target_dir(build);
+                    plan.write_over(&dir.join("plan.json"), Some(&dir.join("orrery/spare/plan.json")))
                 },
             )
         },

@@ -520,6 +520,12 @@ impl RunPlan {
 
     /// Writes the plan atomically (a temporary file renamed over the target).
     pub fn write(&self, path: &Path) -> Result<(), Diagnostic> {
+        self.write_over(path, None)
+    }
+
+    /// Writes the plan atomically, over `spare` when given (see [`crate::replace`]): for the
+    /// plan `compile` writes again and again in the same place.
+    pub fn write_over(&self, path: &Path, spare: Option<&Path>) -> Result<(), Diagnostic> {
         let io_err = |err: std::io::Error| {
             Diagnostic::error("plan::write", format!("cannot write {}: {err}", path.display())).with_file(path)
         };
@@ -529,11 +535,11 @@ impl RunPlan {
         };
         std::fs::create_dir_all(dir).map_err(io_err)?;
         // crate::json streams in blocks of its own: the file needs no buffer of its own.
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-        crate::json::to_writer_pretty(&mut file, self).map_err(|e| io_err(e.into()))?;
-        std::io::Write::write_all(&mut file, b"\n").map_err(io_err)?;
-        file.persist(path).map_err(|e| io_err(e.error))?;
-        Ok(())
+        crate::replace::write(path, spare, |file| {
+            crate::json::to_writer_pretty(&mut *file, self).map_err(std::io::Error::from)?;
+            std::io::Write::write_all(file, b"\n")
+        })
+        .map_err(io_err)
     }
 
     pub fn read(path: &Path) -> Result<RunPlan, Diagnostic> {
