@@ -14,7 +14,15 @@
 
 use std::fs::File;
 use std::io::{Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where a target folder keeps its spares, relative to it: not an artifact (never uploaded).
+pub const SPARE_DIR: &str = "orrery/spare";
+
+/// The spare of `target_dir`'s file `name`.
+pub fn spare_for(target_dir: &Path, name: &str) -> PathBuf {
+    target_dir.join(SPARE_DIR).join(name)
+}
 
 /// Writes `path` through `fill`, which gets an empty file at offset 0 and must leave in it (flushed)
 /// exactly the new contents. `spare` (created when missing, its folder too) must be on the same

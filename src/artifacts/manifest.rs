@@ -161,7 +161,7 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
             .with_help("check that the target path is writable")
     };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
-    let spare = dir.join("orrery/spare/manifest.json");
+    let spare = crate::replace::spare_for(&dir, "manifest.json");
     crate::replace::write_buffered(&path, Some(&spare), |out| write_json(out, compiled)).map_err(|e| fail(&e))
 }
 

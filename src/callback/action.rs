@@ -57,6 +57,10 @@ pub fn target_files(root: &Path, include: Option<&[String]>) -> Result<Vec<Strin
             let path = entry.path();
             let Ok(kind) = entry.file_type() else { continue };
             if kind.is_dir() {
+                // The spares of manifest.json and plan.json are scratch, not artifacts.
+                if path.strip_prefix(root).is_ok_and(|relative| relative == Path::new(crate::replace::SPARE_DIR)) {
+                    continue;
+                }
                 stack.push(path);
             } else if kind.is_file() {
                 let Ok(relative) = path.strip_prefix(root) else { continue };
@@ -231,5 +235,24 @@ pub fn log(log: &Log, context: &Value, run: &RunInfo) -> Result<String, String> 
             file.write_all(line.as_bytes()).map_err(|e| format!("cannot write {path}: {e}"))?;
             Ok(format!("logged to {path}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_folder_lists_artifacts_without_spares_or_temporary_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for file in ["compiled/shop/models/a.sql", "manifest.json", "orrery/change_plan.json", "orrery/spare/manifest.json", "orrery/spare/plan.json", ".tmpAb12"] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().expect("has a folder")).expect("mkdir");
+            std::fs::write(&path, "x").expect("write");
+        }
+        let all = target_files(dir.path(), None).expect("listed");
+        assert_eq!(all, ["compiled/shop/models/a.sql", "manifest.json", "orrery/change_plan.json"]);
+        let some = target_files(dir.path(), Some(&["orrery/**".to_string()])).expect("listed");
+        assert_eq!(some, ["orrery/change_plan.json"]);
     }
 }

@@ -133,7 +133,7 @@ pub(super) fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagn
                 || {
                     let _t = crate::timing::phase("write.plan");
                     let dir = target_dir(build);
-                    plan.write_over(&dir.join("plan.json"), Some(&dir.join("orrery/spare/plan.json")))
+                    plan.write_over(&dir.join("plan.json"), Some(&crate::replace::spare_for(&dir, "plan.json")))
                 },
             )
         },
