@@ -33,13 +33,20 @@ pub fn write(path: &Path, spare: Option<&Path>, fill: impl FnOnce(&mut File) -> 
         fill(&mut file)?;
         let len = file.stream_position()?;
         file.set_len(len)?;
-        if !exchange(spare, path) {
-            std::fs::rename(spare, path)?;
+        if !exchange(spare, path) && std::fs::rename(spare, path).is_err() {
+            // `spare` is on another file system than `path`: its contents go the plain way.
+            file.seek(std::io::SeekFrom::Start(0))?;
+            return write_new(path, |tmp| std::io::copy(&mut file, tmp).map(drop));
         }
         // The lock goes with the file: closed only once `spare` names another file.
         drop(file);
         return Ok(());
     }
+    write_new(path, fill)
+}
+
+/// The plain way: a new temporary file beside `path`, renamed over it.
+fn write_new(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -50,14 +57,15 @@ pub fn write(path: &Path, spare: Option<&Path>, fill: impl FnOnce(&mut File) -> 
     Ok(())
 }
 
-/// The spare file, opened for writing at offset 0 and locked, when this process may write it.
+/// The spare file, opened for writing (and reading) at offset 0 and locked, when this process may
+/// write it.
 #[cfg(target_os = "linux")]
 fn lock_spare(spare: &Path) -> Option<File> {
     use std::os::unix::fs::MetadataExt;
     if let Some(dir) = spare.parent() {
         std::fs::create_dir_all(dir).ok()?;
     }
-    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(spare).ok()?;
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(spare).ok()?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
     // Another writer may have swapped the file it held out of `spare` between our open and our
     // lock: then what we locked may be `path` itself, which must never be written in place.
@@ -134,6 +142,27 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "three");
         assert_eq!(std::fs::read_to_string(&spare).expect("spare"), "one", "the locked spare is untouched");
         drop(held);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_spare_on_another_file_system_is_copied_in() {
+        let shm = Path::new("/dev/shm");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Ok(other) = tempfile::tempdir_in(shm) else { return };
+        let same_fs = |a: &Path, b: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(a).expect("a").dev() == std::fs::metadata(b).expect("b").dev()
+        };
+        if same_fs(dir.path(), other.path()) {
+            return;
+        }
+        let (path, spare) = (dir.path().join("manifest.json"), other.path().join("spare.json"));
+        put(&path, &spare, "first");
+        put(&path, &spare, "second, written on the other file system");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "second, written on the other file system");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["manifest.json"], "no temporary file is left");
     }
 
     #[test]
