@@ -25,9 +25,10 @@ pub fn spare_for(target_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Writes `path` through `fill`, which gets an empty file at offset 0 and must leave in it (flushed)
-/// exactly the new contents. `spare` (created when missing, its folder too) must be on the same
-/// file system as `path`; afterwards it holds `path`'s previous contents, or is gone. Without a
-/// spare: a new temporary file renamed over `path`.
+/// exactly the new contents. `spare` (created when missing, its folder too) belongs on the same
+/// file system as `path` (elsewhere its contents are copied in the plain way); afterwards it holds
+/// `path`'s previous contents, or is gone. Without a spare: a new temporary file renamed over
+/// `path`.
 pub fn write(path: &Path, spare: Option<&Path>, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<()> {
     if let Some((spare, mut file)) = spare.and_then(|spare| Some((spare, lock_spare(spare)?))) {
         fill(&mut file)?;
