@@ -2,7 +2,7 @@
 # Times `orrery run` against `dbt build` on the synthetic project (default 1k models), from an
 # empty database: seeds, models and tests.
 #   bench/build.sh [SIZES...]
-# Environment: ORRERY (binary), DBT, RUNS (default 1), SIDES ("dbt orrery"), BENCH_WORK.
+# Environment: ORRERY (binary), DBT, RUNS (default 1), SIDES ("dbt orrery"), STATE (cold | warm), BENCH_WORK.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 check_orrery
