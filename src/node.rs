@@ -207,6 +207,9 @@ pub struct ColumnInfo {
     pub meta: IndexMap<String, Value>,
     pub tags: Vec<String>,
     pub quote: Option<bool>,
+    /// The docs blocks its description's `doc()` calls read (`doc.<package>.<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doc_blocks: Vec<String>,
 }
 
 /// One model, seed, snapshot, test or analysis after rendering.
@@ -227,6 +230,10 @@ pub struct Node {
     /// and a node is 1 kB smaller. `Arc::make_mut` to change one node's.
     pub config: std::sync::Arc<NodeConfig>,
     pub description: String,
+    /// The docs blocks the description's `doc()` calls read (`doc.<package>.<name>`).
+    pub doc_blocks: Vec<String>,
+    /// The properties file that describes it, as dbt writes it: `<package>://<path>`.
+    pub patch_path: Option<String>,
     pub columns: IndexMap<String, ColumnInfo>,
     /// The file's text (for seeds: empty; the CSV is at `original_file_path`), shared with the
     /// file itself where it is the whole file.
@@ -274,6 +281,8 @@ impl Node {
             relation,
             config: std::sync::Arc::new(NodeConfig { enabled: true, ..NodeConfig::default() }),
             description: String::new(),
+            doc_blocks: Vec::new(),
+            patch_path: None,
             columns: IndexMap::new(),
             raw_code: std::sync::Arc::from(""),
             compiled_code: None,
@@ -305,6 +314,8 @@ pub struct SourceTable {
     pub fqn: Vec<String>,
     pub relation: Relation,
     pub description: String,
+    /// The docs blocks the description's `doc()` calls read.
+    pub doc_blocks: Vec<String>,
     pub columns: IndexMap<String, ColumnInfo>,
     pub meta: IndexMap<String, Value>,
     pub tags: Vec<String>,

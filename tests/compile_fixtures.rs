@@ -116,3 +116,60 @@ fn checksums_are_dbts() {
         assert!(differ.is_empty(), "{project}: checksums differ from dbt's: {differ:?}");
     }
 }
+
+/// What the manifest says of each node and source beyond its SQL — schema (tests included:
+/// dbt's `dbt_test__audit` custom schema), the properties file that describes it, descriptions
+/// with their `doc()` calls resolved and the docs blocks they read — is what dbt's says.
+#[test]
+fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for project in ["shop", "clinic"] {
+        let project_dir = root.join("examples").join(project);
+        let options = LoadOptions { project_dir: project_dir.clone(), profiles_dir: Some(project_dir.clone()), ..Default::default() };
+        let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
+        let compiled = compile(&loaded, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));
+        let dbt: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("tests/fixtures/dbt").join(project).join("manifest.json")).expect("manifest"))
+                .expect("JSON");
+        let mut differ = Vec::new();
+        let (mut docs_compared, mut patches_compared) = (0, 0);
+        let columns_of = |columns: &indexmap::IndexMap<String, orrery::node::ColumnInfo>| -> serde_json::Value {
+            columns.iter().map(|(k, c)| (k.clone(), serde_json::json!({"description": c.description, "doc_blocks": c.doc_blocks}))).collect()
+        };
+        let theirs_columns = |theirs: &serde_json::Value| -> serde_json::Value {
+            theirs["columns"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, c)| (k.clone(), serde_json::json!({"description": c["description"], "doc_blocks": c["doc_blocks"]}))).collect())
+                .unwrap_or_default()
+        };
+        for node in &compiled.nodes {
+            let theirs = &dbt["nodes"][&node.unique_id];
+            if theirs.is_null() {
+                continue;
+            }
+            let ours = serde_json::json!({
+                "schema": node.relation.schema, "patch_path": node.patch_path, "description": node.description,
+                "doc_blocks": node.doc_blocks, "columns": columns_of(&node.columns),
+            });
+            let want = serde_json::json!({
+                "schema": theirs["schema"], "patch_path": theirs["patch_path"], "description": theirs["description"],
+                "doc_blocks": theirs["doc_blocks"], "columns": theirs_columns(theirs),
+            });
+            patches_compared += usize::from(!theirs["patch_path"].is_null());
+            docs_compared += theirs["columns"].as_object().map_or(0, |m| m.values().filter(|c| c["doc_blocks"].as_array().is_some_and(|b| !b.is_empty())).count());
+            if ours != want {
+                differ.push(format!("{}:\n  orrery {ours}\n  dbt    {want}", node.unique_id));
+            }
+        }
+        for source in &compiled.sources {
+            let theirs = &dbt["sources"][&source.unique_id];
+            let ours = serde_json::json!({"description": source.description, "doc_blocks": source.doc_blocks, "columns": columns_of(&source.columns)});
+            let want = serde_json::json!({"description": theirs["description"], "doc_blocks": theirs["doc_blocks"], "columns": theirs_columns(theirs)});
+            if ours != want {
+                differ.push(format!("{}:\n  orrery {ours}\n  dbt    {want}", source.unique_id));
+            }
+        }
+        assert!(patches_compared > 5 && docs_compared > 1, "{project}: {patches_compared} patch paths, {docs_compared} doc() columns compared");
+        assert!(differ.is_empty(), "{project}: {} differ from dbt's manifest:\n{}", differ.len(), differ.join("\n"));
+    }
+}

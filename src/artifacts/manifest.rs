@@ -237,7 +237,7 @@ impl Serialize for Column<'_> {
         m.serialize_entry("config", &json!({"meta": c.meta, "tags": c.tags}))?;
         m.serialize_entry("tags", &c.tags)?;
         m.serialize_entry("granularity", &Value::Null)?;
-        m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
+        m.serialize_entry("doc_blocks", &c.doc_blocks)?;
         m.end()
     }
 }
@@ -502,7 +502,7 @@ impl Serialize for NodeJson<'_> {
         m.serialize_entry("meta", &n.config.meta)?;
         m.serialize_entry("group", null)?;
         m.serialize_entry("docs", &*DOCS)?;
-        m.serialize_entry("patch_path", null)?;
+        m.serialize_entry("patch_path", &n.patch_path)?;
         m.serialize_entry("build_path", null)?;
         m.serialize_entry("unrendered_config", &*EMPTY_OBJECT)?;
         m.serialize_entry("created_at", &self.ctx.created_at)?;
@@ -510,7 +510,7 @@ impl Serialize for NodeJson<'_> {
         // dbt keeps SQL files stripped of surrounding whitespace; a snapshot's block as written.
         let raw_code = if n.resource_type == ResourceType::Snapshot { &*n.raw_code } else { n.raw_code.trim() };
         m.serialize_entry("raw_code", raw_code)?;
-        m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
+        m.serialize_entry("doc_blocks", &n.doc_blocks)?;
         if kind == ResourceType::Seed {
             m.serialize_entry("root_path", &compiled.project_root.display().to_string())?;
             m.serialize_entry("depends_on", &DependsOn { macros: &n.depends_on_macros, nodes: None })?;
@@ -609,7 +609,7 @@ impl Serialize for SourceJson<'_> {
         m.serialize_entry("created_at", &self.ctx.created_at)?;
         m.serialize_entry("unrendered_database", null)?;
         m.serialize_entry("unrendered_schema", null)?;
-        m.serialize_entry("doc_blocks", &*EMPTY_ARRAY)?;
+        m.serialize_entry("doc_blocks", &s.doc_blocks)?;
         m.end()
     }
 }
@@ -676,7 +676,12 @@ mod tests {
             .map(|m| {
                 m.iter()
                     .map(|(k, c)| {
-                        let info = ColumnInfo { name: s(&c["name"]), description: s(&c["description"]), ..ColumnInfo::default() };
+                        let info = ColumnInfo {
+                            name: s(&c["name"]),
+                            description: s(&c["description"]),
+                            doc_blocks: serde_json::from_value(c["doc_blocks"].clone()).unwrap_or_default(),
+                            ..ColumnInfo::default()
+                        };
                         (k.clone(), info)
                     })
                     .collect()
@@ -726,6 +731,8 @@ mod tests {
                     relation: Relation { database: opt(&n["database"]), schema: s(&n["schema"]), identifier: s(&n["alias"]) },
                     config: config.into(),
                     description: s(&n["description"]),
+                    doc_blocks: serde_json::from_value(n["doc_blocks"].clone()).unwrap_or_default(),
+                    patch_path: opt(&n["patch_path"]),
                     columns: columns(&n["columns"]),
                     raw_code: s(&n["raw_code"]).into(),
                     compiled_code: opt(&n["compiled_code"]),
@@ -765,6 +772,7 @@ mod tests {
                 fqn: serde_json::from_value(t["fqn"].clone()).expect("fqn"),
                 relation: Relation { database: opt(&t["database"]), schema: s(&t["schema"]), identifier: s(&t["identifier"]) },
                 description: s(&t["description"]),
+                doc_blocks: serde_json::from_value(t["doc_blocks"].clone()).unwrap_or_default(),
                 columns: columns(&t["columns"]),
                 meta: IndexMap::new(),
                 tags: Vec::new(),
@@ -858,7 +866,7 @@ mod tests {
             "database", "schema", "name", "resource_type", "package_name", "path", "original_file_path", "unique_id",
             "fqn", "alias", "checksum", "tags", "description", "depends_on", "refs", "sources", "compiled_path",
             "compiled", "compiled_code", "raw_code", "language", "relation_name", "test_metadata", "column_name",
-            "attached_node", "file_key_name", "version", "latest_version", "columns",
+            "attached_node", "file_key_name", "version", "latest_version", "columns", "patch_path", "doc_blocks",
         ];
         let config_fields = ["materialized", "enabled", "tags", "schema", "alias", "severity", "where", "limit", "warn_if",
             "error_if", "fail_calc", "on_schema_change", "unique_key", "strategy", "target_schema", "check_cols", "delimiter"];

@@ -43,6 +43,7 @@ fn source(source_name: &str, name: &str, tags: &[&str]) -> SourceTable {
         fqn: vec!["shop".into(), "staging".into(), source_name.into(), name.into()],
         relation: Relation { database: Some("shop".into()), schema: source_name.into(), identifier: name.into() },
         description: String::new(),
+        doc_blocks: Vec::new(),
         columns: IndexMap::new(),
         meta: IndexMap::new(),
         tags: tags.iter().map(|t| t.to_string()).collect(),

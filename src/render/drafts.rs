@@ -43,6 +43,8 @@ pub struct Draft {
     pub enabled: bool,
     pub relation: Relation,
     pub description: String,
+    /// `<package>://<properties file>` when a properties file describes it.
+    pub patch_path: Option<String>,
     pub columns: IndexMap<String, ColumnInfo>,
     pub version: Option<String>,
     pub latest_version: Option<String>,
@@ -141,6 +143,8 @@ impl Draft {
             relation: self.relation,
             config,
             description: self.description,
+            doc_blocks: Vec::new(),
+            patch_path: self.patch_path,
             columns: self.columns,
             raw_code: self.raw_code,
             compiled_code,
@@ -223,6 +227,19 @@ pub fn docs_blocks(project: &Project) -> HashMap<String, String> {
         for f in pkg.files.iter().filter(|f| f.kind == FileKind::Docs) {
             for c in super::env::DOCS.captures_iter(&f.source.text) {
                 out.insert(c[1].to_string(), c[2].trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every docs block by name: the packages defining it and its text, in package order.
+pub fn docs_index(project: &Project) -> super::descriptions::DocsIndex {
+    let mut out: super::descriptions::DocsIndex = HashMap::new();
+    for pkg in &project.packages {
+        for f in pkg.files.iter().filter(|f| f.kind == FileKind::Docs) {
+            for c in super::env::DOCS.captures_iter(&f.source.text) {
+                out.entry(c[1].to_string()).or_default().push((pkg.name.clone(), c[2].trim().to_string()));
             }
         }
     }
@@ -336,6 +353,7 @@ fn columns_of(entry: &Json) -> IndexMap<String, ColumnInfo> {
                     },
                     tags: yaml::strings_at(c, "tags").unwrap_or_default(),
                     quote: c.get("quote").and_then(Json::as_bool),
+                    doc_blocks: Vec::new(),
                 },
             );
         }
@@ -473,6 +491,7 @@ pub fn collect(
                                 fqn,
                                 relation: Relation { database: database.clone(), schema: schema.clone(), identifier },
                                 description: yaml::str_at(t, "description").unwrap_or_default().to_string(),
+                                doc_blocks: Vec::new(),
                                 columns: columns_of(t),
                                 meta: match t.get("meta") {
                                     Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -643,6 +662,7 @@ pub fn collect(
                     enabled,
                     relation: Relation { database: Some(target.database.clone()), schema: target.schema.clone(), identifier: name.clone() },
                     description,
+                    patch_path: patch.map(|p| format!("{}://{}", pkg.name, p.original_file_path)),
                     columns,
                     version: version.clone(),
                     latest_version: latest,
@@ -896,6 +916,7 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
         enabled,
         relation: Relation { database: None, schema: String::new(), identifier: short_name },
         description,
+        patch_path: None,
         columns: IndexMap::new(),
         version: None,
         latest_version: None,

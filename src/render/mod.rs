@@ -5,6 +5,7 @@
 
 pub mod builtins;
 pub mod context;
+mod descriptions;
 mod drafts;
 mod env;
 mod native_tests;
@@ -598,6 +599,14 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     macro_infos.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     let mut sources = sources;
     sources.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    // Descriptions with `doc()` calls, as dbt's manifest has them (few have any).
+    let docs_index = drafts::docs_index(project);
+    for node in &mut nodes {
+        descriptions::resolve_node(node, &project.name, &docs_index);
+    }
+    for source in &mut sources {
+        descriptions::resolve_source(source, &project.name, &docs_index);
+    }
 
     diags.sort();
     Compiled {
@@ -878,6 +887,10 @@ fn resolve_relation(
     } else {
         (cfg.get("database"), cfg.get("schema"))
     };
+    // dbt configures every test with the custom schema `dbt_test__audit` (where stored
+    // failures go) unless it is given another.
+    let audit = Json::String("dbt_test__audit".into());
+    let schema_cfg = schema_cfg.or((d.resource_type == ResourceType::Test).then_some(&audit));
     let legacy_snapshot = d.resource_type == ResourceType::Snapshot && cfg.contains_key("target_schema");
     let database = call_generate(env, shared, d, "generate_database_name", db_cfg, target, templates)?;
     let schema = if legacy_snapshot {
