@@ -173,3 +173,37 @@ fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
         assert!(differ.is_empty(), "{project}: {} differ from dbt's manifest:\n{}", differ.len(), differ.join("\n"));
     }
 }
+
+/// dbt's cross-database macros (`dbt.dateadd(...)`, `dbt.type_string()`, ...) compile to what
+/// dbt-duckdb compiles them to, whitespace included: each case of
+/// `tests/fixtures/dbt/cross_db/cases.txt` as a model, against `expected.json` (made by dbt with
+/// `regen.py` there).
+#[test]
+fn cross_database_macros_compile_as_dbt_duckdb() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join("tests/fixtures/dbt/cross_db");
+    let expected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).expect("expected.json")).expect("JSON");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("models")).expect("models");
+    std::fs::write(dir.path().join("dbt_project.yml"), "name: xdb\nversion: '1.0'\nprofile: xdb\n").expect("project");
+    std::fs::write(dir.path().join("profiles.yml"), "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n")
+        .expect("profiles");
+    let cases: Vec<&String> = expected.keys().collect();
+    for (i, case) in cases.iter().enumerate() {
+        std::fs::write(dir.path().join("models").join(format!("case_{i:02}.sql")), format!("<<<{case}>>>")).expect("model");
+    }
+    let options = LoadOptions { project_dir: dir.path().to_path_buf(), profiles_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
+    let compiled = compile(&loaded, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));
+    let mut differ = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let node = compiled.nodes.iter().find(|n| n.name == format!("case_{i:02}")).expect("compiled");
+        let want = expected[case.as_str()].as_str().expect("text");
+        if node.compiled_code.as_deref() != Some(want) {
+            differ.push(format!("{case}\n  dbt    {want:?}\n  orrery {:?}", node.compiled_code));
+        }
+    }
+    assert!(cases.len() > 30, "only {} cases", cases.len());
+    assert!(differ.is_empty(), "{} of {} differ:\n{}", differ.len(), cases.len(), differ.join("\n"));
+}

@@ -3,6 +3,10 @@
 //! `__orrery_mod(a, b)` (string formatting). Only templates that mention dates or use `%` in a
 //! tag are parsed for it, so other templates cost one scan. A [`SourceMap`] keeps error spans
 //! at the user's own line:column.
+//!
+//! Lists that a template grows in place, as Python's do (`{% set fields = [] %}` then
+//! `{% do fields.append(x) %}`, dbt_utils' idiom), are made with `__orrery_list([...])` in a
+//! template that calls `.append(`, `.extend(` or `.insert(`: minijinja's own lists cannot change.
 
 use std::sync::LazyLock;
 
@@ -94,9 +98,14 @@ pub fn insert_all(text: &str, inserts: Vec<(usize, String)>) -> (String, SourceM
     apply(text, inserts.into_iter().enumerate().map(|(rank, (at, t))| Edit { start: at, end: at, rank, text: t }).collect())
 }
 
-/// Whether a template may use `+`/`-` on dates or `%` on strings.
+/// Whether a template grows a list in place.
+fn mutates_lists(text: &str) -> bool {
+    [".append(", ".extend(", ".insert("].iter().any(|w| text.contains(w))
+}
+
+/// Whether a template may use `+`/`-` on dates or `%` on strings, or grow a list.
 fn wanted(text: &str) -> bool {
-    if ["datetime", "timedelta", "run_started_at"].iter().any(|w| text.contains(w)) {
+    if ["datetime", "timedelta", "run_started_at"].iter().any(|w| text.contains(w)) || mutates_lists(text) {
         return true;
     }
     let mut rest = text;
@@ -124,7 +133,7 @@ pub fn python_operators(text: &str) -> Option<(String, SourceMap)> {
     }
     // A syntax error is left for minijinja's own compile to report.
     let stmt = minijinja::machinery::parse(text, "<rewrite>", Default::default()).ok()?;
-    let mut w = Walker { text, edits: Vec::new() };
+    let mut w = Walker { text, edits: Vec::new(), lists: mutates_lists(text) };
     w.stmt(&stmt);
     if w.edits.is_empty() {
         return None;
@@ -135,6 +144,8 @@ pub fn python_operators(text: &str) -> Option<(String, SourceMap)> {
 struct Walker<'t> {
     text: &'t str,
     edits: Vec<Edit>,
+    /// Whether list literals assigned with `set` become growable lists.
+    lists: bool,
 }
 
 impl Walker<'_> {
@@ -172,7 +183,16 @@ impl Walker<'_> {
                 }
                 self.stmts(&w.body);
             }
-            Stmt::Set(s) => self.expr(&s.expr),
+            Stmt::Set(s) => {
+                if let (true, Expr::List(l)) = (self.lists, &s.expr) {
+                    let (start, end) = (l.span().start_offset as usize, l.span().end_offset as usize);
+                    if self.text.get(start..end).is_some_and(|t| t.starts_with('[') && t.ends_with(']')) {
+                        self.push(start, start, "__orrery_list(");
+                        self.push(end, end, ")");
+                    }
+                }
+                self.expr(&s.expr)
+            }
             Stmt::SetBlock(s) => {
                 if let Some(f) = &s.filter {
                     self.expr(f);
@@ -322,6 +342,81 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_function("__orrery_add", add);
     env.add_function("__orrery_sub", sub);
     env.add_function("__orrery_mod", rem);
+    env.add_function("__orrery_list", |items: Value| -> Result<Value, Error> {
+        Ok(Value::from_object(GrowableList(std::sync::Mutex::new(items.try_iter()?.collect()))))
+    });
+}
+
+/// A list Python's methods can change in place: `append`, `extend`, `insert`, `pop`, `remove`.
+#[derive(Debug)]
+struct GrowableList(std::sync::Mutex<Vec<Value>>);
+
+impl GrowableList {
+    fn items(&self) -> std::sync::MutexGuard<'_, Vec<Value>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl minijinja::value::Object for GrowableList {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Seq
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let items = self.items();
+        let i = i64::try_from(key.clone()).ok()?;
+        let i = if i < 0 { items.len() as i64 + i } else { i };
+        items.get(usize::try_from(i).ok()?).cloned()
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.items().clone())
+    }
+
+    fn enumerator_len(self: &std::sync::Arc<Self>) -> Option<usize> {
+        Some(self.items().len())
+    }
+
+    fn call_method(self: &std::sync::Arc<Self>, _state: &mut minijinja::State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let arg = |i: usize| args.get(i).cloned().ok_or_else(|| Error::new(ErrorKind::MissingArgument, format!("{method}() needs an argument")));
+        let mut items = self.items();
+        match method {
+            "append" => items.push(arg(0)?),
+            "extend" => items.extend(arg(0)?.try_iter()?),
+            "insert" => {
+                let at = usize::try_from(i64::try_from(arg(0)?)?.max(0)).unwrap_or(0).min(items.len());
+                items.insert(at, arg(1)?);
+            }
+            "pop" => {
+                let at = match args.first() {
+                    Some(i) => {
+                        let i = i64::try_from(i.clone())?;
+                        usize::try_from(if i < 0 { items.len() as i64 + i } else { i }).ok()
+                    }
+                    None => items.len().checked_sub(1),
+                };
+                return match at.filter(|&i| i < items.len()) {
+                    Some(i) => Ok(items.remove(i)),
+                    None => Err(Error::new(ErrorKind::InvalidOperation, "pop from an empty list or past its end")),
+                };
+            }
+            "remove" => {
+                let v = arg(0)?;
+                let at = items.iter().position(|x| *x == v).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "list.remove(x): x not in list"))?;
+                items.remove(at);
+            }
+            "index" => {
+                let v = arg(0)?;
+                return items.iter().position(|x| *x == v).map(Value::from).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "x not in list"));
+            }
+            "count" => {
+                let v = arg(0)?;
+                return Ok(Value::from(items.iter().filter(|x| **x == v).count()));
+            }
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+        Ok(Value::from(()))
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +431,19 @@ mod tests {
         let c_new = out.find(", c)").expect("c") + 2;
         assert_eq!(map.original(c_new), src.find("c %}").expect("c"));
         assert_eq!(map.original(out.len()), src.len());
+    }
+
+    #[test]
+    fn lists_grow_in_place_as_in_python() {
+        let src = "{%- set fields = [] -%}{%- set seen = ['x'] -%}{%- for f in ['a', 'b'] -%}{%- do fields.append(f ~ '!') -%}{%- endfor -%}\
+                   {%- do fields.extend(['c']) -%}{%- do fields.insert(0, 'z') -%}{%- do seen.append(fields.pop()) -%}\
+                   {{ fields | join(' || ') }}|{{ fields | length }}|{{ fields[-1] }}|{{ seen }}|{% for s in seen %}{{ loop.index }}{% endfor %}";
+        let (out, _) = python_operators(src).expect("rewritten");
+        assert!(out.contains("set fields = __orrery_list([])"), "{out}");
+        let mut env = Environment::new();
+        register(&mut env);
+        let rendered = env.render_str(&out, ()).expect("renders");
+        assert_eq!(rendered, "z || a! || b!|3|b!|['x', 'c']|12");
     }
 
     #[test]

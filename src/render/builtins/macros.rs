@@ -21,6 +21,7 @@ pub fn macro_files() -> &'static [(&'static str, &'static str)] {
         ("generic_tests.sql", include_str!("macros/generic_tests.sql")),
         ("where_subquery.sql", include_str!("macros/where_subquery.sql")),
         ("naming.sql", include_str!("macros/naming.sql")),
+        ("cross_db.sql", include_str!("macros/cross_db.sql")),
     ]
 }
 
