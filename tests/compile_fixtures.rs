@@ -117,7 +117,8 @@ fn checksums_are_dbts() {
     }
 }
 
-/// What the manifest says of each node and source beyond its SQL — schema (tests included:
+/// What the manifest says of each node and source beyond its SQL — its dependencies in dbt's
+/// order, schema (tests included:
 /// dbt's `dbt_test__audit` custom schema), the properties file that describes it, descriptions
 /// with their `doc()` calls resolved and the docs blocks they read — is what dbt's says.
 #[test]
@@ -131,6 +132,7 @@ fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
         let dbt: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(root.join("tests/fixtures/dbt").join(project).join("manifest.json")).expect("manifest"))
                 .expect("JSON");
+        let manifest = orrery::artifacts::manifest::manifest_json(&compiled);
         let mut differ = Vec::new();
         let (mut docs_compared, mut patches_compared) = (0, 0);
         let columns_of = |columns: &indexmap::IndexMap<String, orrery::node::ColumnInfo>| -> serde_json::Value {
@@ -155,6 +157,11 @@ fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
                 "schema": theirs["schema"], "patch_path": theirs["patch_path"], "description": theirs["description"],
                 "doc_blocks": theirs["doc_blocks"], "columns": theirs_columns(theirs),
             });
+            // The manifest as written: dependencies in dbt's order (sources, then refs).
+            let written = &manifest["nodes"][&node.unique_id]["depends_on"]["nodes"];
+            if !theirs["depends_on"]["nodes"].is_null() && *written != theirs["depends_on"]["nodes"] {
+                differ.push(format!("{} depends_on.nodes:\n  orrery {written}\n  dbt    {}", node.unique_id, theirs["depends_on"]["nodes"]));
+            }
             patches_compared += usize::from(!theirs["patch_path"].is_null());
             docs_compared += theirs["columns"].as_object().map_or(0, |m| m.values().filter(|c| c["doc_blocks"].as_array().is_some_and(|b| !b.is_empty())).count());
             if ours != want {

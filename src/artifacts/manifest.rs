@@ -455,9 +455,20 @@ impl Serialize for DependsOn<'_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("macros", self.macros)?;
         if let Some(nodes) = self.nodes {
-            m.serialize_entry("nodes", nodes)?;
+            m.serialize_entry("nodes", &SourcesFirst(nodes))?;
         }
         m.end()
+    }
+}
+
+/// Dependency ids as dbt lists them: the sources a node reads first, then the nodes it refs,
+/// each in the order the node first uses them (dbt resolves sources before refs).
+struct SourcesFirst<'a>(&'a [String]);
+
+impl Serialize for SourcesFirst<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let is_source = |id: &&String| id.starts_with("source.");
+        s.collect_seq(self.0.iter().filter(is_source).chain(self.0.iter().filter(|id| !is_source(id))))
     }
 }
 
