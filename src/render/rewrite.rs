@@ -103,9 +103,14 @@ fn mutates_lists(text: &str) -> bool {
     [".append(", ".extend(", ".insert("].iter().any(|w| text.contains(w))
 }
 
+/// Whether a template changes a dict in place.
+fn mutates_dicts(text: &str) -> bool {
+    [".update(", ".setdefault("].iter().any(|w| text.contains(w))
+}
+
 /// Whether a template may use `+`/`-` on dates or `%` on strings, or grow a list.
 fn wanted(text: &str) -> bool {
-    if ["datetime", "timedelta", "run_started_at"].iter().any(|w| text.contains(w)) || mutates_lists(text) {
+    if ["datetime", "timedelta", "run_started_at"].iter().any(|w| text.contains(w)) || mutates_lists(text) || mutates_dicts(text) {
         return true;
     }
     let mut rest = text;
@@ -133,7 +138,7 @@ pub fn python_operators(text: &str) -> Option<(String, SourceMap)> {
     }
     // A syntax error is left for minijinja's own compile to report.
     let stmt = minijinja::machinery::parse(text, "<rewrite>", Default::default()).ok()?;
-    let mut w = Walker { text, edits: Vec::new(), lists: mutates_lists(text) };
+    let mut w = Walker { text, edits: Vec::new(), lists: mutates_lists(text), dicts: mutates_dicts(text) };
     w.stmt(&stmt);
     if w.edits.is_empty() {
         return None;
@@ -146,6 +151,8 @@ struct Walker<'t> {
     edits: Vec<Edit>,
     /// Whether list literals assigned with `set` become growable lists.
     lists: bool,
+    /// Whether dict literals assigned with `set` become changeable dicts.
+    dicts: bool,
 }
 
 impl Walker<'_> {
@@ -184,10 +191,15 @@ impl Walker<'_> {
                 self.stmts(&w.body);
             }
             Stmt::Set(s) => {
-                if let (true, Expr::List(l)) = (self.lists, &s.expr) {
-                    let (start, end) = (l.span().start_offset as usize, l.span().end_offset as usize);
-                    if self.text.get(start..end).is_some_and(|t| t.starts_with('[') && t.ends_with(']')) {
-                        self.push(start, start, "__orrery_list(");
+                let literal = match &s.expr {
+                    Expr::List(l) if self.lists => Some((l.span(), '[', ']', "__orrery_list(")),
+                    Expr::Map(m) if self.dicts => Some((m.span(), '{', '}', "__orrery_dict(")),
+                    _ => None,
+                };
+                if let Some((span, open, close, func)) = literal {
+                    let (start, end) = (span.start_offset as usize, span.end_offset as usize);
+                    if self.text.get(start..end).is_some_and(|t| t.starts_with(open) && t.ends_with(close)) {
+                        self.push(start, start, func);
                         self.push(end, end, ")");
                     }
                 }
@@ -345,6 +357,63 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_function("__orrery_list", |items: Value| -> Result<Value, Error> {
         Ok(Value::from_object(GrowableList(std::sync::Mutex::new(items.try_iter()?.collect()))))
     });
+    env.add_function("__orrery_dict", |map: Value| -> Result<Value, Error> {
+        let entries = map.try_iter()?.map(|k| map.get_item(&k).map(|v| (k, v))).collect::<Result<_, _>>()?;
+        Ok(Value::from_object(ChangeableDict(std::sync::Mutex::new(entries))))
+    });
+}
+
+/// A dict Python's methods can change in place: `update`, `setdefault`, `pop`; in insertion
+/// order, as Python's.
+#[derive(Debug)]
+struct ChangeableDict(std::sync::Mutex<indexmap::IndexMap<Value, Value>>);
+
+impl ChangeableDict {
+    fn entries(&self) -> std::sync::MutexGuard<'_, indexmap::IndexMap<Value, Value>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl minijinja::value::Object for ChangeableDict {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        self.entries().get(key).cloned()
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.entries().keys().cloned().collect())
+    }
+
+    fn enumerator_len(self: &std::sync::Arc<Self>) -> Option<usize> {
+        Some(self.entries().len())
+    }
+
+    fn call_method(self: &std::sync::Arc<Self>, _state: &mut minijinja::State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let mut entries = self.entries();
+        match (method, args) {
+            ("update", [other]) => {
+                for k in other.try_iter()? {
+                    let v = other.get_item(&k)?;
+                    entries.insert(k, v);
+                }
+                Ok(Value::from(()))
+            }
+            ("setdefault", [k, rest @ ..]) => Ok(entries.entry(k.clone()).or_insert_with(|| rest.first().cloned().unwrap_or(Value::from(()))).clone()),
+            ("pop", [k, rest @ ..]) => match (entries.shift_remove(k), rest.first()) {
+                (Some(v), _) => Ok(v),
+                (None, Some(default)) => Ok(default.clone()),
+                (None, None) => Err(Error::new(ErrorKind::InvalidOperation, format!("key {k} not in dict"))),
+            },
+            ("get", [k, rest @ ..]) => Ok(entries.get(k).cloned().or_else(|| rest.first().cloned()).unwrap_or(Value::from(()))),
+            ("keys", []) => Ok(Value::from(entries.keys().cloned().collect::<Vec<_>>())),
+            ("values", []) => Ok(Value::from(entries.values().cloned().collect::<Vec<_>>())),
+            ("items", []) => Ok(Value::from(entries.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
 }
 
 /// A list Python's methods can change in place: `append`, `extend`, `insert`, `pop`, `remove`.
@@ -444,6 +513,17 @@ mod tests {
         register(&mut env);
         let rendered = env.render_str(&out, ()).expect("renders");
         assert_eq!(rendered, "z || a! || b!|3|b!|['x', 'c']|12");
+    }
+
+    #[test]
+    fn dicts_change_in_place_as_in_python() {
+        let src = "{%- set d = {'a': 1} -%}{%- do d.update({'b': 2, 'a': 3}) -%}{%- do d.setdefault('c', 4) -%}{%- set gone = d.pop('b') -%}\
+                   {% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{{ d['a'] }}|{{ d.get('z', 'none') }}|{{ d | length }}|{{ gone }}|{{ 'c' in d }}";
+        let (out, _) = python_operators(src).expect("rewritten");
+        assert!(out.contains("set d = __orrery_dict({'a': 1})"), "{out}");
+        let mut env = Environment::new();
+        register(&mut env);
+        assert_eq!(env.render_str(&out, ()).expect("renders"), "a=3;c=4;3|none|2|2|True");
     }
 
     #[test]
