@@ -214,3 +214,43 @@ fn cross_database_macros_compile_as_dbt_duckdb() {
     assert!(cases.len() > 30, "only {} cases", cases.len());
     assert!(differ.is_empty(), "{} of {} differ:\n{}", differ.len(), cases.len(), differ.join("\n"));
 }
+
+/// Config values in dbt_project.yml are Jinja, rendered as dbt renders the project file:
+/// `+enabled: "{{ var('load_raw', false) }}"` disables a folder until the var is set, and a
+/// rendered `+materialized` is the text it renders to (dbt-labs/jaffle-shop does the first).
+#[test]
+fn templated_config_in_dbt_project_yml_is_rendered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("models/raw")).expect("models");
+    std::fs::write(
+        dir.path().join("dbt_project.yml"),
+        "name: xdb\nversion: '1.0'\nprofile: xdb\nmodels:\n  xdb:\n    +materialized: \"{{ 'table' if target.name == 'dev' else 'view' }}\"\n    raw:\n      +enabled: \"{{ var('load_raw', false) }}\"\n",
+    )
+    .expect("project");
+    std::fs::write(dir.path().join("profiles.yml"), "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n")
+        .expect("profiles");
+    std::fs::write(dir.path().join("models/a.sql"), "select 1 as id").expect("model");
+    std::fs::write(dir.path().join("models/raw/b.sql"), "select 2 as id").expect("model");
+    let compiled_with = |vars: &str| {
+        let options = LoadOptions {
+            project_dir: dir.path().to_path_buf(),
+            profiles_dir: Some(dir.path().to_path_buf()),
+            vars: serde_yaml_vars(vars),
+            ..Default::default()
+        };
+        let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
+        let compiled = compile(&loaded, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));
+        compiled.nodes.iter().filter(|n| n.config.enabled).map(|n| (n.name.clone(), n.config.materialized.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(compiled_with(""), [("a".to_string(), "table".to_string())]);
+    assert_eq!(compiled_with("load_raw"), [("a".to_string(), "table".to_string()), ("b".to_string(), "table".to_string())]);
+}
+
+/// `--vars` with one var set to true, or none.
+fn serde_yaml_vars(name: &str) -> indexmap::IndexMap<String, serde_json::Value> {
+    let mut vars = indexmap::IndexMap::new();
+    if !name.is_empty() {
+        vars.insert(name.to_string(), serde_json::Value::Bool(true));
+    }
+    vars
+}

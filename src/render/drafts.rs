@@ -317,6 +317,27 @@ fn tree_config(project: &Project, pkg: &Package, rt: ResourceType, fqn: &[String
     cfg
 }
 
+/// Renders the Jinja in dbt_project.yml's config values (`+enabled: "{{ var('x', false) }}"`),
+/// as dbt renders the project file, into the values Python's Jinja would give: `True`/`False`
+/// a boolean, `None` null, a whole number a number, anything else a string. Hooks are left for
+/// their node to render; a value that fails to render stays as written.
+fn render_tree_strings(env: &Environment<'static>, shared: &Arc<Shared>, package: &str, config: &mut Map<String, Json>) {
+    for (key, value) in config.iter_mut() {
+        let Json::String(text) = value else { continue };
+        if matches!(key.as_str(), "pre-hook" | "post-hook" | "pre_hook" | "post_hook") || !(text.contains("{{") || text.contains("{%")) {
+            continue;
+        }
+        let Ok(rendered) = render_yml_str(env, shared, package, text) else { continue };
+        let trimmed = rendered.trim();
+        *value = match trimmed {
+            "True" | "true" => Json::Bool(true),
+            "False" | "false" => Json::Bool(false),
+            "None" => Json::Null,
+            _ => trimmed.parse::<i64>().map_or_else(|_| Json::String(rendered), Json::from),
+        };
+    }
+}
+
 /// Renders Jinja in a yml string value with the package's context.
 fn render_yml_str(env: &Environment<'static>, shared: &Arc<Shared>, package: &str, text: &str) -> Result<String, minijinja::Error> {
     if !text.contains("{{") && !text.contains("{%") {
@@ -616,6 +637,7 @@ pub fn collect(
                     fqn.push(format!("v{v}"));
                 }
                 let mut config = tree_config(project, pkg, rt, &fqn);
+                render_tree_strings(env, shared, &pkg.name, &mut config);
                 let patch = patches.get(&(kind, name.clone()));
                 let mut description = String::new();
                 let mut columns = IndexMap::new();
@@ -886,6 +908,7 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
     fqn.extend(dirs);
     fqn.push(full_name.clone());
     let mut config = tree_config(project, pkg, ResourceType::Test, &fqn);
+    render_tree_strings(env, shared, &t.package, &mut config);
     for (k, v) in rendered_cfg {
         super::context::merge_config(&mut config, &k, v);
     }
