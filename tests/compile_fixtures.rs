@@ -86,19 +86,23 @@ fn shop_postgres_target_compiles_like_dbt_postgres() {
     compiles_like_dbt("shop", Some("pg"), "shop/compiled@pg");
 }
 
+/// An example project compiled by orrery, and the manifest dbt compiled it to.
+fn example_and_dbt_manifest(project: &str) -> (orrery::node::Compiled, serde_json::Value) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let project_dir = root.join("examples").join(project);
+    let options = LoadOptions { project_dir: project_dir.clone(), profiles_dir: Some(project_dir.clone()), ..Default::default() };
+    let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
+    let compiled = compile(&loaded, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));
+    let dbt = std::fs::read_to_string(root.join("tests/fixtures/dbt").join(project).join("manifest.json")).expect("manifest");
+    (compiled, serde_json::from_str(&dbt).expect("JSON"))
+}
+
 /// Every node's checksum is dbt's (the file stripped of surrounding whitespace; a snapshot's
 /// whole file; a seed's CSV), so tools comparing manifests see no change where there is none.
 #[test]
 fn checksums_are_dbts() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     for project in ["shop", "clinic"] {
-        let project_dir = root.join("examples").join(project);
-        let options = LoadOptions { project_dir: project_dir.clone(), profiles_dir: Some(project_dir.clone()), ..Default::default() };
-        let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
-        let compiled = compile(&loaded, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));
-        let manifest: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(root.join("tests/fixtures/dbt").join(project).join("manifest.json")).expect("manifest"))
-                .expect("JSON");
+        let (compiled, manifest) = example_and_dbt_manifest(project);
         let mut differ = Vec::new();
         let mut compared = 0;
         for node in &compiled.nodes {
@@ -118,20 +122,13 @@ fn checksums_are_dbts() {
 }
 
 /// What the manifest says of each node and source beyond its SQL — its dependencies in dbt's
-/// order, schema (tests included:
-/// dbt's `dbt_test__audit` custom schema), the properties file that describes it, descriptions
-/// with their `doc()` calls resolved and the docs blocks they read — is what dbt's says.
+/// order, schema (tests included: dbt's `dbt_test__audit` custom schema), the properties file
+/// that describes it, descriptions with their `doc()` calls resolved and the docs blocks they
+/// read — is what dbt's says.
 #[test]
 fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     for project in ["shop", "clinic"] {
-        let project_dir = root.join("examples").join(project);
-        let options = LoadOptions { project_dir: project_dir.clone(), profiles_dir: Some(project_dir.clone()), ..Default::default() };
-        let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
-        let compiled = compile(&loaded, &RenderOptions::default()).unwrap_or_else(|d| panic!("compile: {:#?}", d.0));
-        let dbt: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(root.join("tests/fixtures/dbt").join(project).join("manifest.json")).expect("manifest"))
-                .expect("JSON");
+        let (compiled, dbt) = example_and_dbt_manifest(project);
         let manifest = orrery::artifacts::manifest::manifest_json(&compiled);
         let mut differ = Vec::new();
         let (mut docs_compared, mut patches_compared) = (0, 0);
