@@ -221,18 +221,6 @@ pub fn package_vars(project: &Project) -> HashMap<String, IndexMap<String, Json>
     out
 }
 
-pub fn docs_blocks(project: &Project) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for pkg in &project.packages {
-        for f in pkg.files.iter().filter(|f| f.kind == FileKind::Docs) {
-            for c in super::env::DOCS.captures_iter(&f.source.text) {
-                out.insert(c[1].to_string(), c[2].trim().to_string());
-            }
-        }
-    }
-    out
-}
-
 /// Every docs block by name: the packages defining it and its text, in package order.
 pub fn docs_index(project: &Project) -> super::descriptions::DocsIndex {
     let mut out: super::descriptions::DocsIndex = HashMap::new();

@@ -340,7 +340,10 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         (inert, pure)
     };
     let vars = drafts::package_vars(project);
-    let docs = drafts::docs_blocks(project);
+    // Docs blocks by name with their packages (for descriptions), and the text `doc()` reads:
+    // the last definition, in package order.
+    let docs_index = drafts::docs_index(project);
+    let docs = docs_index.iter().filter_map(|(name, defs)| Some((name.clone(), defs.last()?.1.clone()))).collect();
     let target_value = context::json_value(&serde_json::to_value(&project.target_jinja).unwrap_or_default());
 
     let base_shared = Shared {
@@ -600,7 +603,6 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut sources = sources;
     sources.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     // Descriptions with `doc()` calls, as dbt's manifest has them (few have any).
-    let docs_index = drafts::docs_index(project);
     for node in &mut nodes {
         descriptions::resolve_node(node, &project.name, &docs_index);
     }
@@ -889,8 +891,14 @@ fn resolve_relation(
     };
     // dbt configures every test with the custom schema `dbt_test__audit` (where stored
     // failures go) unless it is given another.
-    let audit = Json::String("dbt_test__audit".into());
-    let schema_cfg = schema_cfg.or((d.resource_type == ResourceType::Test).then_some(&audit));
+    let audit;
+    let schema_cfg = match schema_cfg {
+        None if d.resource_type == ResourceType::Test => {
+            audit = Json::String("dbt_test__audit".into());
+            Some(&audit)
+        }
+        given => given,
+    };
     let legacy_snapshot = d.resource_type == ResourceType::Snapshot && cfg.contains_key("target_schema");
     let database = call_generate(env, shared, d, "generate_database_name", db_cfg, target, templates)?;
     let schema = if legacy_snapshot {
