@@ -197,7 +197,12 @@ impl OtherTypeStatements {
     /// Every statement spelled out, nulls taken from `statements`; `None` when a null has no
     /// statement at its place.
     pub fn resolve<'a>(&'a self, statements: &'a [String]) -> Option<Vec<&'a String>> {
-        self.statements.iter().enumerate().map(|(i, own)| own.as_ref().or_else(|| statements.get(i))).collect()
+        self.spelled_out(statements).collect()
+    }
+
+    /// Each statement, a null taken from `statements` (`None` where it has none).
+    fn spelled_out<'a>(&'a self, statements: &'a [String]) -> impl ExactSizeIterator<Item = Option<&'a String>> {
+        self.statements.iter().enumerate().map(|(i, own)| own.as_ref().or_else(|| statements.get(i)))
     }
 }
 
@@ -424,7 +429,7 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
         h.update((s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
     }
-    fn list(h: &mut Sha256, statements: Option<&[String]>) {
+    fn list<'a>(h: &mut Sha256, statements: Option<impl ExactSizeIterator<Item = &'a str>>) {
         match statements {
             None => h.update([0]),
             Some(all) => {
@@ -435,6 +440,9 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
                 }
             }
         }
+    }
+    fn strs(list: &[String]) -> impl ExactSizeIterator<Item = &str> {
+        list.iter().map(String::as_str)
     }
     let mut h = Sha256::new();
     text(&mut h, node.resource_type.as_str());
@@ -448,19 +456,15 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
     }
     text(&mut h, &node.relation.schema);
     text(&mut h, &node.relation.identifier);
-    list(&mut h, Some(&built.statements));
-    list(&mut h, built.statements_incremental.as_deref());
+    list(&mut h, Some(strs(&built.statements)));
+    list(&mut h, built.statements_incremental.as_deref().map(strs));
     match &built.statements_other_type {
         None => h.update([0]),
         Some(other) => {
             h.update([1]);
             text(&mut h, &other.existing);
             // Hashed spelled out, as before its nulls: fingerprints in state stay valid.
-            h.update([1]);
-            h.update((other.statements.len() as u64).to_le_bytes());
-            for (i, own) in other.statements.iter().enumerate() {
-                text(&mut h, own.as_deref().or(built.statements.get(i).map(String::as_str)).unwrap_or_default());
-            }
+            list(&mut h, Some(other.spelled_out(&built.statements).map(|s| s.map_or("", String::as_str))));
         }
     }
     // The config's JSON, most of what is hashed per node after the statements, is the same for
