@@ -426,6 +426,12 @@ impl GrowableList {
     }
 }
 
+/// Python's index `i` into a list of `len` items (negative from the end), when it is in it.
+fn list_index(i: &Value, len: usize) -> Option<usize> {
+    let i = i64::try_from(i.clone()).ok()?;
+    usize::try_from(if i < 0 { len as i64 + i } else { i }).ok().filter(|&i| i < len)
+}
+
 impl minijinja::value::Object for GrowableList {
     fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
         minijinja::value::ObjectRepr::Seq
@@ -433,9 +439,7 @@ impl minijinja::value::Object for GrowableList {
 
     fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
         let items = self.items();
-        let i = i64::try_from(key.clone()).ok()?;
-        let i = if i < 0 { items.len() as i64 + i } else { i };
-        items.get(usize::try_from(i).ok()?).cloned()
+        items.get(list_index(key, items.len())?).cloned()
     }
 
     fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
@@ -458,13 +462,10 @@ impl minijinja::value::Object for GrowableList {
             }
             "pop" => {
                 let at = match args.first() {
-                    Some(i) => {
-                        let i = i64::try_from(i.clone())?;
-                        usize::try_from(if i < 0 { items.len() as i64 + i } else { i }).ok()
-                    }
+                    Some(i) => list_index(i, items.len()),
                     None => items.len().checked_sub(1),
                 };
-                return match at.filter(|&i| i < items.len()) {
+                return match at {
                     Some(i) => Ok(items.remove(i)),
                     None => Err(Error::new(ErrorKind::InvalidOperation, "pop from an empty list or past its end")),
                 };
