@@ -566,7 +566,7 @@ impl RunPlan {
             .with_help("upgrade orrery"));
         }
         if let Some(node) = plan.nodes.iter().find(|n| n.statements_other_type.as_ref().is_some_and(|o| o.resolve(&n.statements).is_none())) {
-            return Err(Diagnostic::error(
+            let error = Diagnostic::error(
                 "plan::invalid",
                 format!(
                     "{} is not a valid plan: {}'s statements_other_type has a null past the end of its statements",
@@ -574,8 +574,15 @@ impl RunPlan {
                     node.id
                 ),
             )
-            .with_file(path)
-            .with_help("write it again with `orrery compile`"));
+            .with_help("write it again with `orrery compile`");
+            // At the node's `statements_other_type` key: the first after its quoted id.
+            let key = source.text.find(&format!("\"{}\"", node.id)).and_then(|at| {
+                source.text[at..].find("\"statements_other_type\"").map(|k| at + k..at + k + "\"statements_other_type\"".len())
+            });
+            return Err(match key {
+                Some(span) => error.at(&source, span),
+                None => error.with_file(path),
+            });
         }
         Ok(plan)
     }

@@ -166,6 +166,12 @@ fn other_type_statements_write_only_what_differs_and_spell_out_in_full() {
     let err = RunPlan::read(&path).err().expect("refused");
     assert_eq!(err.code, "plan::invalid");
     assert!(err.message.contains("model.shop.t"), "{}", err.message);
+    // Pointed at the node's statements_other_type key, by line and column.
+    let text = std::fs::read_to_string(&path).expect("read");
+    let at = text.find("\"model.shop.t\"").and_then(|i| text[i..].find("\"statements_other_type\"").map(|k| i + k)).expect("key");
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+    assert_eq!(err.location(), Some((path.clone(), Some((line, column)))));
 }
 
 #[test]
