@@ -251,3 +251,26 @@ fn serde_yaml_vars(name: &str) -> indexmap::IndexMap<String, serde_json::Value> 
     }
     vars
 }
+
+/// A config value in dbt_project.yml whose Jinja fails (a var nobody set) is one error at its
+/// place in the file, not a value taken as written.
+#[test]
+fn a_config_value_that_fails_to_render_is_an_error_at_its_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("models")).expect("models");
+    let project_yml = "name: xdb\nversion: '1.0'\nprofile: xdb\nmodels:\n  xdb:\n    +enabled: \"{{ var('not_set') }}\"\n";
+    std::fs::write(dir.path().join("dbt_project.yml"), project_yml).expect("project");
+    std::fs::write(dir.path().join("profiles.yml"), "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n")
+        .expect("profiles");
+    std::fs::write(dir.path().join("models/a.sql"), "select 1 as id").expect("model");
+    std::fs::write(dir.path().join("models/b.sql"), "select 2 as id").expect("model");
+    let options = LoadOptions { project_dir: dir.path().to_path_buf(), profiles_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
+    let errors = compile(&loaded, &RenderOptions::default()).err().expect("a config value that fails is an error");
+    let found: Vec<_> = errors.0.iter().filter(|d| d.code == "render::yaml").collect();
+    assert_eq!(found.len(), 1, "{:#?}", errors.0);
+    assert!(found[0].message.contains("not_set"), "{}", found[0].message);
+    let (file, line_col) = found[0].location().expect("located");
+    assert!(file.ends_with("dbt_project.yml"), "{file:?}");
+    assert_eq!(line_col.map(|(line, _)| line), Some(6));
+}

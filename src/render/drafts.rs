@@ -308,7 +308,8 @@ fn tree_config(project: &Project, pkg: &Package, rt: ResourceType, fqn: &[String
 /// Renders the Jinja in dbt_project.yml's config values (`+enabled: "{{ var('x', false) }}"`),
 /// as dbt renders the project file, into the values Python's Jinja would give: `True`/`False`
 /// a boolean, `None` null, a whole number a number, anything else a string. Hooks are left for
-/// their node to render; a value that fails to render stays as written.
+/// their node to render; a value that fails to render stays as written (`check_tree_strings`
+/// reports it).
 fn render_tree_strings(env: &Environment<'static>, shared: &Arc<Shared>, package: &str, config: &mut Map<String, Json>) {
     for (key, value) in config.iter_mut() {
         let Json::String(text) = value else { continue };
@@ -323,6 +324,38 @@ fn render_tree_strings(env: &Environment<'static>, shared: &Arc<Shared>, package
             "None" => Json::Null,
             _ => trimmed.parse::<i64>().map_or_else(|_| Json::String(rendered), Json::from),
         };
+    }
+}
+
+/// Reports each config value of a package's dbt_project.yml whose Jinja does not render, once,
+/// at its place in the file (rendering it for each node, `render_tree_strings` keeps the text).
+fn check_tree_strings(env: &Environment<'static>, shared: &Arc<Shared>, pkg: &Package, errors: &mut Vec<Diagnostic>) {
+    fn walk(value: &Json, key: &str, found: &mut Vec<String>) {
+        match value {
+            Json::Object(m) => m.iter().for_each(|(k, v)| walk(v, k, found)),
+            Json::String(text)
+                if !matches!(key.trim_start_matches('+'), "pre-hook" | "post-hook" | "pre_hook" | "post_hook")
+                    && (text.contains("{{") || text.contains("{%")) =>
+            {
+                found.push(text.clone())
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    pkg.config_trees.values().for_each(|tree| walk(tree, "", &mut found));
+    for text in found {
+        let Err(e) = render_yml_str(env, shared, &pkg.name, &text) else { continue };
+        let msg = format!("in a config value of dbt_project.yml: {}", e.detail().unwrap_or("template error"));
+        let error = Diagnostic::error("render::yaml", msg).with_help("fix the Jinja of this value, or set the var it reads");
+        errors.push(match &pkg.project_source {
+            Some(source) => {
+                let base = source.text.find(&text).unwrap_or(0);
+                let r = e.range().unwrap_or(0..text.len());
+                error.at(source, base + r.start.min(text.len())..base + r.end.min(text.len()))
+            }
+            None => error,
+        });
     }
 }
 
@@ -418,6 +451,9 @@ pub fn collect(
     let mut pending_tests = Vec::new();
     let target = &project.target;
     let yml_errors = std::cell::RefCell::new(Vec::new());
+    for pkg in &project.packages {
+        check_tree_strings(env, shared, pkg, &mut yml_errors.borrow_mut());
+    }
 
     for pkg in &project.packages {
         let mut patches: HashMap<(&'static str, String), Patch> = HashMap::new();
