@@ -24,7 +24,13 @@ impl SourceFile {
 
     /// Reads a file; the error is a diagnostic naming the path.
     pub fn read(path: &Path) -> Result<Self, Diagnostic> {
-        match read_text(path) {
+        Self::read_opened(path, std::fs::File::open(path))
+    }
+
+    /// Like [`SourceFile::read`], from the file at `path` opened already (or the error of
+    /// opening it): e.g. by name in its directory (`crate::dirs`).
+    pub fn read_opened(path: &Path, file: std::io::Result<std::fs::File>) -> Result<Self, Diagnostic> {
+        match file.and_then(read_text) {
             Ok(text) => Ok(SourceFile::new(display_path(path), text)),
             Err(err) => Err(Diagnostic::error("io::read", format!("cannot read {}: {err}", path.display()))
                 .with_file(display_path(path))),
@@ -67,12 +73,11 @@ impl fmt::Debug for SourceFile {
 /// string. `fs::read_to_string` (and `read_to_end`) ask the file's size and position first, two
 /// system calls more per file, and its `String` is copied again into the `Arc<str>`: a project
 /// reads thousands of files.
-fn read_text(path: &Path) -> std::io::Result<Arc<str>> {
+fn read_text(mut file: std::fs::File) -> std::io::Result<Arc<str>> {
     thread_local! {
         // Always full length: only its first `filled` bytes are read each time.
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut file = std::fs::File::open(path)?;
     BUF.with_borrow_mut(|buf| {
         if buf.len() < 1 << 16 {
             buf.resize(1 << 16, 0);

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod callback;
 pub mod cli;
 pub mod diagnostics;
+pub mod dirs;
 pub mod exec;
 pub mod export;
 pub mod graph;

@@ -47,14 +47,18 @@ fn write_if_changed(path: &std::path::Path, text: &str) -> Result<(), Diagnostic
 /// `text` (a longer file shows by filling it), without asking the file's size first as
 /// `fs::read` does (a compile checks thousands of files; that is a system call each).
 fn holds(path: &std::path::Path, text: &[u8]) -> std::io::Result<bool> {
+    holds_file(&mut std::fs::File::open(path)?, text)
+}
+
+/// Whether the open `file` holds exactly `text` (see [`holds`]).
+fn holds_file(file: &mut std::fs::File, text: &[u8]) -> std::io::Result<bool> {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut file = std::fs::File::open(path)?;
     BUF.with_borrow_mut(|buf| {
         buf.clear();
         buf.resize(text.len() + 1, 0);
-        let filled = crate::diagnostics::read_up_to(&mut file, buf)?;
+        let filled = crate::diagnostics::read_up_to(file, buf)?;
         Ok(filled == text.len() && &buf[..filled] == text)
     })
 }
@@ -94,16 +98,35 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
     // In a directory made just now nothing can be unchanged: its files are written unread
     // (a first compile then costs one open per file instead of two).
     let mut fresh = std::collections::HashSet::new();
-    for dir in dirs {
+    for dir in &dirs {
         if !dir.is_dir() {
-            fresh.insert(dir);
+            fresh.insert(*dir);
         }
         std::fs::create_dir_all(dir).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot create {}: {e}", dir.display())))?;
     }
-    files.par_iter().try_for_each(|(path, sql)| match path.parent() {
-        Some(dir) if fresh.contains(dir) => write_file(path, sql),
-        _ => write_if_changed(path, sql),
+    let handles = crate::dirs::DirHandles::open(dirs.iter().copied());
+    files.par_iter().try_for_each(|(path, sql)| {
+        let dir = path.parent();
+        let at = dir.and_then(|d| handles.get(d)).zip(path.file_name());
+        match dir {
+            Some(dir) if fresh.contains(dir) => match at {
+                Some((handle, name)) => handle.create(name, sql).map_err(|e| write_error(path, &e)),
+                None => write_file(path, sql),
+            },
+            _ => match at {
+                Some((handle, name)) => match handle.open_read(name).and_then(|mut file| holds_file(&mut file, sql.as_bytes())) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => replace_file(path, sql),
+                    Err(_) => handle.create(name, sql).map_err(|e| write_error(path, &e)),
+                },
+                None => write_if_changed(path, sql),
+            },
+        }
     })
+}
+
+fn write_error(path: &Path, e: &dyn std::fmt::Display) -> Diagnostic {
+    Diagnostic::error("artifacts::write", format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]

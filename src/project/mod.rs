@@ -180,17 +180,23 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
             }
         }
     }
-    // Reading thousands of small files: in parallel, kept in walk order.
+    // Reading thousands of small files: in parallel, kept in walk order, each opened by name
+    // in its directory.
+    let dirs: crate::FastSet<&Path> = pending.iter().filter_map(|(_, _, _, abs)| abs.parent()).collect();
+    let handles = crate::dirs::DirHandles::open(dirs);
     let read: Vec<Result<SourceFile, Diagnostic>> = pending
         .par_iter()
         .map(|(kind, _, _, abs)| {
             if *kind == FileKind::Seed {
-                Ok(SourceFile::new(crate::diagnostics::display_path(abs), ""))
-            } else {
-                SourceFile::read(abs)
+                return Ok(SourceFile::new(crate::diagnostics::display_path(abs), ""));
+            }
+            match abs.parent().and_then(|d| handles.get(d)).zip(abs.file_name()) {
+                Some((dir, name)) => SourceFile::read_opened(abs, dir.open_read(name)),
+                None => SourceFile::read(abs),
             }
         })
         .collect();
+    drop(handles);
     for ((kind, original_file_path, path, abs), source) in pending.into_iter().zip(read) {
         match source {
             Ok(source) => files.push(ProjectFile { kind, source, original_file_path, path, abs_path: abs }),
