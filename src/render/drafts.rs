@@ -787,8 +787,30 @@ pub fn collect(
     }
     drop(t);
     let _t = crate::timing::phase("render.drafts.sort");
-    drafts.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    sort_moving_once(&mut drafts, |d| &d.unique_id);
     (sources, drafts)
+}
+
+/// Sorts drafts by a key (their unique id), stably, moving each draft at most once more than it must: the
+/// order is found on indices, then applied cycle by cycle with swaps. A draft is large, and a
+/// merge sort of the drafts themselves moved them O(n log n) times through a scratch buffer
+/// of half their size (fresh memory: about 20 ms at 10k models, most of it page faults).
+fn sort_moving_once<T>(items: &mut [T], key: impl Fn(&T) -> &str) {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| key(&items[a]).cmp(key(&items[b])));
+    // Position i gets the draft at order[i]; order[i] = i marks a place done.
+    for start in 0..items.len() {
+        let mut i = start;
+        while order[i] != i {
+            let next = order[i];
+            order[i] = i;
+            if next == start {
+                break;
+            }
+            items.swap(i, next);
+            i = next;
+        }
+    }
 }
 
 
@@ -1172,4 +1194,29 @@ pub fn graph_json(drafts: &[Draft], sources: &[SourceTable]) -> Json {
         })
         .collect();
     json!({ "nodes": nodes, "sources": srcs, "exposures": {}, "metrics": {}, "groups": {} })
+}
+
+#[cfg(test)]
+mod sort_tests {
+    #[test]
+    fn drafts_sort_stably_whatever_their_order() {
+        let cases: Vec<Vec<&str>> = vec![
+            vec![],
+            vec!["a"],
+            vec!["b", "a"],
+            // A rotation (one long cycle), already sorted, reversed, and equal keys.
+            vec!["b", "c", "d", "e", "f", "a"],
+            vec!["a", "b", "c"],
+            vec!["e", "d", "c", "b", "a"],
+            vec!["test.x", "model.b", "seed.s", "model.a", "test.x", "model.b", "analysis.z"],
+        ];
+        for case in cases {
+            // Each item keeps where it started, to see that equal keys keep their order.
+            let mut items: Vec<(&str, usize)> = case.iter().copied().zip(0..).collect();
+            let mut expected = items.clone();
+            expected.sort_by(|a, b| a.0.cmp(b.0));
+            super::sort_moving_once(&mut items, |i| i.0);
+            assert_eq!(items, expected, "{case:?}");
+        }
+    }
 }
