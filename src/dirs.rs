@@ -10,7 +10,8 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::path::Path;
 
-/// Handles of directories by path.
+/// Handles of directories by path; a file is opened through its directory's handle when there
+/// is one, else by its path.
 pub struct DirHandles<'a> {
     #[cfg(target_os = "linux")]
     fds: crate::FastMap<&'a Path, std::os::fd::OwnedFd>,
@@ -18,16 +19,9 @@ pub struct DirHandles<'a> {
     _dirs: std::marker::PhantomData<&'a Path>,
 }
 
-/// One open directory.
-#[cfg(target_os = "linux")]
-pub struct DirHandle<'a>(&'a std::os::fd::OwnedFd);
-
-#[cfg(not(target_os = "linux"))]
-pub enum DirHandle {}
-
-#[cfg(target_os = "linux")]
 impl<'a> DirHandles<'a> {
     /// Opens each directory (those that cannot be opened are left out).
+    #[cfg(target_os = "linux")]
     pub fn open(dirs: impl IntoIterator<Item = &'a Path>) -> Self {
         use rustix::fs::{CWD, Mode, OFlags, openat};
         let fds = dirs
@@ -37,51 +31,51 @@ impl<'a> DirHandles<'a> {
         DirHandles { fds }
     }
 
-    pub fn get(&self, dir: &Path) -> Option<DirHandle<'_>> {
-        self.fds.get(dir).map(DirHandle)
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl DirHandle<'_> {
-    fn open(&self, name: &OsStr, flags: rustix::fs::OFlags) -> std::io::Result<File> {
-        let fd = rustix::fs::openat(self.0, name, flags | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::from_raw_mode(0o666))?;
-        Ok(File::from(fd))
-    }
-
-    /// The file of this name in the directory, for reading.
-    pub fn open_read(&self, name: &OsStr) -> std::io::Result<File> {
-        self.open(name, rustix::fs::OFlags::RDONLY)
-    }
-
-    /// Creates (or truncates) the file of this name in the directory and writes `text`, with
-    /// the permissions `fs::write` gives a new file.
-    pub fn create(&self, name: &OsStr, text: &str) -> std::io::Result<()> {
-        use rustix::fs::OFlags;
-        let mut file = self.open(name, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC)?;
-        std::io::Write::write_all(&mut file, text.as_bytes())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-impl<'a> DirHandles<'a> {
+    #[cfg(not(target_os = "linux"))]
     pub fn open(_dirs: impl IntoIterator<Item = &'a Path>) -> Self {
         DirHandles { _dirs: std::marker::PhantomData }
     }
 
-    pub fn get(&self, _dir: &Path) -> Option<DirHandle> {
-        None
+    /// Whether `dir` was opened.
+    #[cfg(test)]
+    fn has(&self, dir: &Path) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            self.fds.contains_key(dir)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = dir;
+            false
+        }
     }
-}
 
-#[cfg(not(target_os = "linux"))]
-impl DirHandle {
-    pub fn open_read(&self, _name: &OsStr) -> std::io::Result<File> {
-        match *self {}
+    /// Opens the file at `path` with `flags` through its directory's handle, when it has one.
+    #[cfg(target_os = "linux")]
+    fn open_at(&self, path: &Path, flags: rustix::fs::OFlags) -> Option<std::io::Result<File>> {
+        use rustix::fs::{Mode, OFlags, openat};
+        let dir = self.fds.get(path.parent()?)?;
+        let name: &OsStr = path.file_name()?;
+        Some(openat(dir, name, flags | OFlags::CLOEXEC, Mode::from_raw_mode(0o666)).map(File::from).map_err(Into::into))
     }
 
-    pub fn create(&self, _name: &OsStr, _text: &str) -> std::io::Result<()> {
-        match *self {}
+    /// The file at `path`, for reading.
+    pub fn open_read(&self, path: &Path) -> std::io::Result<File> {
+        #[cfg(target_os = "linux")]
+        if let Some(opened) = self.open_at(path, rustix::fs::OFlags::RDONLY) {
+            return opened;
+        }
+        File::open(path)
+    }
+
+    /// Creates (or truncates) the file at `path` and writes `text`, with the permissions
+    /// `fs::write` gives a new file.
+    pub fn create(&self, path: &Path, text: &str) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(opened) = self.open_at(path, rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::TRUNC) {
+            return std::io::Write::write_all(&mut opened?, text.as_bytes());
+        }
+        std::fs::write(path, text)
     }
 }
 
@@ -97,18 +91,19 @@ mod tests {
         std::fs::write(sub.join("a.sql"), "select 1").expect("write");
         let missing = dir.path().join("missing");
         let handles = DirHandles::open([sub.as_path(), missing.as_path()]);
-        assert!(handles.get(&missing).is_none(), "a directory that does not exist has no handle");
-        let Some(handle) = handles.get(&sub) else {
-            assert!(!cfg!(target_os = "linux"), "Linux opens the directory");
-            return;
-        };
+        assert!(!handles.has(&missing), "a directory that does not exist has no handle");
+        assert_eq!(handles.has(&sub), cfg!(target_os = "linux"), "Linux opens the directory");
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut handle.open_read(OsStr::new("a.sql")).expect("open"), &mut text).expect("read");
+        std::io::Read::read_to_string(&mut handles.open_read(&sub.join("a.sql")).expect("open"), &mut text).expect("read");
         assert_eq!(text, "select 1");
-        handle.create(OsStr::new("b.sql"), "select 2").expect("create");
-        handle.create(OsStr::new("a.sql"), "select 3").expect("truncate");
+        handles.create(&sub.join("b.sql"), "select 2").expect("create");
+        handles.create(&sub.join("a.sql"), "select 3").expect("truncate");
         assert_eq!(std::fs::read_to_string(sub.join("b.sql")).expect("b"), "select 2");
         assert_eq!(std::fs::read_to_string(sub.join("a.sql")).expect("a"), "select 3");
-        assert!(handle.open_read(OsStr::new("c.sql")).is_err());
+        assert!(handles.open_read(&sub.join("c.sql")).is_err());
+        // A file in a directory without a handle is opened by its path.
+        let other = dir.path().join("other.sql");
+        handles.create(&other, "select 4").expect("by path");
+        assert_eq!(std::fs::read_to_string(&other).expect("other"), "select 4");
     }
 }

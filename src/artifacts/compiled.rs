@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::diagnostics::Diagnostic;
+use crate::dirs::DirHandles;
 use crate::node::{Compiled, Node, ResourceType};
 
 /// The file a node's compiled SQL goes to, relative to the project root.
@@ -35,23 +36,18 @@ pub fn hook_files(compiled: &Compiled) -> Vec<(PathBuf, &str)> {
 /// Writes `text` unless the file already holds it. A file that held other SQL is replaced
 /// atomically (a temporary file renamed over it), so an interrupted compile never leaves it
 /// torn; a new file is written in place, as nothing was there to keep.
-fn write_if_changed(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
-    match holds(path, text.as_bytes()) {
+fn write_if_changed(dirs: &DirHandles, path: &Path, text: &str) -> Result<(), Diagnostic> {
+    match dirs.open_read(path).and_then(|mut file| holds(&mut file, text.as_bytes())) {
         Ok(true) => Ok(()),
         Ok(false) => replace_file(path, text),
-        Err(_) => write_file(path, text),
+        Err(_) => write_file(dirs, path, text),
     }
 }
 
-/// Whether the file at `path` holds exactly `text`: read into a buffer one byte longer than
+/// Whether the open `file` holds exactly `text`: read into a buffer one byte longer than
 /// `text` (a longer file shows by filling it), without asking the file's size first as
 /// `fs::read` does (a compile checks thousands of files; that is a system call each).
-fn holds(path: &std::path::Path, text: &[u8]) -> std::io::Result<bool> {
-    holds_file(&mut std::fs::File::open(path)?, text)
-}
-
-/// Whether the open `file` holds exactly `text` (see [`holds`]).
-fn holds_file(file: &mut std::fs::File, text: &[u8]) -> std::io::Result<bool> {
+fn holds(file: &mut std::fs::File, text: &[u8]) -> std::io::Result<bool> {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -77,8 +73,8 @@ fn replace_file(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn write_file(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
-    std::fs::write(path, text).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot write {}: {e}", path.display())))
+fn write_file(dirs: &DirHandles, path: &Path, text: &str) -> Result<(), Diagnostic> {
+    dirs.create(path, text).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot write {}: {e}", path.display())))
 }
 
 /// Writes every model's, analysis' and test's compiled SQL (in parallel, directories made once).
@@ -104,34 +100,21 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
         }
         std::fs::create_dir_all(dir).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot create {}: {e}", dir.display())))?;
     }
-    let handles = crate::dirs::DirHandles::open(dirs.iter().copied());
-    files.par_iter().try_for_each(|(path, sql)| {
-        let dir = path.parent();
-        let at = dir.and_then(|d| handles.get(d)).zip(path.file_name());
-        match dir {
-            Some(dir) if fresh.contains(dir) => match at {
-                Some((handle, name)) => handle.create(name, sql).map_err(|e| write_error(path, &e)),
-                None => write_file(path, sql),
-            },
-            _ => match at {
-                Some((handle, name)) => match handle.open_read(name).and_then(|mut file| holds_file(&mut file, sql.as_bytes())) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => replace_file(path, sql),
-                    Err(_) => handle.create(name, sql).map_err(|e| write_error(path, &e)),
-                },
-                None => write_if_changed(path, sql),
-            },
-        }
+    // Each file opened by name in its directory (see crate::dirs).
+    let handles = DirHandles::open(dirs.iter().copied());
+    files.par_iter().try_for_each(|(path, sql)| match path.parent() {
+        Some(dir) if fresh.contains(dir) => write_file(&handles, path, sql),
+        _ => write_if_changed(&handles, path, sql),
     })
-}
-
-fn write_error(path: &Path, e: &dyn std::fmt::Display) -> Diagnostic {
-    Diagnostic::error("artifacts::write", format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn holds(path: &Path, text: &[u8]) -> std::io::Result<bool> {
+        super::holds(&mut std::fs::File::open(path)?, text)
+    }
 
     #[test]
     fn a_file_holds_only_its_exact_text() {
@@ -152,6 +135,8 @@ mod tests {
     fn changed_sql_replaces_the_file_whole_with_its_permissions_and_leaves_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("model.sql");
+        let handles = DirHandles::open([dir.path()]);
+        let write_if_changed = |path: &Path, text: &str| write_if_changed(&handles, path, text);
         write_if_changed(&path, "select 1").expect("new file");
         let before = std::fs::metadata(&path).expect("written").permissions();
         let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("exists"));

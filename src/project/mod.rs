@@ -190,10 +190,7 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
             if *kind == FileKind::Seed {
                 return Ok(SourceFile::new(crate::diagnostics::display_path(abs), ""));
             }
-            match abs.parent().and_then(|d| handles.get(d)).zip(abs.file_name()) {
-                Some((dir, name)) => SourceFile::read_opened(abs, dir.open_read(name)),
-                None => SourceFile::read(abs),
-            }
+            SourceFile::read_opened(abs, handles.open_read(abs))
         })
         .collect();
     drop(handles);
