@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::args::{Format, Global, Selection, StateCommand};
 use super::output::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, fail, print_diagnostics, print_json};
-use super::run::{Places, RunOptions, execute_plan, run_plan, state_store, target_dir, upload_compile_artifacts, write_artifacts};
+use super::run::{Places, RunOptions, execute_plan, plan_and_write, state_store, target_dir, upload_compile_artifacts};
 use super::session;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::plan::change::{self, ChangeOptions};
@@ -35,8 +35,7 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
         Some((plan, places, project_ids)) => (plan, places, project_ids, None),
         None => {
             let build = session::build(global, &global.pipeline, false)?;
-            let (plan, warnings) = run_plan(&build, selection, false)?;
-            write_artifacts(&build, &plan)?;
+            let (plan, warnings) = plan_and_write(&build, selection, false)?;
             if global.format == Format::Human {
                 let mut all = build.warnings.clone();
                 all.extend(warnings.clone());

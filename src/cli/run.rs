@@ -74,12 +74,7 @@ fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
 
 /// Writes target/compiled/**, target/manifest.json and target/plan.json; returns a summary line.
 pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refresh: bool) -> Result<String, Diagnostics> {
-    let t = crate::timing::phase("plan");
-    let (plan, _warnings) = run_plan(build, selection, full_refresh)?;
-    drop(t);
-    let t = crate::timing::phase("write");
-    write_artifacts(build, &plan)?;
-    drop(t);
+    let (plan, _warnings) = plan_and_write(build, selection, full_refresh)?;
     let remote = upload_compile_artifacts(build, &plan)?;
     let s = &plan.summary;
     let mut summary = format!(
@@ -117,34 +112,51 @@ pub(super) fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<
     })
 }
 
-pub(super) fn write_artifacts(build: &Build, plan: &RunPlan) -> Result<(), Diagnostics> {
-    // Three independent files: written at the same time.
-    let (manifest, (compiled, plan)) = rayon::join(
+/// The run plan of a build and its selection, with the compile's artifacts written: the
+/// manifest (which describes the whole project, whatever is selected, as dbt's does) is written
+/// while the plan is made, then the compiled SQL and the plan itself.
+pub(super) fn plan_and_write(build: &Build, selection: &Selection, full_refresh: bool) -> Result<(RunPlan, Diagnostics), Diagnostics> {
+    let _t = crate::timing::phase("plan+write");
+    let (manifest, planned) = rayon::join(
         || {
             let _t = crate::timing::phase("write.manifest");
             artifacts::manifest::write(&build.compiled)
         },
         || {
-            rayon::join(
-                || {
-                    let _t = crate::timing::phase("write.compiled");
-                    artifacts::compiled::write(&build.compiled)
-                },
-                || {
-                    let _t = crate::timing::phase("write.plan");
-                    let dir = target_dir(build);
-                    plan.write_over(&dir.join("plan.json"), Some(&crate::replace::spare_for(&dir, "plan.json")))
-                },
-            )
+            let t = crate::timing::phase("plan");
+            let (plan, warnings) = run_plan(build, selection, full_refresh)?;
+            drop(t);
+            let (compiled, written) = write_compiled_and_plan(build, &plan);
+            let mut problems = Diagnostics::new();
+            for diagnostic in [compiled.err(), written.err()].into_iter().flatten() {
+                problems.push(diagnostic);
+            }
+            if problems.is_empty() { Ok((plan, warnings)) } else { Err(problems) }
         },
     );
-    let mut problems = Diagnostics::new();
-    for result in [compiled, manifest, plan] {
-        if let Err(diagnostic) = result {
+    match (manifest, planned) {
+        (Ok(()), planned) => planned,
+        (Err(diagnostic), Ok(_)) => Err(Diagnostics::from(diagnostic)),
+        (Err(diagnostic), Err(mut problems)) => {
             problems.push(diagnostic);
+            Err(problems)
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}
+
+/// The compiled SQL files and `plan.json`, written at the same time.
+fn write_compiled_and_plan(build: &Build, plan: &RunPlan) -> (Result<(), Diagnostic>, Result<(), Diagnostic>) {
+    rayon::join(
+        || {
+            let _t = crate::timing::phase("write.compiled");
+            artifacts::compiled::write(&build.compiled)
+        },
+        || {
+            let _t = crate::timing::phase("write.plan");
+            let dir = target_dir(build);
+            plan.write_over(&dir.join("plan.json"), Some(&crate::replace::spare_for(&dir, "plan.json")))
+        },
+    )
 }
 
 /// `orrery export airflow`: the DAG file and the run plan it reads, side by side.
@@ -160,8 +172,8 @@ pub fn export_airflow(global: &Global, selection: &Selection, out: &Path, plan_p
                 Ok(build) => build,
                 Err(diagnostics) => return fail(global.format, &diagnostics),
             };
-            match run_plan(&build, selection, false).and_then(|(plan, _)| write_artifacts(&build, &plan).map(|_| plan)) {
-                Ok(plan) => plan,
+            match plan_and_write(&build, selection, false) {
+                Ok((plan, _)) => plan,
                 Err(diagnostics) => return fail(global.format, &diagnostics),
             }
         }
@@ -225,13 +237,10 @@ pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> 
                 Ok(build) => build,
                 Err(diagnostics) => return fail(global.format, &diagnostics),
             };
-            let (plan, mut warnings) = match run_plan(&build, selection, options.full_refresh) {
+            let (plan, mut warnings) = match plan_and_write(&build, selection, options.full_refresh) {
                 Ok(planned) => planned,
                 Err(diagnostics) => return fail(global.format, &diagnostics),
             };
-            if let Err(diagnostics) = write_artifacts(&build, &plan) {
-                return fail(global.format, &diagnostics);
-            }
             warnings.extend(build.warnings.clone());
             (plan, Places { target_dir: target_dir(&build), workdir: build.pipeline.dir.clone() }, warnings)
         }
