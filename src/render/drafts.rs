@@ -445,7 +445,7 @@ pub fn collect(
     shared: &Arc<Shared>,
     _templates: &Templates,
     diags: &mut Diagnostics,
-) -> (Vec<SourceTable>, Vec<Draft>) {
+) -> (Vec<SourceTable>, Vec<Box<Draft>>) {
     let mut sources = Vec::new();
     let mut drafts = Vec::new();
     let mut pending_tests = Vec::new();
@@ -597,8 +597,8 @@ pub fn collect(
         drop(tt);
         let tt = crate::timing::phase("render.drafts.files");
         // Each file's drafts and pending tests, files in parallel.
-        let per_file: Vec<(Vec<Draft>, Vec<PendingTest>)> = pkg.files.par_iter().map(|f| {
-            let mut drafts: Vec<Draft> = Vec::new();
+        let per_file: Vec<(Vec<Box<Draft>>, Vec<PendingTest>)> = pkg.files.par_iter().map(|f| {
+            let mut drafts: Vec<Box<Draft>> = Vec::new();
             let mut pending_tests = Vec::new();
             let stem = f.path.rsplit('/').next().unwrap_or(&f.path);
             let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s).to_string();
@@ -691,7 +691,7 @@ pub fn collect(
                 };
                 let template = (rt != ResourceType::Seed).then(|| format!("{}://{}#{}", pkg.name, f.original_file_path, name));
                 let enabled = config.get("enabled").and_then(Json::as_bool) != Some(false);
-                drafts.push(Draft {
+                drafts.push(Box::new(Draft {
                     unique_id: unique_id.clone(),
                     name: name.clone(),
                     resource_type: rt,
@@ -716,7 +716,7 @@ pub fn collect(
                     parse_refs: vec![],
                     parse_sources: vec![],
                     seed_file: (rt == ResourceType::Seed).then(|| f.abs_path.clone()),
-                });
+                }));
                 if let Some(p) = patch {
                     if matches!(rt, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
                         let target_ref = match &version {
@@ -777,7 +777,7 @@ pub fn collect(
         diags.push(d);
     }
     let t = crate::timing::phase("render.drafts.tests");
-    let tests: Vec<Result<Draft, Diagnostic>> = pending_tests.into_par_iter().map(|t| generic_test(project, env, shared, t)).collect();
+    let tests: Vec<Result<Box<Draft>, Diagnostic>> = pending_tests.into_par_iter().map(|t| generic_test(project, env, shared, t).map(Box::new)).collect();
     drafts.reserve(tests.len());
     for t in tests {
         match t {
@@ -787,32 +787,9 @@ pub fn collect(
     }
     drop(t);
     let _t = crate::timing::phase("render.drafts.sort");
-    sort_moving_once(&mut drafts, |d| &d.unique_id);
+    drafts.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     (sources, drafts)
 }
-
-/// Sorts drafts by a key (their unique id), stably, with few moves: the order is found on
-/// indices, then applied cycle by cycle with swaps (a cycle of n drafts takes n - 1). A draft
-/// is large, and a merge sort of the drafts themselves moved them O(n log n) times through a
-/// scratch buffer of half their size (fresh memory, most of its time page faults).
-fn sort_moving_once<T>(items: &mut [T], key: impl Fn(&T) -> &str) {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| key(&items[a]).cmp(key(&items[b])));
-    // Position i gets the draft at order[i]; order[i] = i marks a place done.
-    for start in 0..items.len() {
-        let mut i = start;
-        while order[i] != i {
-            let next = order[i];
-            order[i] = i;
-            if next == start {
-                break;
-            }
-            items.swap(i, next);
-            i = next;
-        }
-    }
-}
-
 
 /// A model's yml entry as one of its versions sees it: the version's tests (else the model's)
 /// and the model's columns narrowed by `include` / `exclude`, the version's own ones last.
@@ -1003,7 +980,7 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
 /// `_dbt_generic_test_kwargs`: each kwarg rendered natively, as dbt does.
 /// The `model` variable of one draft, built on first use: most templates never read it.
 pub struct LazyModel {
-    drafts: Arc<Vec<Draft>>,
+    drafts: Arc<Vec<Box<Draft>>>,
     idx: usize,
     with_relation: bool,
     cell: std::sync::OnceLock<Value>,
@@ -1016,7 +993,7 @@ impl std::fmt::Debug for LazyModel {
 }
 
 impl LazyModel {
-    pub fn value_of(drafts: &Arc<Vec<Draft>>, idx: usize, with_relation: bool) -> Value {
+    pub fn value_of(drafts: &Arc<Vec<Box<Draft>>>, idx: usize, with_relation: bool) -> Value {
         Value::from_object(LazyModel { drafts: drafts.clone(), idx, with_relation, cell: std::sync::OnceLock::new() })
     }
 
@@ -1178,7 +1155,7 @@ pub fn test_kwargs<'env>(
 }
 
 /// The `graph` variable: what the parse pass knows about every node and source.
-pub fn graph_json(drafts: &[Draft], sources: &[SourceTable]) -> Json {
+pub fn graph_json(drafts: &[Box<Draft>], sources: &[SourceTable]) -> Json {
     let nodes: Map<String, Json> = drafts.iter().filter(|d| d.enabled).map(|d| (d.unique_id.clone(), d.model_json(Some(&d.relation)))).collect();
     let srcs: Map<String, Json> = sources
         .iter()
@@ -1194,29 +1171,4 @@ pub fn graph_json(drafts: &[Draft], sources: &[SourceTable]) -> Json {
         })
         .collect();
     json!({ "nodes": nodes, "sources": srcs, "exposures": {}, "metrics": {}, "groups": {} })
-}
-
-#[cfg(test)]
-mod sort_tests {
-    #[test]
-    fn drafts_sort_stably_whatever_their_order() {
-        let cases: Vec<Vec<&str>> = vec![
-            vec![],
-            vec!["a"],
-            vec!["b", "a"],
-            // A rotation (one long cycle), already sorted, reversed, and equal keys.
-            vec!["b", "c", "d", "e", "f", "a"],
-            vec!["a", "b", "c"],
-            vec!["e", "d", "c", "b", "a"],
-            vec!["test.x", "model.b", "seed.s", "model.a", "test.x", "model.b", "analysis.z"],
-        ];
-        for case in cases {
-            // Each item keeps where it started, to see that equal keys keep their order.
-            let mut items: Vec<(&str, usize)> = case.iter().copied().zip(0..).collect();
-            let mut expected = items.clone();
-            expected.sort_by(|a, b| a.0.cmp(b.0));
-            super::sort_moving_once(&mut items, |i| i.0);
-            assert_eq!(items, expected, "{case:?}");
-        }
-    }
 }

@@ -109,13 +109,13 @@ fn register_draft_templates(
     env: &Environment<'static>,
     lazy: &std::sync::Mutex<HashMap<String, LazySource>>,
     templates: &mut Templates,
-    drafts: &[drafts::Draft],
+    drafts: &[Box<drafts::Draft>],
     diags: &mut Diagnostics,
 ) -> std::collections::HashSet<String> {
     let mut seen = std::collections::HashSet::new();
     let pending: Vec<(&String, &drafts::Draft)> = drafts
         .iter()
-        .filter_map(|d| d.template.as_ref().map(|t| (t, d)))
+        .filter_map(|d| d.template.as_ref().map(|t| (t, &**d)))
         .filter(|(t, _)| !templates.origins.contains_key(*t) && seen.insert(t.as_str()))
         .collect();
     let prepared_all: Vec<(String, String, TemplateOrigin, bool)> = pending
@@ -369,11 +369,18 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
     drop(t);
     let t = crate::timing::phase("render.templates");
-    let broken = register_draft_templates(&env, &lazy, &mut templates, &drafts, &mut diags);
+    // The templates are filed by name while the targets are (each mostly one thread's work).
+    let (broken, (source_map, targets)) = rayon::join(
+        || register_draft_templates(&env, &lazy, &mut templates, &drafts, &mut diags),
+        || {
+            let source_map = sources.iter().map(|s| ((s.source_name.clone(), s.name.clone()), (s.unique_id.clone(), s.relation.clone()))).collect();
+            (source_map, target_map(&drafts, &project.target))
+        },
+    );
     {
         let shared = Arc::make_mut(&mut base);
-        shared.sources = sources.iter().map(|s| ((s.source_name.clone(), s.name.clone()), (s.unique_id.clone(), s.relation.clone()))).collect();
-        shared.targets = target_map(&drafts, &project.target);
+        shared.sources = source_map;
+        shared.targets = targets;
     }
 
     drop(t);
@@ -792,7 +799,7 @@ fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, t
     render_template(tmpl.as_ref(), d, node, templates)
 }
 
-fn target_map(drafts: &[Draft], _target: &crate::node::TargetInfo) -> crate::FastMap<String, Vec<Target>> {
+fn target_map(drafts: &[Box<Draft>], _target: &crate::node::TargetInfo) -> crate::FastMap<String, Vec<Target>> {
     // The targets (a dozen strings each) made in parallel, then filed by name in draft order.
     let targets: Vec<Target> = drafts
         .par_iter()
