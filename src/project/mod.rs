@@ -150,53 +150,56 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
         ("test-paths", &["tests"]),
         ("macro-paths", &["macros"]),
     ];
-    let mut pending = Vec::new();
+    // Every file under each path, in walk order, with the directories that hold them.
+    let mut found: Vec<(&str, String, usize, PathBuf)> = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut bases: Vec<PathBuf> = Vec::new();
     for (key, default) in kinds {
         for rel in string_list(&doc, key, default) {
             let base = dir.join(&rel);
             if !base.is_dir() {
                 continue;
             }
-            let mut found = Vec::new();
-            walk(&base, &mut found);
-            for abs in found {
-                let Ok(below) = abs.strip_prefix(&base) else { continue };
-                let path = slash(below);
-                let original_file_path = format!("{}/{}", rel.trim_end_matches('/'), path);
-                let ext = abs.extension().and_then(|e| e.to_str()).unwrap_or("");
-                let kind = match (key, ext) {
-                    (_, "yml" | "yaml") => FileKind::Properties,
-                    (_, "md") => FileKind::Docs,
-                    ("model-paths", "sql") => FileKind::Model,
-                    ("seed-paths", "csv") => FileKind::Seed,
-                    ("snapshot-paths", "sql") => FileKind::Snapshot,
-                    ("analysis-paths", "sql") => FileKind::Analysis,
-                    ("test-paths", "sql") if path.starts_with("generic/") => FileKind::Macro,
-                    ("test-paths", "sql") => FileKind::SingularTest,
-                    ("macro-paths", "sql") => FileKind::Macro,
-                    _ => continue,
-                };
-                pending.push((kind, original_file_path, path, abs));
-            }
+            let mut files = Vec::new();
+            walk(&base, &mut files, &mut dirs);
+            found.extend(files.into_iter().map(|abs| (key, rel.clone(), bases.len(), abs)));
+            bases.push(base);
         }
     }
     // Reading thousands of small files: in parallel, kept in walk order, each opened by name
-    // in its directory.
-    let dirs: crate::FastSet<&Path> = pending.iter().filter_map(|(_, _, _, abs)| abs.parent()).collect();
-    let handles = crate::dirs::DirHandles::open(dirs);
-    let read: Vec<Result<SourceFile, Diagnostic>> = pending
-        .par_iter()
-        .map(|(kind, _, _, abs)| {
-            if *kind == FileKind::Seed {
-                return Ok(SourceFile::new(crate::diagnostics::display_path(abs), ""));
-            }
-            SourceFile::read_opened(abs, handles.open_read(abs))
+    // in its directory; each named and sorted into its kind on the way.
+    let handles = crate::dirs::DirHandles::open(dirs.iter().map(PathBuf::as_path));
+    let read: Vec<Option<Result<ProjectFile, Diagnostic>>> = found
+        .into_par_iter()
+        .map(|(key, rel, base, abs)| {
+            let below = abs.strip_prefix(&bases[base]).ok()?;
+            let path = slash(below);
+            let original_file_path = format!("{}/{}", rel.trim_end_matches('/'), path);
+            let ext = abs.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let kind = match (key, ext) {
+                (_, "yml" | "yaml") => FileKind::Properties,
+                (_, "md") => FileKind::Docs,
+                ("model-paths", "sql") => FileKind::Model,
+                ("seed-paths", "csv") => FileKind::Seed,
+                ("snapshot-paths", "sql") => FileKind::Snapshot,
+                ("analysis-paths", "sql") => FileKind::Analysis,
+                ("test-paths", "sql") if path.starts_with("generic/") => FileKind::Macro,
+                ("test-paths", "sql") => FileKind::SingularTest,
+                ("macro-paths", "sql") => FileKind::Macro,
+                _ => return None,
+            };
+            let source = if kind == FileKind::Seed {
+                Ok(SourceFile::new(crate::diagnostics::display_path(&abs), ""))
+            } else {
+                SourceFile::read_opened(&abs, handles.open_read(&abs))
+            };
+            Some(source.map(|source| ProjectFile { kind, source, original_file_path, path, abs_path: abs }))
         })
         .collect();
     drop(handles);
-    for ((kind, original_file_path, path, abs), source) in pending.into_iter().zip(read) {
-        match source {
-            Ok(source) => files.push(ProjectFile { kind, source, original_file_path, path, abs_path: abs }),
+    for file in read.into_iter().flatten() {
+        match file {
+            Ok(file) => files.push(file),
             Err(d) => diags.push(d),
         }
     }
@@ -215,30 +218,39 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
 }
 
 /// Every file below `dir`, sorted, skipping hidden entries.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+/// The files below `dir` (hidden ones left out) into `out`, each directory's entries by name,
+/// and each directory that holds files into `dirs`.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     // The entry's own type (no extra stat), following a symlink as `is_dir` would.
-    let mut entries: Vec<(PathBuf, bool)> = entries
+    let mut entries: Vec<(std::ffi::OsString, bool)> = entries
         .filter_map(|e| e.ok())
-        .map(|e| {
-            let p = e.path();
+        .filter_map(|e| {
+            let name = e.file_name();
+            if name.as_encoded_bytes().starts_with(b".") {
+                return None;
+            }
             let is_dir = match e.file_type() {
                 Ok(t) if !t.is_symlink() => t.is_dir(),
-                _ => p.is_dir(),
+                _ => e.path().is_dir(),
             };
-            (p, is_dir)
+            Some((name, is_dir))
         })
         .collect();
-    entries.sort();
-    for (p, is_dir) in entries {
-        if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
-            continue;
-        }
+    // Names in one directory: sorted as their paths would sort.
+    entries.sort_unstable_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    let mut holds_files = false;
+    for (name, is_dir) in entries {
+        let p = dir.join(name);
         if is_dir {
-            walk(&p, out);
+            walk(&p, out, dirs);
         } else {
             out.push(p);
+            holds_files = true;
         }
+    }
+    if holds_files {
+        dirs.push(dir.to_path_buf());
     }
 }
 
