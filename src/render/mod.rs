@@ -423,33 +423,43 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         .collect();
     // Every render of the pass is dropped by now, so this is the only owner left.
     let mut drafts = Arc::try_unwrap(parse_drafts).unwrap_or_else(|shared| shared.as_ref().clone());
-    let mut keep = vec![true; drafts.len()];
-    for (i, (d, r)) in drafts.iter_mut().zip(parsed).enumerate() {
-        match r {
-            Ok(rec) => {
+    // Each draft takes its parse render's findings, in parallel; a draft whose render failed
+    // is not compiled (its error, if an error, reported in order).
+    let outcomes: Vec<Result<(), Diagnostic>> = drafts
+        .par_iter_mut()
+        .zip(parsed.into_par_iter())
+        .map(|(d, r)| {
+            let outcome = r.map(|rec| {
                 for (k, v) in rec.config {
                     context::merge_config(&mut d.config, &k, v);
                 }
                 d.parse_refs = rec.refs;
                 d.parse_sources = rec.sources;
+            });
+            if d.config.get("enabled").and_then(Json::as_bool) == Some(false) {
+                d.enabled = false;
             }
+            outcome
+        })
+        .collect();
+    let keep: Vec<bool> = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(()) => true,
             Err(diag) => {
                 if diag.is_error() {
                     diags.push(diag);
                 }
-                keep[i] = false;
+                false
             }
-        }
-        if d.config.get("enabled").and_then(Json::as_bool) == Some(false) {
-            d.enabled = false;
-        }
-    }
+        })
+        .collect();
 
     // Relations through generate_*_name.
     drop(t);
     let t = crate::timing::phase("render.relations");
     let mut shared = Arc::try_unwrap(base).unwrap_or_else(|a| (*a).clone());
-    shared.targets = Default::default();
+    drop_aside(std::mem::take(&mut shared.targets));
     let shared_arc = Arc::new(shared);
     let relations: Vec<Result<Relation, Diagnostic>> = drafts.par_iter().map(|d| resolve_relation(&env, &shared_arc, d, &project.target, &templates)).collect();
     for (d, r) in drafts.iter_mut().zip(relations) {
@@ -538,7 +548,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         })
         .collect();
     // The templates' pieces (about 1 KB a template) are done with: their memory goes to the nodes.
-    drop(pieces);
+    pieces.into_par_iter().for_each(drop);
 
     // Converted where they lie (the vector's own iterator collects in place).
     let results: Vec<Option<(String, Option<String>, Recorded)>> = compiled
@@ -606,6 +616,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
 
     let on_run_start = render_hooks(&env, &shared, &project.on_run_start, &mut diags);
     let on_run_end = render_hooks(&env, &shared, &project.on_run_end, &mut diags);
+    // Done with: freed on a pool thread while the caller goes on (the graph is built next).
+    drop_aside((shared, templates, env));
     macro_infos.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     let mut sources = sources;
     sources.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
@@ -797,6 +809,12 @@ fn render_template(tmpl: Option<&minijinja::Template<'_, '_>>, d: &Draft, node: 
 fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
     let tmpl = draft_template(env, d, templates)?;
     render_template(tmpl.as_ref(), d, node, templates)
+}
+
+/// Drops `value` on a pool thread while this one goes on: freeing a map of thousands of entries
+/// takes milliseconds that would otherwise hold up everything after it.
+fn drop_aside<T: Send + 'static>(value: T) {
+    rayon::spawn(move || drop(value));
 }
 
 fn target_map(drafts: &[Box<Draft>], _target: &crate::node::TargetInfo) -> crate::FastMap<String, Vec<Target>> {
