@@ -335,13 +335,22 @@ impl<'a> Unvalidated<'a> {
         }
     }
 
+    /// The checks and the order they would let through, side by side (the order is dropped
+    /// when a check fails).
     fn validate(mut self) -> Result<Graph<'a>, Diagnostics> {
-        self.check_duplicate_names();
-        self.check_cycles();
-        self.finish()
+        let (duplicates, (cycles, topo)) =
+            rayon::join(|| self.duplicate_names(), || rayon::join(|| self.cycles(), || stable_topo(&self.dag)));
+        self.problems.extend(duplicates);
+        self.problems.extend(cycles);
+        self.finish_with(topo)
     }
 
     fn finish(self) -> Result<Graph<'a>, Diagnostics> {
+        let topo = stable_topo(&self.dag);
+        self.finish_with(topo)
+    }
+
+    fn finish_with(self, topo: Vec<NodeIndex>) -> Result<Graph<'a>, Diagnostics> {
         let (errors, warnings): (Vec<_>, Vec<_>) = self.problems.0.into_iter().partition(Diagnostic::is_error);
         if !errors.is_empty() {
             let mut all = Diagnostics(errors);
@@ -349,14 +358,14 @@ impl<'a> Unvalidated<'a> {
             all.sort();
             return Err(all);
         }
-        let topo = stable_topo(&self.dag);
         let mut warnings = Diagnostics(warnings);
         warnings.sort();
         Ok(Graph { compiled: self.compiled, dag: self.dag, index: self.index, topo, warnings })
     }
 
     /// Two refable nodes of one package with one name, or two nodes building one relation.
-    fn check_duplicate_names(&mut self) {
+    fn duplicate_names(&self) -> Diagnostics {
+        let mut problems = Diagnostics::new();
         let n = self.dag.node_count();
         let mut names: FastMap<(&str, &str, Option<&str>), &Node> = FastMap::with_capacity_and_hasher(n, Default::default());
         let mut relations: FastMap<(Option<&str>, &str, &str), &Node> = FastMap::with_capacity_and_hasher(n, Default::default());
@@ -371,7 +380,7 @@ impl<'a> Unvalidated<'a> {
                     "two resources are named `{}` in package `{}`: `{}` and `{}`",
                     node.name, node.package_name, first.unique_id, node.unique_id
                 );
-                self.problems.push(
+                problems.push(
                     locate(self.compiled, error("graph::duplicate", message), Member::Node(node))
                         .with_help("ref() could not tell them apart: rename one, or disable one with `enabled: false`")
                         .with_related(locate(self.compiled, error("graph::duplicate", "the other one"), Member::Node(first))),
@@ -386,7 +395,7 @@ impl<'a> Unvalidated<'a> {
             if let Some(first) = relations.get(&relation) {
                 let message =
                     format!("`{}` and `{}` both build the relation {}", first.unique_id, node.unique_id, relation_name(node));
-                self.problems.push(
+                problems.push(
                     locate(self.compiled, error("graph::duplicate", message), Member::Node(node))
                         .with_help("give one of them another `alias` or `schema`")
                         .with_related(locate(self.compiled, error("graph::duplicate", "the other one"), Member::Node(first))),
@@ -395,10 +404,12 @@ impl<'a> Unvalidated<'a> {
                 relations.insert(relation, node);
             }
         }
+        problems
     }
 
     /// One diagnostic per strongly connected component, showing its shortest cycle.
-    fn check_cycles(&mut self) {
+    fn cycles(&self) -> Diagnostics {
+        let mut problems = Diagnostics::new();
         let n = self.dag.node_count();
         let mut component = vec![usize::MAX; n];
         let mut cyclic = Vec::new();
@@ -424,8 +435,9 @@ impl<'a> Unvalidated<'a> {
                 let note = format!("`{}` depends on `{}`", here.unique_id(), next.unique_id());
                 diagnostic = diagnostic.with_related(locate(self.compiled, error("graph::cycle", note), here));
             }
-            self.problems.push(diagnostic);
+            problems.push(diagnostic);
         }
+        problems
     }
 
     /// Shortest path from `start` back to itself along depends_on, within its component.
