@@ -355,9 +355,12 @@ pub fn pieces(text: &str) -> Option<Vec<Piece<'_>>> {
     // minijinja drops one trailing newline (`\n`, then `\r`) of a template.
     let mut text = text.strip_suffix('\n').unwrap_or(text);
     text = text.strip_suffix('\r').unwrap_or(text);
-    let mut out = Vec::new();
+    // A piece per segment at most: room for exactly that many (a template's pieces are kept
+    // until its node is compiled, for every template at once).
+    let segments = segments(text)?;
+    let mut out = Vec::with_capacity(segments.len());
     let mut incremental = false;
-    for segment in segments(text)? {
+    for segment in segments {
         let TagToks { kind, toks } = match segment {
             Segment::Text(t) => {
                 out.push(Piece::Text(t));
@@ -408,9 +411,16 @@ impl<'t, 'a> Parser<'t, 'a> {
     fn arguments(&mut self) -> Option<Arguments> {
         let mut positional = Vec::new();
         let mut keywords: Vec<(String, Value)> = Vec::new();
+        // Kept as long as the pieces: no room left over from growing (a first push makes room
+        // for four).
+        let done = |mut positional: Vec<Value>, mut keywords: Vec<(String, Value)>| {
+            positional.shrink_to_fit();
+            keywords.shrink_to_fit();
+            (positional, keywords)
+        };
         loop {
             if self.eat(b')') {
-                return Some((positional, keywords));
+                return Some(done(positional, keywords));
             }
             if let (Some(Tok::Ident(key)), Some(Tok::Punct(b'='))) = (self.toks.get(self.at), self.toks.get(self.at + 1)) {
                 let key = key.to_string();
@@ -427,7 +437,7 @@ impl<'t, 'a> Parser<'t, 'a> {
                 positional.push(self.literal()?);
             }
             if !self.eat(b',') {
-                return self.eat(b')').then_some((positional, keywords));
+                return self.eat(b')').then(|| done(positional, keywords));
             }
         }
     }
