@@ -150,10 +150,11 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
         ("test-paths", &["tests"]),
         ("macro-paths", &["macros"]),
     ];
-    // Every file under each path, in walk order, with the directories that hold them.
-    let mut found: Vec<(&str, String, usize, PathBuf)> = Vec::new();
+    // Every file under each path (by the index of its path in `bases`: the `*-paths` key, the
+    // path as given, the folder), in walk order, with the directories that hold them.
+    let mut found: Vec<(usize, PathBuf)> = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let mut bases: Vec<PathBuf> = Vec::new();
+    let mut bases: Vec<(&str, String, PathBuf)> = Vec::new();
     for (key, default) in kinds {
         for rel in string_list(&doc, key, default) {
             let base = dir.join(&rel);
@@ -162,8 +163,8 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
             }
             let mut files = Vec::new();
             walk(&base, &mut files, &mut dirs);
-            found.extend(files.into_iter().map(|abs| (key, rel.clone(), bases.len(), abs)));
-            bases.push(base);
+            found.extend(files.into_iter().map(|abs| (bases.len(), abs)));
+            bases.push((key, rel, base));
         }
     }
     // Reading thousands of small files: in parallel, kept in walk order, each opened by name
@@ -171,12 +172,13 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
     let handles = crate::dirs::DirHandles::open(dirs.iter().map(PathBuf::as_path));
     let read: Vec<Option<Result<ProjectFile, Diagnostic>>> = found
         .into_par_iter()
-        .map(|(key, rel, base, abs)| {
-            let below = abs.strip_prefix(&bases[base]).ok()?;
+        .map(|(at, abs)| {
+            let (key, rel, base) = &bases[at];
+            let below = abs.strip_prefix(base).ok()?;
             let path = slash(below);
             let original_file_path = format!("{}/{}", rel.trim_end_matches('/'), path);
             let ext = abs.extension().and_then(|e| e.to_str()).unwrap_or("");
-            let kind = match (key, ext) {
+            let kind = match (*key, ext) {
                 (_, "yml" | "yaml") => FileKind::Properties,
                 (_, "md") => FileKind::Docs,
                 ("model-paths", "sql") => FileKind::Model,
@@ -217,7 +219,6 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
     Some((package, doc))
 }
 
-/// Every file below `dir`, sorted, skipping hidden entries.
 /// The files below `dir` (hidden ones left out) into `out`, each directory's entries by name,
 /// and each directory that holds files into `dirs`.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, dirs: &mut Vec<PathBuf>) {

@@ -645,7 +645,7 @@ pub fn collect(
                 units.push((name, f.source.text.clone(), 0, version, latest));
             }
             // Exactly as many drafts as units (mostly one): a vector's first push would make
-            // room for four (3 KB a file, 30 MB at 10k models).
+            // room for four.
             drafts.reserve_exact(units.len());
             for (name, text, offset, version, latest) in units {
                 let mut fqn = vec![pkg.name.clone()];
@@ -764,7 +764,7 @@ pub fn collect(
         drop(tt);
         let _tt = crate::timing::phase("render.drafts.merge");
         // Room for the generic tests too, made from the pending ones below (growing the
-        // vector then would copy every draft).
+        // vector then would copy it whole).
         let tests: usize = pending_tests.len() + per_file.iter().map(|(_, t)| t.len()).sum::<usize>();
         drafts.reserve(per_file.iter().map(|(d, _)| d.len()).sum::<usize>() + tests);
         for (d, t) in per_file {
