@@ -157,7 +157,9 @@ fn write_value(path: &Path, value: &Value) -> Result<(), Box<Diagnostic>> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-    serde_json::to_writer(&mut file, value).map_err(|e| fail(&e))?;
+    // Streamed in blocks (serde_json's own writer would make a system call per token: about
+    // 220,000 `write` calls for the results of a 1k-model run).
+    crate::json::to_writer(&mut file, value).map_err(|e| fail(&e))?;
     file.flush().map_err(|e| fail(&e))?;
     file.persist(path).map_err(|e| fail(&e.error))?;
     Ok(())
