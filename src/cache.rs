@@ -145,12 +145,11 @@ impl Key {
 
 fn write_atomic(path: &Path, entry: &Entry) -> std::io::Result<()> {
     use std::io::Write as _;
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let text = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::replace::write(path, None, |file| file.write_all(&text))
 }
 
 /// Forgets the entry at `path` (a compile that must not be reused).

@@ -2,7 +2,6 @@
 //! executor and the CLI need not share plan types with this writer.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -156,13 +155,9 @@ fn write_value(path: &Path, value: &Value) -> Result<(), Box<Diagnostic>> {
     };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-    // Streamed in blocks (serde_json's own writer would make a system call per token: about
-    // 220,000 `write` calls for the results of a 1k-model run).
-    crate::json::to_writer(&mut file, value).map_err(|e| fail(&e))?;
-    file.flush().map_err(|e| fail(&e))?;
-    file.persist(path).map_err(|e| fail(&e.error))?;
-    Ok(())
+    // A new file renamed over the old one. Streamed in blocks: serde_json's own writer on the
+    // bare file made a system call per token (about 220,000 `write` calls at 1k models).
+    crate::replace::write(path, None, |file| crate::json::to_writer(file, value).map_err(std::io::Error::from)).map_err(|e| fail(&e))
 }
 
 fn result_json(node: &NodeResult) -> Value {
