@@ -123,10 +123,18 @@ impl Key {
     /// Records a compile of these inputs; `env_reads` are the variables it read, `outputs` the
     /// files a reuse will read. Skipped (and any older entry removed) for a project whose
     /// compiled SQL is not stable from one compile to the next.
-    pub fn store(&self, path: &Path, project_dir: &Path, target_dir: &Path, env_reads: BTreeMap<String, Option<String>>, outputs: &[PathBuf], project_ids: Vec<String>) {
-        let unstable = input_files(project_dir, &[target_dir.to_path_buf()]).iter().any(|file| {
-            std::fs::read_to_string(file).is_ok_and(|text| UNSTABLE.iter().any(|word| text.contains(word)))
-        });
+    pub fn store(
+        &self,
+        path: &Path,
+        project_dir: &Path,
+        target_dir: &Path,
+        env_reads: BTreeMap<String, Option<String>>,
+        outputs: &[PathBuf],
+        project_ids: Vec<String>,
+    ) {
+        let unstable = input_files(project_dir, &[target_dir.to_path_buf()])
+            .iter()
+            .any(|file| std::fs::read_to_string(file).is_ok_and(|text| UNSTABLE.iter().any(|word| text.contains(word))));
         if unstable {
             let _ = std::fs::remove_file(path);
             return;

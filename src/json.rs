@@ -995,11 +995,7 @@ mod tests {
     fn check<T: ?Sized + Serialize>(value: &T) {
         let theirs = |pretty: bool| {
             let mut out = Vec::new();
-            let result = if pretty {
-                serde_json::to_writer_pretty(&mut out, value)
-            } else {
-                serde_json::to_writer(&mut out, value)
-            };
+            let result = if pretty { serde_json::to_writer_pretty(&mut out, value) } else { serde_json::to_writer(&mut out, value) };
             result.map(|()| out)
         };
         let appended = |f: fn(&mut Vec<u8>, &T) -> Result<(), Error>| {
@@ -1070,11 +1066,7 @@ mod tests {
             let s: String = (0..len)
                 .map(|_| {
                     // Mostly plain text, as SQL is, with the palette's specials between.
-                    if rng.below(3) == 0 {
-                        palette[rng.below(palette.len())]
-                    } else {
-                        char::from(b'a' + rng.below(26) as u8)
-                    }
+                    if rng.below(3) == 0 { palette[rng.below(palette.len())] } else { char::from(b'a' + rng.below(26) as u8) }
                 })
                 .collect();
             check_str(&s);
@@ -1318,29 +1310,11 @@ mod tests {
             integers: (i8::MIN, i16::MIN, i32::MIN, i64::MIN, u8::MAX, u16::MAX, u32::MAX, u64::MAX),
             i128s: [i128::MIN, i128::MAX, 0],
             u128s: [u128::MAX, 1],
-            f32s: vec![
-                0.0,
-                -0.0,
-                1.0,
-                0.1,
-                1e16,
-                1e-7,
-                16_777_217.0,
-                f32::MAX,
-                f32::MIN_POSITIVE,
-                f32::NAN,
-                f32::INFINITY,
-            ],
-            f64s: [0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 0.3, 2.0f64.powi(60), f64::EPSILON]
-                .into_iter()
-                .chain(nan_inf)
-                .collect(),
+            f32s: vec![0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 16_777_217.0, f32::MAX, f32::MIN_POSITIVE, f32::NAN, f32::INFINITY],
+            f64s: [0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 0.3, 2.0f64.powi(60), f64::EPSILON].into_iter().chain(nan_inf).collect(),
             bytes: Bytes(&[0, 1, 127, 128, 255]),
             no_bytes: Bytes(&[]),
-            nested: vec![
-                vec![],
-                vec![IndexMap::new(), IndexMap::from([("z".into(), vec![]), ("a".into(), vec![1, 2])])],
-            ],
+            nested: vec![vec![], vec![IndexMap::new(), IndexMap::from([("z".into(), vec![]), ("a".into(), vec![1, 2])])]],
             by_name: IndexMap::from([("second".into(), Shape::Point(0, 0)), ("first".into(), Shape::Empty)]),
             by_int: BTreeMap::from([(-5, vec![]), (0, vec![1]), (i64::MAX, vec![2, 3])]),
             by_u128: BTreeMap::from([(u128::MAX, ())]),

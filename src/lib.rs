@@ -89,10 +89,13 @@ mod tests {
         let mut made = 0;
         for key in [1, 2, 1, 3, 4, 5, 1, 5] {
             let value = *recent
-                .get_or_make(|k| *k == key, || {
-                    made += 1;
-                    Ok::<_, ()>((key, key * 10))
-                })
+                .get_or_make(
+                    |k| *k == key,
+                    || {
+                        made += 1;
+                        Ok::<_, ()>((key, key * 10))
+                    },
+                )
                 .expect("made");
             assert_eq!(value, key * 10);
         }

@@ -43,11 +43,7 @@ pub fn known_scheme(text: &str) -> Result<(), String> {
     let Some((scheme, _)) = text.split_once("://") else {
         return Err(format!("`{text}` is not a URL: it needs a scheme such as `s3://` or `file://`"));
     };
-    if SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
-        Ok(())
-    } else {
-        Err(format!("unknown object store scheme `{scheme}://`"))
-    }
+    if SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) { Ok(()) } else { Err(format!("unknown object store scheme `{scheme}://`")) }
 }
 
 /// Opens the store a URL names, with builder options over the environment's credentials.
@@ -178,9 +174,7 @@ impl Location {
     pub fn get(&self, relative: &str, timeout: Duration) -> Result<Vec<u8>, StoreError> {
         let key = self.key(relative);
         let read = async { self.store.get(&key).await?.bytes().await };
-        block_on(timeout, read)?
-            .map(|b| b.to_vec())
-            .map_err(|e| StoreError(format!("cannot read `{key}` from {}: {e}", self.url)))
+        block_on(timeout, read)?.map(|b| b.to_vec()).map_err(|e| StoreError(format!("cannot read `{key}` from {}: {e}", self.url)))
     }
 }
 

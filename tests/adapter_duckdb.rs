@@ -80,9 +80,7 @@ fn project(dir: &Path) -> Compiled {
             database: "shop".into(),
             schema: "main".into(),
             threads: Some(2),
-            connection: [("type".to_string(), json!("duckdb")), ("path".to_string(), json!("shop.duckdb"))]
-                .into_iter()
-                .collect(),
+            connection: [("type".to_string(), json!("duckdb")), ("path".to_string(), json!("shop.duckdb"))].into_iter().collect(),
         },
         nodes: models,
         sources: Vec::new(),
@@ -193,27 +191,60 @@ fn every_materialization_builds_what_dbt_duckdb_builds() {
     // Seed types as dbt-duckdb's agate inference gives them (age from column_types).
     assert_eq!(
         columns(conn, PEOPLE),
-        [("id", "INTEGER"), ("name", "VARCHAR"), ("age", "BIGINT"), ("score", "DOUBLE"), ("active", "BOOLEAN"), ("born", "DATE"), ("seen", "TIMESTAMP"), ("amount", "INTEGER")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("id", "INTEGER"),
+            ("name", "VARCHAR"),
+            ("age", "BIGINT"),
+            ("score", "DOUBLE"),
+            ("active", "BOOLEAN"),
+            ("born", "DATE"),
+            ("seen", "TIMESTAMP"),
+            ("amount", "INTEGER")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     assert_eq!(
         rows(conn, &format!("select * from {PEOPLE} order by id")),
         vec![
             vec![json!(1), json!("Ann"), json!(30), json!(1.5), json!(true), json!("2020-01-01"), json!("2020-01-01 10:00:00"), json!(10)],
-            vec![json!(2), json!("Bob, Jr"), json!(40), json!(2.25), json!(false), json!("2021-02-03"), json!("2021-02-03 11:30:00"), Value::Null],
+            vec![
+                json!(2),
+                json!("Bob, Jr"),
+                json!(40),
+                json!(2.25),
+                json!(false),
+                json!("2021-02-03"),
+                json!("2021-02-03 11:30:00"),
+                Value::Null
+            ],
             vec![json!(3), Value::Null, json!(50), json!(3.0), json!(true), Value::Null, json!("2022-03-04 12:00:00"), json!(30)],
         ]
     );
     let kinds: Vec<Option<RelationType>> = ["v", "t", "inc_di"]
         .iter()
-        .map(|n| conn.relation_type(&Relation { database: Some("shop".into()), schema: "main".into(), identifier: (*n).into() }).ok().flatten())
+        .map(|n| {
+            conn.relation_type(&Relation { database: Some("shop".into()), schema: "main".into(), identifier: (*n).into() }).ok().flatten()
+        })
         .collect();
     assert_eq!(kinds, [Some(RelationType::View), Some(RelationType::Table), Some(RelationType::Table)]);
     assert_eq!(rows(conn, "select count(*) from shop.main.v"), vec![vec![json!(3)]]);
     let snap_cols: Vec<String> = columns(conn, "shop.snapshots.snap_ts").into_iter().map(|c| c.0).collect();
     assert_eq!(
         snap_cols,
-        ["id", "name", "age", "score", "active", "born", "seen", "amount", "dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"]
+        [
+            "id",
+            "name",
+            "age",
+            "score",
+            "active",
+            "born",
+            "seen",
+            "amount",
+            "dbt_scd_id",
+            "dbt_updated_at",
+            "dbt_valid_from",
+            "dbt_valid_to"
+        ]
     );
     // The warn test: one null name → failures 1, should_warn, should_error (the executor reads severity).
     let test = outcomes.iter().find(|(n, _)| n == "not_null_t_name").map(|(_, r)| r.clone());
@@ -263,15 +294,13 @@ fn second_runs_append_update_and_version() {
         names(conn, "inc_append"),
         vec![vec![json!(1), json!("Ann")], vec![json!(2), json!("Bob, Jr")], vec![json!(3), Value::Null], vec![json!(4), json!("Dan")]]
     );
-    let updated = vec![vec![json!(1), json!("Ann")], vec![json!(2), json!("Robert")], vec![json!(3), Value::Null], vec![json!(4), json!("Dan")]];
+    let updated =
+        vec![vec![json!(1), json!("Ann")], vec![json!(2), json!("Robert")], vec![json!(3), Value::Null], vec![json!(4), json!("Dan")]];
     assert_eq!(names(conn, "inc_di"), updated);
     assert_eq!(names(conn, "inc_merge"), updated);
     // Snapshots: Bob's first version is closed, Robert's is open; Dan is new; the rest untouched.
     for snap in ["snap_ts", "snap_check", "snap_all"] {
-        let versions = rows(
-            conn,
-            &format!("select id, name, dbt_valid_to is null from shop.snapshots.{snap} order by id, dbt_valid_from"),
-        );
+        let versions = rows(conn, &format!("select id, name, dbt_valid_to is null from shop.snapshots.{snap} order by id, dbt_valid_from"));
         assert_eq!(
             versions,
             vec![

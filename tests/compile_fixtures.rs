@@ -133,12 +133,19 @@ fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
         let mut differ = Vec::new();
         let (mut docs_compared, mut patches_compared) = (0, 0);
         let columns_of = |columns: &indexmap::IndexMap<String, orrery::node::ColumnInfo>| -> serde_json::Value {
-            columns.iter().map(|(k, c)| (k.clone(), serde_json::json!({"description": c.description, "doc_blocks": c.doc_blocks}))).collect()
+            columns
+                .iter()
+                .map(|(k, c)| (k.clone(), serde_json::json!({"description": c.description, "doc_blocks": c.doc_blocks})))
+                .collect()
         };
         let theirs_columns = |theirs: &serde_json::Value| -> serde_json::Value {
             theirs["columns"]
                 .as_object()
-                .map(|m| m.iter().map(|(k, c)| (k.clone(), serde_json::json!({"description": c["description"], "doc_blocks": c["doc_blocks"]}))).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, c)| (k.clone(), serde_json::json!({"description": c["description"], "doc_blocks": c["doc_blocks"]})))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         for node in &compiled.nodes {
@@ -157,10 +164,13 @@ fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
             // The manifest as written: dependencies in dbt's order (sources, then refs).
             let written = &manifest["nodes"][&node.unique_id]["depends_on"]["nodes"];
             if !theirs["depends_on"]["nodes"].is_null() && *written != theirs["depends_on"]["nodes"] {
-                differ.push(format!("{} depends_on.nodes:\n  orrery {written}\n  dbt    {}", node.unique_id, theirs["depends_on"]["nodes"]));
+                differ
+                    .push(format!("{} depends_on.nodes:\n  orrery {written}\n  dbt    {}", node.unique_id, theirs["depends_on"]["nodes"]));
             }
             patches_compared += usize::from(!theirs["patch_path"].is_null());
-            docs_compared += theirs["columns"].as_object().map_or(0, |m| m.values().filter(|c| c["doc_blocks"].as_array().is_some_and(|b| !b.is_empty())).count());
+            docs_compared += theirs["columns"]
+                .as_object()
+                .map_or(0, |m| m.values().filter(|c| c["doc_blocks"].as_array().is_some_and(|b| !b.is_empty())).count());
             if ours != want {
                 differ.push(format!("{}:\n  orrery {ours}\n  dbt    {want}", node.unique_id));
             }
@@ -173,7 +183,10 @@ fn manifest_descriptions_schemas_and_patch_paths_are_dbts() {
                 differ.push(format!("{}:\n  orrery {ours}\n  dbt    {want}", source.unique_id));
             }
         }
-        assert!(patches_compared > 5 && docs_compared > 1, "{project}: {patches_compared} patch paths, {docs_compared} doc() columns compared");
+        assert!(
+            patches_compared > 5 && docs_compared > 1,
+            "{project}: {patches_compared} patch paths, {docs_compared} doc() columns compared"
+        );
         assert!(differ.is_empty(), "{project}: {} differ from dbt's manifest:\n{}", differ.len(), differ.join("\n"));
     }
 }
@@ -191,8 +204,11 @@ fn cross_database_macros_compile_as_dbt_duckdb() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("models")).expect("models");
     std::fs::write(dir.path().join("dbt_project.yml"), "name: xdb\nversion: '1.0'\nprofile: xdb\n").expect("project");
-    std::fs::write(dir.path().join("profiles.yml"), "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n")
-        .expect("profiles");
+    std::fs::write(
+        dir.path().join("profiles.yml"),
+        "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n",
+    )
+    .expect("profiles");
     let cases: Vec<&String> = expected.keys().collect();
     for (i, case) in cases.iter().enumerate() {
         std::fs::write(dir.path().join("models").join(format!("case_{i:02}.sql")), format!("<<<{case}>>>")).expect("model");
@@ -224,8 +240,11 @@ fn templated_config_in_dbt_project_yml_is_rendered() {
         "name: xdb\nversion: '1.0'\nprofile: xdb\nmodels:\n  xdb:\n    +materialized: \"{{ 'table' if target.name == 'dev' else 'view' }}\"\n    raw:\n      +enabled: \"{{ var('load_raw', false) }}\"\n",
     )
     .expect("project");
-    std::fs::write(dir.path().join("profiles.yml"), "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n")
-        .expect("profiles");
+    std::fs::write(
+        dir.path().join("profiles.yml"),
+        "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n",
+    )
+    .expect("profiles");
     std::fs::write(dir.path().join("models/a.sql"), "select 1 as id").expect("model");
     std::fs::write(dir.path().join("models/raw/b.sql"), "select 2 as id").expect("model");
     let compiled_with = |vars: &str| {
@@ -260,8 +279,11 @@ fn a_config_value_that_fails_to_render_is_an_error_at_its_place() {
     std::fs::create_dir_all(dir.path().join("models")).expect("models");
     let project_yml = "name: xdb\nversion: '1.0'\nprofile: xdb\nmodels:\n  xdb:\n    +enabled: \"{{ var('not_set') }}\"\n";
     std::fs::write(dir.path().join("dbt_project.yml"), project_yml).expect("project");
-    std::fs::write(dir.path().join("profiles.yml"), "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n")
-        .expect("profiles");
+    std::fs::write(
+        dir.path().join("profiles.yml"),
+        "xdb:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: xdb.duckdb\n      schema: main\n",
+    )
+    .expect("profiles");
     std::fs::write(dir.path().join("models/a.sql"), "select 1 as id").expect("model");
     std::fs::write(dir.path().join("models/b.sql"), "select 2 as id").expect("model");
     let options = LoadOptions { project_dir: dir.path().to_path_buf(), profiles_dir: Some(dir.path().to_path_buf()), ..Default::default() };

@@ -35,9 +35,7 @@ impl DuckDbConnection {
             let full = project_root.join(&path);
             duckdb::Connection::open(&full)
         }
-        .map_err(|err| {
-            AdapterError::new(AdapterErrorKind::Connection, format!("cannot open DuckDB database `{path}`: {err}"))
-        })?;
+        .map_err(|err| AdapterError::new(AdapterErrorKind::Connection, format!("cannot open DuckDB database `{path}`: {err}")))?;
         let mut this = DuckDbConnection { conn };
         // Plans name relations as "<database>"."schema"."table"; DuckDB names the catalog after the file.
         let current = this.query("select current_database()")?;
@@ -229,8 +227,7 @@ pub fn to_json(value: DbValue) -> Value {
         DbValue::Text(s) | DbValue::Enum(s) => Value::String(s),
         DbValue::Blob(b) => Value::String(b.iter().map(|x| format!("\\x{x:02X}")).collect()),
         DbValue::Date32(days) => Value::String(
-            NaiveDate::from_num_days_from_ce_opt(days + 719_163)
-                .map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string()),
+            NaiveDate::from_num_days_from_ce_opt(days + 719_163).map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string()),
         ),
         DbValue::Timestamp(unit, v) => {
             let us = micros(unit, v);
@@ -256,9 +253,7 @@ pub fn to_json(value: DbValue) -> Value {
             ))
         }
         DbValue::List(items) | DbValue::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        DbValue::Struct(fields) => {
-            Value::Object(fields.iter().map(|(k, v)| (k.clone(), to_json(v.clone()))).collect())
-        }
+        DbValue::Struct(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), to_json(v.clone()))).collect()),
         DbValue::Map(entries) => Value::Object(
             entries
                 .iter()

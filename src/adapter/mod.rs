@@ -232,10 +232,8 @@ pub fn resolve_setting(key: &str, value: &Value) -> Result<Option<String>, Adapt
 fn resolve_env_refs(key: &str, text: &str) -> Result<String, AdapterError> {
     static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let pattern = PATTERN.get_or_init(|| {
-        regex::Regex::new(
-            r#"\{\{\s*env_var\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)\s*(?:\|\s*\w+\s*)?\}\}"#,
-        )
-        .expect("the env_var pattern is valid")
+        regex::Regex::new(r#"\{\{\s*env_var\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)\s*(?:\|\s*\w+\s*)?\}\}"#)
+            .expect("the env_var pattern is valid")
     });
     let mut out = String::with_capacity(text.len());
     let mut last = 0;

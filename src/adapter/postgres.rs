@@ -17,10 +17,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{
-    AdapterError, AdapterErrorKind, Connection, ExecResult, Interrupt, RelationType, Rows, Submit, Submitted,
-    resolve_setting,
-};
+use super::{AdapterError, AdapterErrorKind, Connection, ExecResult, Interrupt, RelationType, Rows, Submit, Submitted, resolve_setting};
 use crate::node::{Relation, TargetInfo};
 
 /// The runtime every PostgreSQL session of the process runs on: one worker thread does the
@@ -28,14 +25,7 @@ use crate::node::{Relation, TargetInfo};
 fn runtime() -> Result<&'static tokio::runtime::Runtime, AdapterError> {
     static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
     RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("orrery-pg")
-                .enable_all()
-                .build()
-                .ok()
-        })
+        .get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("orrery-pg").enable_all().build().ok())
         .as_ref()
         .ok_or_else(|| AdapterError::new(AdapterErrorKind::Connection, "cannot start the PostgreSQL network thread"))
 }
@@ -79,7 +69,10 @@ impl Settings {
         let seconds = |key: &str, default: Option<u64>| -> Result<Option<Duration>, AdapterError> {
             match get(&[key])? {
                 Some(text) => text.trim().parse::<u64>().map(|s| Some(Duration::from_secs(s))).map_err(|_| {
-                    AdapterError::new(AdapterErrorKind::Config, format!("target `{}`: `{key}` must be a whole number of seconds", target.name))
+                    AdapterError::new(
+                        AdapterErrorKind::Config,
+                        format!("target `{}`: `{key}` must be a whole number of seconds", target.name),
+                    )
                 }),
                 None => Ok(default.map(Duration::from_secs)),
             }
@@ -105,9 +98,7 @@ impl Settings {
             Some("disable") | Some("allow") => None,
             None | Some("") | Some("prefer") => Some((SslMode::Prefer, tls_config(false, None, &target.name)?)),
             Some("require") => Some((SslMode::Require, tls_config(false, None, &target.name)?)),
-            Some("verify-ca") | Some("verify-full") => {
-                Some((SslMode::Require, tls_config(true, root_cert.as_deref(), &target.name)?))
-            }
+            Some("verify-ca") | Some("verify-full") => Some((SslMode::Require, tls_config(true, root_cert.as_deref(), &target.name)?)),
             Some(other) => {
                 return Err(AdapterError::new(AdapterErrorKind::Config, format!("target `{}`: unknown sslmode `{other}`", target.name))
                     .with_help("use disable, allow, prefer, require, verify-ca or verify-full"));
@@ -268,14 +259,10 @@ fn to_json(text: Option<&str>, ty: &Type) -> Value {
     let Some(text) = text else { return Value::Null };
     match *ty {
         Type::BOOL => Value::Bool(text == "t"),
-        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => {
-            text.parse::<i64>().map_or_else(|_| Value::String(text.into()), Value::from)
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => text.parse::<i64>().map_or_else(|_| Value::String(text.into()), Value::from),
+        Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => {
+            text.parse::<f64>().ok().and_then(Number::from_f64).map_or_else(|| Value::String(text.into()), Value::Number)
         }
-        Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => text
-            .parse::<f64>()
-            .ok()
-            .and_then(Number::from_f64)
-            .map_or_else(|| Value::String(text.into()), Value::Number),
         Type::JSON | Type::JSONB => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into())),
         _ => Value::String(text.into()),
     }
@@ -303,9 +290,11 @@ impl Connection for PgConnection {
             literal(&relation.identifier)
         );
         let rows = self.query(&sql)?;
-        Ok(rows.rows.first().and_then(|r| r.first()).map(|is_view| {
-            if is_view.as_bool() == Some(true) { RelationType::View } else { RelationType::Table }
-        }))
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .map(|is_view| if is_view.as_bool() == Some(true) { RelationType::View } else { RelationType::Table }))
     }
 
     fn list_relations(&mut self) -> Result<Option<Vec<(Relation, RelationType)>>, AdapterError> {
@@ -477,10 +466,9 @@ fn tls_config(verify: bool, root_cert: Option<&str>, target: &str) -> Result<Mak
             use rustls_platform_verifier::ConfigVerifierExt as _;
             rustls::ClientConfig::with_platform_verifier().map_err(|e| bad(format!("cannot load the system's certificates: {e}")))?
         }
-        (false, _) => rustls::ClientConfig::builder()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate))
-            .with_no_client_auth(),
+        (false, _) => {
+            rustls::ClientConfig::builder().dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate)).with_no_client_auth()
+        }
     };
     Ok(MakeRustlsConnect::new(config))
 }

@@ -50,8 +50,7 @@ pub fn manifest_json(compiled: &Compiled) -> Value {
 
 /// Writes the manifest as compact JSON; nodes are serialized in parallel, in batches.
 fn write_json(out: &mut impl Write, compiled: &Compiled) -> std::io::Result<()> {
-    let created_at = chrono::DateTime::parse_from_rfc3339(&compiled.generated_at)
-        .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
+    let created_at = chrono::DateTime::parse_from_rfc3339(&compiled.generated_at).map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
     let ctx = &Context {
         compiled,
         created_at,
@@ -164,7 +163,6 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
     let spare = crate::replace::spare_for(&dir, "manifest.json");
     crate::replace::write_buffered(&path, Some(&spare), |out| write_json(out, compiled)).map_err(|e| fail(&e))
 }
-
 
 /// Every node and source id (and, in the child map, every id a node depends on) with its sorted, distinct
 /// neighbours, in id order: a JSON object as a `BTreeMap` of `BTreeSet`s would write it.
@@ -536,9 +534,7 @@ impl Serialize for NodeJson<'_> {
         let compiled_path = match kind {
             // dbt compile writes no file for snapshots.
             ResourceType::Snapshot => None,
-            _ if generic => {
-                Some(format!("{}/compiled/{}/{}/{}", compiled.target_path, n.package_name, n.original_file_path, n.path))
-            }
+            _ if generic => Some(format!("{}/compiled/{}/{}/{}", compiled.target_path, n.package_name, n.original_file_path, n.path)),
             _ => Some(format!("{}/compiled/{}/{}", compiled.target_path, n.package_name, n.original_file_path)),
         };
         m.serialize_entry("compiled_path", &compiled_path)?;
@@ -578,7 +574,8 @@ impl Serialize for SourceJson<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let s = self.s;
         let null = &Value::Null;
-        let freshness = json!({"warn_after": {"count": null, "period": null}, "error_after": {"count": null, "period": null}, "filter": null});
+        let freshness =
+            json!({"warn_after": {"count": null, "period": null}, "error_after": {"count": null, "period": null}, "filter": null});
         let mut m = ser.serialize_map(None)?;
         m.serialize_entry("database", &s.relation.database)?;
         m.serialize_entry("schema", &s.relation.schema)?;
@@ -752,7 +749,11 @@ mod tests {
                     depends_on_macros: serde_json::from_value(n["depends_on"]["macros"].clone()).unwrap_or_default(),
                     refs: n["refs"]
                         .as_array()
-                        .map(|rs| rs.iter().map(|r| RefCall { package: opt(&r["package"]), name: s(&r["name"]), version: opt(&r["version"]) }).collect())
+                        .map(|rs| {
+                            rs.iter()
+                                .map(|r| RefCall { package: opt(&r["package"]), name: s(&r["name"]), version: opt(&r["version"]) })
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     sources: serde_json::from_value(n["sources"].clone()).unwrap_or_default(),
                     version: opt(&n["version"]),
@@ -874,13 +875,57 @@ mod tests {
         let dbt = fixture("manifest.json");
         let ours = manifest_json(&compiled_from_dbt(&dbt));
         let fields = [
-            "database", "schema", "name", "resource_type", "package_name", "path", "original_file_path", "unique_id",
-            "fqn", "alias", "checksum", "tags", "description", "depends_on", "refs", "sources", "compiled_path",
-            "compiled", "compiled_code", "raw_code", "language", "relation_name", "test_metadata", "column_name",
-            "attached_node", "file_key_name", "version", "latest_version", "columns", "patch_path", "doc_blocks",
+            "database",
+            "schema",
+            "name",
+            "resource_type",
+            "package_name",
+            "path",
+            "original_file_path",
+            "unique_id",
+            "fqn",
+            "alias",
+            "checksum",
+            "tags",
+            "description",
+            "depends_on",
+            "refs",
+            "sources",
+            "compiled_path",
+            "compiled",
+            "compiled_code",
+            "raw_code",
+            "language",
+            "relation_name",
+            "test_metadata",
+            "column_name",
+            "attached_node",
+            "file_key_name",
+            "version",
+            "latest_version",
+            "columns",
+            "patch_path",
+            "doc_blocks",
         ];
-        let config_fields = ["materialized", "enabled", "tags", "schema", "alias", "severity", "where", "limit", "warn_if",
-            "error_if", "fail_calc", "on_schema_change", "unique_key", "strategy", "target_schema", "check_cols", "delimiter"];
+        let config_fields = [
+            "materialized",
+            "enabled",
+            "tags",
+            "schema",
+            "alias",
+            "severity",
+            "where",
+            "limit",
+            "warn_if",
+            "error_if",
+            "fail_calc",
+            "on_schema_change",
+            "unique_key",
+            "strategy",
+            "target_schema",
+            "check_cols",
+            "delimiter",
+        ];
         let mut diff = Vec::new();
         for (id, theirs) in dbt["nodes"].as_object().expect("nodes") {
             let node = &ours["nodes"][id];
@@ -917,8 +962,20 @@ mod tests {
         // Cosmos' manifest loader reads these per node (cosmos/dbt/graph.py, load_from_dbt_manifest).
         let ours = manifest_json(&compiled_from_dbt(&fixture("manifest.json")));
         for (id, node) in ours["nodes"].as_object().expect("nodes") {
-            for pointer in ["/unique_id", "/resource_type", "/depends_on/nodes", "/original_file_path", "/tags", "/config",
-                "/config/materialized", "/name", "/package_name", "/fqn", "/alias", "/schema"] {
+            for pointer in [
+                "/unique_id",
+                "/resource_type",
+                "/depends_on/nodes",
+                "/original_file_path",
+                "/tags",
+                "/config",
+                "/config/materialized",
+                "/name",
+                "/package_name",
+                "/fqn",
+                "/alias",
+                "/schema",
+            ] {
                 let found = node.pointer(pointer).is_some();
                 let seed_has_no_nodes = pointer == "/depends_on/nodes" && node["resource_type"] == "seed";
                 assert!(found || seed_has_no_nodes, "{id}{pointer}");

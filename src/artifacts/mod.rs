@@ -2,5 +2,5 @@
 
 pub mod compiled;
 pub mod manifest;
-pub mod run_results;
 pub mod remote;
+pub mod run_results;

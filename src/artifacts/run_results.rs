@@ -75,9 +75,7 @@ pub struct Invocation {
 
 /// The `DBT_ENV_CUSTOM_ENV_` variables dbt copies into artifact metadata, prefix removed.
 pub fn custom_env() -> BTreeMap<String, String> {
-    std::env::vars()
-        .filter_map(|(key, value)| key.strip_prefix("DBT_ENV_CUSTOM_ENV_").map(|k| (k.to_string(), value)))
-        .collect()
+    std::env::vars().filter_map(|(key, value)| key.strip_prefix("DBT_ENV_CUSTOM_ENV_").map(|k| (k.to_string(), value))).collect()
 }
 
 /// The run_results.json document.
@@ -115,8 +113,10 @@ pub fn merge(path: &Path, run_id: &str, invocation: &Invocation, results: &[Node
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(err) => {
-                return Err(Box::new(Diagnostic::error("artifacts::write", format!("cannot lock {}: {err}", lock_path.display()))
-                    .with_help("remove the .lock file if no orrery task is running")));
+                return Err(Box::new(
+                    Diagnostic::error("artifacts::write", format!("cannot lock {}: {err}", lock_path.display()))
+                        .with_help("remove the .lock file if no orrery task is running"),
+                ));
             }
         }
     };
@@ -150,8 +150,10 @@ impl Drop for LockFile {
 
 fn write_value(path: &Path, value: &Value) -> Result<(), Box<Diagnostic>> {
     let fail = |err: &dyn std::fmt::Display| {
-        Box::new(Diagnostic::error("artifacts::write", format!("cannot write {}: {err}", path.display()))
-            .with_help("check that the target folder is writable"))
+        Box::new(
+            Diagnostic::error("artifacts::write", format!("cannot write {}: {err}", path.display()))
+                .with_help("check that the target folder is writable"),
+        )
     };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;

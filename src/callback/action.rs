@@ -85,22 +85,14 @@ fn tarball(root: &Path, files: &[String]) -> Result<Vec<u8>, String> {
     let mut archive = tar::Builder::new(encoder);
     archive.mode(tar::HeaderMode::Deterministic);
     for relative in files {
-        archive
-            .append_path_with_name(root.join(relative), relative)
-            .map_err(|e| format!("cannot add {relative} to the tarball: {e}"))?;
+        archive.append_path_with_name(root.join(relative), relative).map_err(|e| format!("cannot add {relative} to the tarball: {e}"))?;
     }
     let encoder = archive.into_inner().map_err(|e| format!("cannot finish the tarball: {e}"))?;
     encoder.finish().map_err(|e| format!("cannot finish the tarball: {e}"))
 }
 
 /// `[callbacks.command]`: argv (never a shell), the context as JSON on stdin.
-pub fn command(
-    command: &Command,
-    name: &str,
-    context: &Value,
-    run: &RunInfo,
-    timeout: Duration,
-) -> Result<String, String> {
+pub fn command(command: &Command, name: &str, context: &Value, run: &RunInfo, timeout: Duration) -> Result<String, String> {
     let argv: Vec<String> = command.argv.iter().map(|a| render(a, context)).collect::<Result<_, _>>()?;
     let Some((program, args)) = argv.split_first() else { return Err("argv is empty".into()) };
     let mut process = Process::new(program_path(program, &run.workdir));
@@ -175,8 +167,7 @@ pub fn webhook(webhook: &Webhook, context: &Value, timeout: Duration) -> Result<
     for (key, value) in &webhook.headers {
         headers.push((key.clone(), render(value, context)?));
     }
-    let method = reqwest::Method::from_bytes(format!("{:?}", webhook.method).to_uppercase().as_bytes())
-        .map_err(|e| e.to_string())?;
+    let method = reqwest::Method::from_bytes(format!("{:?}", webhook.method).to_uppercase().as_bytes()).map_err(|e| e.to_string())?;
     store::install_crypto();
     let deadline = Instant::now() + timeout;
     let attempt_all = async {
@@ -226,11 +217,8 @@ pub fn log(log: &Log, context: &Value, run: &RunInfo) -> Result<String, String> 
             if let Some(parent) = full.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
             }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&full)
-                .map_err(|e| format!("cannot open {path}: {e}"))?;
+            let mut file =
+                std::fs::OpenOptions::new().create(true).append(true).open(&full).map_err(|e| format!("cannot open {path}: {e}"))?;
             // One write call per line, so lines from parallel callbacks never interleave.
             file.write_all(line.as_bytes()).map_err(|e| format!("cannot write {path}: {e}"))?;
             Ok(format!("logged to {path}"))
@@ -245,7 +233,14 @@ mod tests {
     #[test]
     fn the_target_folder_lists_artifacts_without_spares_or_temporary_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        for file in ["compiled/shop/models/a.sql", "manifest.json", "orrery/change_plan.json", "orrery/spare/manifest.json", "orrery/spare/plan.json", ".tmpAb12"] {
+        for file in [
+            "compiled/shop/models/a.sql",
+            "manifest.json",
+            "orrery/change_plan.json",
+            "orrery/spare/manifest.json",
+            "orrery/spare/plan.json",
+            ".tmpAb12",
+        ] {
             let path = dir.path().join(file);
             std::fs::create_dir_all(path.parent().expect("has a folder")).expect("mkdir");
             std::fs::write(&path, "x").expect("write");

@@ -74,10 +74,7 @@ impl RunInfo {
         map.insert("parent_block_uuid".into(), Value::Null);
         map.insert("pipeline_uuid".into(), self.pipeline.clone().into());
         map.insert("run_id".into(), self.run_id.clone().into());
-        map.insert(
-            "pipeline_run".into(),
-            json!({ "id": self.run_id, "pipeline_uuid": self.pipeline, "execution_date": run_date }),
-        );
+        map.insert("pipeline_run".into(), json!({ "id": self.run_id, "pipeline_uuid": self.pipeline, "execution_date": run_date }));
         map.insert("execution_date".into(), rfc3339(execution_date).into());
         map.insert("ds".into(), execution_date.format("%Y-%m-%d").to_string().into());
         map.insert("hr".into(), execution_date.format("%H").to_string().into());
@@ -166,10 +163,7 @@ impl RunInfo {
         map.insert("attempt".into(), 1.into());
         map.insert("error".into(), run.error.clone().map(|e| crate::secrets::scrub(&e)).into());
         map.insert("duration_ms".into(), run.duration_ms.into());
-        map.insert(
-            "run_results".into(),
-            json!({ "path": run.run_results_path, "counts": run.counts }),
-        );
+        map.insert("run_results".into(), json!({ "path": run.run_results_path, "counts": run.counts }));
         map
     }
 }

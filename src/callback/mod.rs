@@ -102,13 +102,7 @@ impl Dispatcher {
     /// Fires the node-scope callbacks in `names` that listen for the node's event. `inputs`
     /// gives a callback's `__input` (called only for `fetch_inputs`, with its `input_limit`).
     /// Returns the failure of a required callback, if one failed.
-    pub fn fire_node(
-        &self,
-        node_id: &str,
-        names: &[String],
-        outcome: &NodeOutcome,
-        inputs: &dyn Fn(u32) -> Value,
-    ) -> Option<String> {
+    pub fn fire_node(&self, node_id: &str, names: &[String], outcome: &NodeOutcome, inputs: &dyn Fn(u32) -> Value) -> Option<String> {
         let chosen: Vec<usize> = (0..self.callbacks.len())
             .filter(|&i| {
                 let c = &self.callbacks[i];

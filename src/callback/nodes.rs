@@ -47,19 +47,12 @@ struct Waiting {
 }
 
 impl<'a> NodeHooks<'a> {
-    pub fn new(
-        inner: &'a PlanRunner<'a>,
-        plan: &'a RunPlan,
-        phase: &'a Phase,
-        dispatcher: &'a Dispatcher,
-        behavior: TestBehavior,
-    ) -> Self {
+    pub fn new(inner: &'a PlanRunner<'a>, plan: &'a RunPlan, phase: &'a Phase, dispatcher: &'a Dispatcher, behavior: TestBehavior) -> Self {
         let n = phase.nodes.len();
         let mut tests_of = vec![Vec::new(); n];
         let mut parents_of = vec![Vec::new(); n];
         if behavior == TestBehavior::AfterEach {
-            let task_of: HashMap<&str, usize> =
-                phase.nodes.iter().enumerate().map(|(t, &i)| (plan.nodes[i].id.as_str(), t)).collect();
+            let task_of: HashMap<&str, usize> = phase.nodes.iter().enumerate().map(|(t, &i)| (plan.nodes[i].id.as_str(), t)).collect();
             for (t, &i) in phase.nodes.iter().enumerate() {
                 let node = &plan.nodes[i];
                 if node.resource_type != "test" {

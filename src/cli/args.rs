@@ -122,9 +122,7 @@ pub enum Command {
         auto_approve: bool,
     },
     /// Print a saved plan as `plan` printed it.
-    Show {
-        plan: PathBuf,
-    },
+    Show { plan: PathBuf },
     /// Look at or repair the applied state.
     State {
         #[command(subcommand)]

@@ -58,12 +58,7 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
         (Some(state), true) => missing_in_warehouse(&plan, state, &places.target_dir)?,
         _ => HashSet::new(),
     };
-    let options = ChangeOptions {
-        replace: args.replace.to_vec(),
-        destroy: args.destroy,
-        project_ids,
-        missing,
-    };
+    let options = ChangeOptions { replace: args.replace.to_vec(), destroy: args.destroy, project_ids, missing };
     let change = change::change_plan(plan, state.as_ref(), &options);
     // The change plan sits with the compile's artifacts, and goes where they are copied.
     change.write(&places.target_dir.join("orrery/change_plan.json"))?;
@@ -199,8 +194,10 @@ fn is_url(path: &Path) -> bool {
 fn plan_location(path: &Path) -> Result<(crate::store::Location, String), Diagnostic> {
     let text = path.to_string_lossy();
     let (dir, name) = text.rsplit_once('/').unwrap_or(("", &text));
-    let location = crate::store::open(dir, &crate::spec::StoreOptions::new())
-        .map_err(|e| Diagnostic::error("plan::remote", format!("plan {text}: {}", e.0)).with_help("credentials and endpoints come from the environment (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, …)"))?;
+    let location = crate::store::open(dir, &crate::spec::StoreOptions::new()).map_err(|e| {
+        Diagnostic::error("plan::remote", format!("plan {text}: {}", e.0))
+            .with_help("credentials and endpoints come from the environment (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, …)")
+    })?;
     Ok((location, name.to_string()))
 }
 
@@ -265,7 +262,10 @@ pub fn show(global: &Global, path: &Path) -> i32 {
             match global.format {
                 Format::Human => say!(
                     "A run plan of `{}` on target `{}`: {} nodes, {} statements.",
-                    plan.pipeline, plan.target.name, plan.summary.nodes, plan.summary.statements
+                    plan.pipeline,
+                    plan.target.name,
+                    plan.summary.nodes,
+                    plan.summary.statements
                 ),
                 Format::Json => print_json(&serde_json::to_value(&plan.summary).unwrap_or_default()),
             }
@@ -290,8 +290,9 @@ pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_a
                 (plan, places)
             }
             Ok(_) => {
-                let diagnostic = Diagnostic::error("apply::not_a_change_plan", format!("{} is a run plan, not a change plan", path.display()))
-                    .with_help("make a change plan with `orrery plan -o PLAN`, or run this one with `orrery run --plan`");
+                let diagnostic =
+                    Diagnostic::error("apply::not_a_change_plan", format!("{} is a run plan, not a change plan", path.display()))
+                        .with_help("make a change plan with `orrery plan -o PLAN`, or run this one with `orrery run --plan`");
                 return fail(global.format, &diagnostic.into());
             }
             Err(diagnostic) => return fail(global.format, &diagnostic.into()),
@@ -407,7 +408,15 @@ pub fn state(global: &Global, command: &StateCommand) -> i32 {
                 (None, _) => say!("No state yet at {}.", store.location),
             }
             if let Some(lock) = store.lock_info() {
-                say!("locked: {} by {} (pid {} on {}) for `{}` since {}", lock.id, lock.who, lock.pid, lock.host, lock.operation, lock.when);
+                say!(
+                    "locked: {} by {} (pid {} on {}) for `{}` since {}",
+                    lock.id,
+                    lock.who,
+                    lock.pid,
+                    lock.host,
+                    lock.operation,
+                    lock.when
+                );
             }
             EXIT_OK
         }

@@ -7,12 +7,12 @@ use std::time::Duration;
 use super::args::{Format, Global, Selection};
 use super::output::{EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail, print_diagnostics, print_json};
 use super::session::{self, Build};
+use crate::callback::{self, Dispatcher, NodeHooks, Report, RunCounts, RunInfo, RunOutcome};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::exec::plan_run::{PlanRunner, TestBehavior, phases};
-use crate::callback::{self, Dispatcher, NodeHooks, Report, RunCounts, RunInfo, RunOutcome};
 use crate::exec::{CancelToken, Event as ExecEvent, Options, RunReport, Status};
-use crate::spec::Event;
 use crate::plan::{PlanOptions, RunPlan};
+use crate::spec::Event;
 use crate::{adapter, artifacts, plan};
 
 pub(super) fn target_dir(build: &Build) -> PathBuf {
@@ -263,7 +263,8 @@ pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> 
     };
     let held = if one_node {
         // Tasks of one scheduled run go in parallel: each takes the lock only to record.
-        state_store(&plan).map(|store| (None, store.map(|s| crate::state::Recorder::per_node(s, global.lock_timeout, &plan.pipeline, &plan.target.name))))
+        state_store(&plan)
+            .map(|store| (None, store.map(|s| crate::state::Recorder::per_node(s, global.lock_timeout, &plan.pipeline, &plan.target.name))))
     } else {
         record_into_state(&plan, "run", global.lock_timeout)
     };
@@ -545,7 +546,8 @@ pub(super) fn execute_plan(
     // With --node the scheduler's last task (`run --finish`) fires the run's callbacks, once.
     let pipeline_failure = if run_options.node.is_some() { None } else { dispatcher.fire_pipeline(&outcome) };
     dispatcher.wait();
-    let remote = artifacts::remote::upload_run(&plan.artifacts, &dispatcher.run().run_context(), &places.target_dir, &dispatcher.run().run_id);
+    let remote =
+        artifacts::remote::upload_run(&plan.artifacts, &dispatcher.run().run_context(), &places.target_dir, &dispatcher.run().run_id);
     match remote {
         Ok(Some(message)) => printer.note(&message),
         Ok(None) => {}
@@ -590,9 +592,10 @@ fn dispatcher(global: &Global, plan: &RunPlan, run: RunInfo) -> Result<Dispatche
 }
 
 fn first_error(plan: &RunPlan, results: &[NodeOutcome]) -> Option<String> {
-    results.iter().find(|r| matches!(r.result.status, Status::Error | Status::Cancelled)).map(|r| {
-        format!("{}: {}", plan.nodes[r.node].id, r.result.message.as_deref().unwrap_or("failed"))
-    })
+    results
+        .iter()
+        .find(|r| matches!(r.result.status, Status::Error | Status::Cancelled))
+        .map(|r| format!("{}: {}", plan.nodes[r.node].id, r.result.message.as_deref().unwrap_or("failed")))
 }
 
 fn run_counts(results: &[NodeOutcome]) -> RunCounts {

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 
 use super::args::{Global, Selection};
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
-use crate::graph::{Graph, SelectorArg, Selection as Selected};
+use crate::graph::{Graph, Selection as Selected, SelectorArg};
 use crate::node::Compiled;
 use crate::spec::{LoadedPipeline, Spanned};
 use crate::{project, render, spec};

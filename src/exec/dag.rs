@@ -187,10 +187,7 @@ mod tests {
     fn reports_cycles_with_their_members() {
         let tasks = vec![Task::new("a", [2]), Task::new("b", [0]), Task::new("c", [1]), Task::new("d", [])];
         assert_eq!(messages(Dag::new(tasks)), ["exec::cycle: tasks depend on each other in a cycle: a -> b -> c -> a"]);
-        assert_eq!(
-            messages(Dag::new(vec![Task::new("self", [0])])),
-            ["exec::cycle: tasks depend on each other in a cycle: self -> self"]
-        );
+        assert_eq!(messages(Dag::new(vec![Task::new("self", [0])])), ["exec::cycle: tasks depend on each other in a cycle: self -> self"]);
     }
 
     #[test]

@@ -7,13 +7,23 @@ use serde::Serialize;
 /// What a runner replies for one attempt of a task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Success { rows_affected: Option<u64>, message: Option<String> },
+    Success {
+        rows_affected: Option<u64>,
+        message: Option<String>,
+    },
     /// Done, with something the user should see (a test with `severity: warn`); children go on.
-    Warn { rows_affected: Option<u64>, message: String },
+    Warn {
+        rows_affected: Option<u64>,
+        message: String,
+    },
     /// Retried while attempts are left; then the task's descendants are skipped.
-    Failure { message: String },
+    Failure {
+        message: String,
+    },
     /// The runner stopped because its token was cancelled (or for its own reasons).
-    Cancelled { message: Option<String> },
+    Cancelled {
+        message: Option<String>,
+    },
 }
 
 /// A task's final state.
@@ -51,9 +61,18 @@ pub enum SkipCause {
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum Event {
     /// An attempt begins (every attempt, the first included).
-    Started { task: usize, attempt: u32, at: SystemTime },
+    Started {
+        task: usize,
+        attempt: u32,
+        at: SystemTime,
+    },
     /// `attempt` failed with `message`; the next one starts after `delay` unless cancelled.
-    Retrying { task: usize, attempt: u32, delay: Duration, message: String },
+    Retrying {
+        task: usize,
+        attempt: u32,
+        delay: Duration,
+        message: String,
+    },
     Finished {
         task: usize,
         status: Status,
@@ -64,16 +83,18 @@ pub enum Event {
         message: Option<String>,
         rows_affected: Option<u64>,
     },
-    Skipped { task: usize, because: SkipCause },
+    Skipped {
+        task: usize,
+        because: SkipCause,
+    },
 }
 
 impl Event {
     pub fn task(&self) -> usize {
         match self {
-            Event::Started { task, .. }
-            | Event::Retrying { task, .. }
-            | Event::Finished { task, .. }
-            | Event::Skipped { task, .. } => *task,
+            Event::Started { task, .. } | Event::Retrying { task, .. } | Event::Finished { task, .. } | Event::Skipped { task, .. } => {
+                *task
+            }
         }
     }
 

@@ -4,9 +4,9 @@
 //! Progress output, callbacks and state are subscribers to the [`Event`] channel.
 
 mod cancel;
-pub mod plan_run;
 mod dag;
 mod event;
+pub mod plan_run;
 mod scheduler;
 #[cfg(test)]
 mod tests;

@@ -45,19 +45,15 @@ pub fn phases(plan: &RunPlan, behavior: TestBehavior) -> Result<Vec<Phase>, Diag
     match behavior {
         TestBehavior::AfterEach => Ok(vec![phase(plan, |_| true, true)?]),
         TestBehavior::None => Ok(vec![phase(plan, |n| !is_test(n), false)?]),
-        TestBehavior::AfterAll => {
-            Ok(vec![phase(plan, |n| !is_test(n), false)?, phase(plan, is_test, false)?])
-        }
+        TestBehavior::AfterAll => Ok(vec![phase(plan, |n| !is_test(n), false)?, phase(plan, is_test, false)?]),
     }
 }
 
 fn phase(plan: &RunPlan, keep: impl Fn(&PlanNode) -> bool, gate_children: bool) -> Result<Phase, Diagnostics> {
     let nodes: Vec<usize> = (0..plan.nodes.len()).filter(|&i| keep(&plan.nodes[i])).collect();
     let task_of: HashMap<&str, usize> = nodes.iter().enumerate().map(|(t, &i)| (plan.nodes[i].id.as_str(), t)).collect();
-    let mut deps: Vec<Vec<usize>> = nodes
-        .iter()
-        .map(|&i| plan.nodes[i].depends_on.iter().filter_map(|d| task_of.get(d.as_str()).copied()).collect())
-        .collect();
+    let mut deps: Vec<Vec<usize>> =
+        nodes.iter().map(|&i| plan.nodes[i].depends_on.iter().filter_map(|d| task_of.get(d.as_str()).copied()).collect()).collect();
     if gate_children {
         add_test_gates(plan, &nodes, &mut deps);
     }
@@ -243,9 +239,8 @@ impl<'a> PlanRunner<'a> {
 
     /// The statement list DESIGN.md's plan describes: by what exists in the warehouse.
     fn choose_statements<'n>(&self, node: &'n PlanNode, conn: &mut dyn Connection) -> Result<Vec<&'n String>, AdapterError> {
-        let needs_lookup = node.statements_incremental.is_some()
-            || node.statements_other_type.is_some()
-            || node.statements_create.is_some();
+        let needs_lookup =
+            node.statements_incremental.is_some() || node.statements_other_type.is_some() || node.statements_create.is_some();
         if !needs_lookup {
             return Ok(node.statements.iter().collect());
         }

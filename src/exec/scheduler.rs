@@ -351,17 +351,20 @@ impl Run<'_> {
                 Outcome::Failure { message } => break (Status::Error, Some(message), None),
             }
         };
-        self.settled(task, TaskResult {
-            status,
-            attempts: attempt,
-            started_at: Some(started_at),
-            completed_at: Some(SystemTime::now()),
-            duration: start.elapsed(),
-            message,
-            rows_affected,
-            worker: Some(worker),
-            skipped_because: None,
-        })
+        self.settled(
+            task,
+            TaskResult {
+                status,
+                attempts: attempt,
+                started_at: Some(started_at),
+                completed_at: Some(SystemTime::now()),
+                duration: start.elapsed(),
+                message,
+                rows_affected,
+                worker: Some(worker),
+                skipped_because: None,
+            },
+        )
     }
 
     /// A task's final result after the runner settled it.
@@ -502,17 +505,20 @@ impl Run<'_> {
     /// Ends a deferred task: its result settled by the runner, then recorded as in blocking mode.
     fn settle_flight(&self, task: usize, status: Status, message: Option<String>, rows_affected: Option<u64>, worker: usize) {
         let Some(flight) = self.lock().flights.remove(&task) else { return };
-        let result = self.settled(task, TaskResult {
-            status,
-            attempts: flight.attempt,
-            started_at: Some(flight.started_at),
-            completed_at: Some(SystemTime::now()),
-            duration: flight.start.elapsed(),
-            message,
-            rows_affected,
-            worker: Some(worker),
-            skipped_because: None,
-        });
+        let result = self.settled(
+            task,
+            TaskResult {
+                status,
+                attempts: flight.attempt,
+                started_at: Some(flight.started_at),
+                completed_at: Some(SystemTime::now()),
+                duration: flight.start.elapsed(),
+                message,
+                rows_affected,
+                worker: Some(worker),
+                skipped_because: None,
+            },
+        );
         let mut sched = self.lock();
         if self.finish(&mut sched, task, result) {
             drop(sched);

@@ -358,9 +358,8 @@ fn deferred_tasks_hold_no_worker_and_respect_max_in_flight() {
 fn deferred_retries_timeouts_fail_fast_and_cancel_behave_as_blocking() {
     use Status::*;
     // Retries with the same attempts, delays and messages.
-    let runner = Deferred::new(|task, attempt, _: &CancelToken| {
-        if task == 0 && attempt == 3 { ok() } else { fail(&format!("attempt {attempt}")) }
-    });
+    let runner =
+        Deferred::new(|task, attempt, _: &CancelToken| if task == 0 && attempt == 3 { ok() } else { fail(&format!("attempt {attempt}")) });
     let options = Options { retries: 2, ..deferred(1, 8) };
     let (report, events) = run(vec![Task::new("flaky", []), Task::new("broken", [])], &options, &runner, &CancelToken::new());
     assert_eq!(statuses(&report), [Success, Error]);

@@ -21,15 +21,9 @@ pub fn dag_file(plan: &RunPlan, settings: &AirflowExport, plan_file: &str) -> St
         "max_active_tasks": if one_writer { Value::from(1) } else { Value::Null },
     });
     let config = serde_json::to_string_pretty(&config).unwrap_or_default();
-    let writer_note = if one_writer {
-        "# DuckDB allows one writer at a time: this DAG runs its tasks one at a time (max_active_tasks=1).\n"
-    } else {
-        ""
-    };
-    TEMPLATE
-        .replace("@@PIPELINE@@", &plan.pipeline)
-        .replace("@@WRITER_NOTE@@", writer_note)
-        .replace("@@CONFIG@@", &python_literal(&config))
+    let writer_note =
+        if one_writer { "# DuckDB allows one writer at a time: this DAG runs its tasks one at a time (max_active_tasks=1).\n" } else { "" };
+    TEMPLATE.replace("@@PIPELINE@@", &plan.pipeline).replace("@@WRITER_NOTE@@", writer_note).replace("@@CONFIG@@", &python_literal(&config))
 }
 
 /// JSON text as a Python string literal (`json.loads` reads it back).

@@ -230,8 +230,7 @@ impl<'a> Graph<'a> {
     /// Vertices reachable from `seeds` in `dir`, at most `depth` steps (all when `None`).
     fn reach(&self, seeds: &[bool], dir: Direction, depth: Option<usize>) -> Vec<bool> {
         let mut reached = vec![false; self.len()];
-        let mut frontier: Vec<NodeIndex> =
-            (0..seeds.len()).filter(|&i| seeds[i]).map(NodeIndex::new).collect();
+        let mut frontier: Vec<NodeIndex> = (0..seeds.len()).filter(|&i| seeds[i]).map(NodeIndex::new).collect();
         let mut level = 0;
         while !frontier.is_empty() && depth.is_none_or(|d| level < d) {
             let mut next = Vec::new();
@@ -328,8 +327,7 @@ impl<'a> Unvalidated<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "check the ref() and source() calls of this node".to_string(),
                 };
-                error("graph::unknown_dependency", format!("`{}` depends on `{dep}`, which does not exist", node.unique_id))
-                    .with_help(help)
+                error("graph::unknown_dependency", format!("`{}` depends on `{dep}`, which does not exist", node.unique_id)).with_help(help)
             };
             self.problems.push(locate(self.compiled, diagnostic, Member::Node(node)));
         }
@@ -393,8 +391,7 @@ impl<'a> Unvalidated<'a> {
             let r = &node.relation;
             let relation = (r.database.as_deref(), r.schema.as_str(), r.identifier.as_str());
             if let Some(first) = relations.get(&relation) {
-                let message =
-                    format!("`{}` and `{}` both build the relation {}", first.unique_id, node.unique_id, relation_name(node));
+                let message = format!("`{}` and `{}` both build the relation {}", first.unique_id, node.unique_id, relation_name(node));
                 problems.push(
                     locate(self.compiled, error("graph::duplicate", message), Member::Node(node))
                         .with_help("give one of them another `alias` or `schema`")
@@ -474,10 +471,8 @@ impl<'a> Unvalidated<'a> {
 
 /// Kahn's algorithm taking the smallest ready index (= unique_id) first.
 fn stable_topo<N>(dag: &DiGraph<N, ()>) -> Vec<NodeIndex> {
-    let mut in_degree: Vec<usize> =
-        dag.node_indices().map(|ix| dag.neighbors_directed(ix, Direction::Incoming).count()).collect();
-    let mut ready: BinaryHeap<Reverse<NodeIndex>> =
-        dag.node_indices().filter(|ix| in_degree[ix.index()] == 0).map(Reverse).collect();
+    let mut in_degree: Vec<usize> = dag.node_indices().map(|ix| dag.neighbors_directed(ix, Direction::Incoming).count()).collect();
+    let mut ready: BinaryHeap<Reverse<NodeIndex>> = dag.node_indices().filter(|ix| in_degree[ix.index()] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(dag.node_count());
     while let Some(Reverse(ix)) = ready.pop() {
         order.push(ix);

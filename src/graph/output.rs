@@ -46,20 +46,10 @@ impl<'a> Graph<'a> {
                 ResourceType::Model if member.materialized() == Some("ephemeral") => ("box", ", style=dotted"),
                 ResourceType::Model => ("box", ""),
             };
-            let _ = writeln!(
-                out,
-                "  {} [label={}, shape={shape}{style}];",
-                dot_quote(member.unique_id()),
-                dot_quote(&member.label())
-            );
+            let _ = writeln!(out, "  {} [label={}, shape={shape}{style}];", dot_quote(member.unique_id()), dot_quote(&member.label()));
         }
         for (from, to) in edges {
-            let _ = writeln!(
-                out,
-                "  {} -> {};",
-                dot_quote(self.dag[order[from]].unique_id()),
-                dot_quote(self.dag[order[to]].unique_id())
-            );
+            let _ = writeln!(out, "  {} -> {};", dot_quote(self.dag[order[from]].unique_id()), dot_quote(self.dag[order[to]].unique_id()));
         }
         out.push_str("}\n");
         out
@@ -104,10 +94,8 @@ impl<'a> Graph<'a> {
                 })
             })
             .collect();
-        let edges: Vec<Value> = edges
-            .into_iter()
-            .map(|(from, to)| json!([self.dag[order[from]].unique_id(), self.dag[order[to]].unique_id()]))
-            .collect();
+        let edges: Vec<Value> =
+            edges.into_iter().map(|(from, to)| json!([self.dag[order[from]].unique_id(), self.dag[order[to]].unique_id()])).collect();
         json!({ "nodes": nodes, "edges": edges })
     }
 }

@@ -72,9 +72,7 @@ impl<'a> Graph<'a> {
                     };
                     let help = match suggestion {
                         Some(name) => format!("did you mean `{name}`?"),
-                        None if item.criteria.len() > 1 => {
-                            "each part of `a,b` may match, but no node matches all of them".to_string()
-                        }
+                        None if item.criteria.len() > 1 => "each part of `a,b` may match, but no node matches all of them".to_string(),
                         None => "check the spelling; `orrery graph` lists what can be selected".to_string(),
                     };
                     problems.push(item.arg.locate(

@@ -170,12 +170,16 @@ pub(crate) fn parse_criterion(raw: &str) -> Parsed<Criterion> {
         rest = value;
     }
     if childrens_parents && children.is_some() {
-        return Err(Box::new(invalid(raw, "the `@` prefix and a `+` suffix cannot be combined")
-            .with_help("`@name` already selects every descendant of `name` and their parents")));
+        return Err(Box::new(
+            invalid(raw, "the `@` prefix and a `+` suffix cannot be combined")
+                .with_help("`@name` already selects every descendant of `name` and their parents"),
+        ));
     }
     if childrens_parents && parents.is_some() {
-        return Err(Box::new(invalid(raw, "the `@` prefix and a `+` prefix cannot be combined")
-            .with_help("`@name` already selects the parents of every descendant of `name`")));
+        return Err(Box::new(
+            invalid(raw, "the `@` prefix and a `+` prefix cannot be combined")
+                .with_help("`@name` already selects the parents of every descendant of `name`"),
+        ));
     }
 
     let (method, value) = match rest.split_once(':') {
@@ -261,26 +265,27 @@ fn parse_method(raw: &str, method: &str, value: &str) -> Parsed<Method> {
         "test_type" => match value {
             "generic" | "schema" | "singular" | "data" | "unit" => Method::TestType,
             other => {
-                return Err(Box::new(invalid(raw, format!("`{other}` is not a test type"))
-                    .with_help("one of: generic, singular, unit, data")));
+                return Err(Box::new(
+                    invalid(raw, format!("`{other}` is not a test type")).with_help("one of: generic, singular, unit, data"),
+                ));
             }
         },
         "version" => match value {
             "latest" | "prerelease" | "old" | "none" => Method::Version,
             other => {
-                return Err(Box::new(invalid(raw, format!("`{other}` is not a version selector"))
-                    .with_help("one of: latest, prerelease, old, none")));
+                return Err(Box::new(
+                    invalid(raw, format!("`{other}` is not a version selector")).with_help("one of: latest, prerelease, old, none"),
+                ));
             }
         },
         "group" => Method::Group,
         "access" => Method::Access,
         "exposure" | "metric" | "semantic_model" | "saved_query" | "unit_test" => Method::Nothing,
         "state" | "result" | "source_status" | "selector" => {
-            return Err(Box::new(Diagnostic::error(
-                "graph::unsupported_selector",
-                format!("`{name}:` selectors are not supported by orrery (in `{raw}`)"),
-            )
-            .with_help("orrery keeps no previous manifest or run results to compare against; select by name, tag or path")));
+            return Err(Box::new(
+                Diagnostic::error("graph::unsupported_selector", format!("`{name}:` selectors are not supported by orrery (in `{raw}`)"))
+                    .with_help("orrery keeps no previous manifest or run results to compare against; select by name, tag or path"),
+            ));
         }
         other => {
             let help = match did_you_mean(other, METHODS.iter().copied()) {
@@ -358,11 +363,9 @@ impl Criterion {
                 None => false,
             },
             Method::Version => member.node().is_some_and(|n| version_selected(n.version.as_deref(), n.latest_version.as_deref(), value)),
-            Method::Group => member
-                .node()
-                .and_then(|n| n.config.extra.get("group"))
-                .and_then(Value::as_str)
-                .is_some_and(|g| fnmatch(g, value)),
+            Method::Group => {
+                member.node().and_then(|n| n.config.extra.get("group")).and_then(Value::as_str).is_some_and(|g| fnmatch(g, value))
+            }
             Method::Access => member
                 .node()
                 .filter(|n| n.resource_type == ResourceType::Model)
@@ -398,8 +401,7 @@ fn fqn_selected(fqn: &[String], pattern: &FqnPattern, versioned: bool) -> bool {
     for (i, part) in pattern.parts.iter().enumerate() {
         if pattern.wildcard_at == Some(i) {
             let dotted = fqn.join(".");
-            return fnmatch(after_dots(&dotted, i), after_dots(selector, i))
-                || (pattern.parts.len() == 1 && fnmatch(leaf, selector));
+            return fnmatch(after_dots(&dotted, i), after_dots(selector, i)) || (pattern.parts.len() == 1 && fnmatch(leaf, selector));
         }
         if flat.next() != Some(part.as_str()) {
             return false;

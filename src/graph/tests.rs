@@ -17,7 +17,8 @@ fn node(id: &str, deps: &[&str], tags: &[&str], path: &str, materialized: &str) 
         other => panic!("no resource type {other}"),
     };
     let name = parts[2].to_string();
-    let dirs: Vec<String> = path.split('/').skip(1).collect::<Vec<_>>().split_last().map_or(vec![], |(_, d)| d.iter().map(|s| s.to_string()).collect());
+    let dirs: Vec<String> =
+        path.split('/').skip(1).collect::<Vec<_>>().split_last().map_or(vec![], |(_, d)| d.iter().map(|s| s.to_string()).collect());
     let mut fqn = vec![parts[1].to_string()];
     fqn.extend(dirs);
     fqn.push(name.clone());
@@ -111,10 +112,8 @@ fn shop() -> Compiled {
     customers.config_mut().unique_key = Some(json!("customer_id"));
     let mut legacy = node("model.shop.legacy_orders", &["model.shop.orders"], &[], "models/legacy/legacy_orders.sql", "view");
     legacy.config_mut().enabled = false;
-    let mut not_null = generic(
-        node("test.shop.not_null_orders_order_id", &["model.shop.orders"], &[], "models/marts/schema.yml", "test"),
-        "not_null",
-    );
+    let mut not_null =
+        generic(node("test.shop.not_null_orders_order_id", &["model.shop.orders"], &[], "models/marts/schema.yml", "test"), "not_null");
     not_null.config_mut().severity = Some("warn".into());
     compiled(
         vec![
@@ -199,19 +198,13 @@ fn graph_operators_follow_edges_with_depths() {
         pick(&c, &["+stg_customers"], &[]),
         ["countries", "raw.customers", "relationships_orders_customer_id__customer_id__ref_stg_customers_", "stg_customers"]
     );
-    assert_eq!(
-        pick(&c, &["stg_orders+"], &[]),
-        with(&["customers", "int_order_items", "orders", "revenue", "stg_orders"], &ORDERS_TESTS)
-    );
+    assert_eq!(pick(&c, &["stg_orders+"], &[]), with(&["customers", "int_order_items", "orders", "revenue", "stg_orders"], &ORDERS_TESTS));
     assert_eq!(pick(&c, &["stg_orders+1"], &[]), with(&["int_order_items", "orders", "stg_orders"], &ORDERS_TESTS));
     assert_eq!(pick(&c, &["int_order_items+0"], &[]), ["int_order_items"]);
     assert_eq!(pick(&c, &["1+orders"], &[]), with(&["int_order_items", "orders", "stg_customers", "stg_orders"], &ORDERS_TESTS));
     assert_eq!(
         pick(&c, &["2+orders"], &[]),
-        with(
-            &["countries", "int_order_items", "orders", "raw.customers", "raw.orders", "stg_customers", "stg_orders"],
-            &ORDERS_TESTS
-        )
+        with(&["countries", "int_order_items", "orders", "raw.customers", "raw.orders", "stg_customers", "stg_orders"], &ORDERS_TESTS)
     );
 }
 
@@ -241,7 +234,10 @@ fn at_selects_descendants_and_their_parents() {
 #[test]
 fn methods_select_by_tag_path_file_config_and_type() {
     let c = shop();
-    assert_eq!(pick(&c, &["tag:staging"], &[]), ["relationships_orders_customer_id__customer_id__ref_stg_customers_", "stg_customers", "stg_orders"]);
+    assert_eq!(
+        pick(&c, &["tag:staging"], &[]),
+        ["relationships_orders_customer_id__customer_id__ref_stg_customers_", "stg_customers", "stg_orders"]
+    );
     assert_eq!(pick(&c, &["tag:raw_*"], &[]), ["raw.orders"]);
     assert_eq!(pick(&c, &["path:models/staging"], &[]), pick(&c, &["path:models/staging/"], &[]));
     assert_eq!(
@@ -254,7 +250,10 @@ fn methods_select_by_tag_path_file_config_and_type() {
     assert_eq!(pick(&c, &["countries.csv"], &[]), ["countries"]);
     assert_eq!(pick(&c, &["config.materialized:incremental"], &[]), ["customers"]);
     assert_eq!(pick(&c, &["config.meta.owner:ana"], &[]), with(&["orders"], &ORDERS_TESTS));
-    assert_eq!(pick(&c, &["config.tags:pii"], &[]), ["customers", "relationships_orders_customer_id__customer_id__ref_stg_customers_", "stg_customers"]);
+    assert_eq!(
+        pick(&c, &["config.tags:pii"], &[]),
+        ["customers", "relationships_orders_customer_id__customer_id__ref_stg_customers_", "stg_customers"]
+    );
     assert_eq!(pick(&c, &["config.severity:WARN"], &[]), ["not_null_orders_order_id"]);
     assert_eq!(pick(&c, &["config.unique_key:customer_id"], &[]), ["customers"]);
     assert_eq!(pick(&c, &["config.enabled:true,resource_type:seed"], &[]), ["countries"]);
@@ -280,7 +279,10 @@ fn sources_are_selectable_with_graph_operators() {
 fn fqn_package_and_wildcards() {
     let c = shop();
     assert_eq!(pick(&c, &["fqn:shop.staging.*"], &[]), pick(&c, &["staging"], &[]));
-    assert_eq!(pick(&c, &["staging"], &[]), ["relationships_orders_customer_id__customer_id__ref_stg_customers_", "stg_customers", "stg_orders"]);
+    assert_eq!(
+        pick(&c, &["staging"], &[]),
+        ["relationships_orders_customer_id__customer_id__ref_stg_customers_", "stg_customers", "stg_orders"]
+    );
     assert_eq!(pick(&c, &["stg_*"], &[]), pick(&c, &["staging"], &[]));
     assert_eq!(pick(&c, &["shop.marts.int_order_items"], &[]), ["int_order_items"]);
     assert_eq!(pick(&c, &["package:this"], &[]), pick(&c, &["package:shop"], &[]));
@@ -294,10 +296,7 @@ fn unions_intersections_and_exclusion() {
     assert_eq!(pick(&c, &["stg_orders", "countries"], &[]), ["countries", "stg_orders"]);
     assert_eq!(pick(&c, &["tag:nightly,tag:pii"], &[]), ["customers", "relationships_orders_customer_id__customer_id__ref_stg_customers_"]);
     assert_eq!(pick(&c, &["+customers,resource_type:seed"], &[]), ["countries"]);
-    assert_eq!(
-        pick(&c, &["tag:nightly"], &["customers"]),
-        with(&["orders"], &ORDERS_TESTS)
-    );
+    assert_eq!(pick(&c, &["tag:nightly"], &["customers"]), with(&["orders"], &ORDERS_TESTS));
     assert_eq!(pick(&c, &["tag:staging tag:nightly"], &["path:models/marts", "test_type:singular"]), ["stg_customers", "stg_orders"]);
 }
 
@@ -317,13 +316,10 @@ fn no_include_selects_everything_enabled_including_sources() {
     assert_eq!(everything.len(), 13);
     assert!(everything.contains(&"raw.orders".to_string()));
     assert!(!everything.contains(&"legacy_orders".to_string()));
-    assert_eq!(pick(&c, &[], &["tag:nightly", "source:*", "resource_type:test", "revenue"]), [
-        "countries",
-        "customers_snapshot",
-        "int_order_items",
-        "stg_customers",
-        "stg_orders"
-    ]);
+    assert_eq!(
+        pick(&c, &[], &["tag:nightly", "source:*", "resource_type:test", "revenue"]),
+        ["countries", "customers_snapshot", "int_order_items", "stg_customers", "stg_orders"]
+    );
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
 use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{PlanKind, PlanNode, RunPlan};
 use crate::node::Relation;
@@ -151,10 +151,7 @@ pub fn render_human(plan: &RunPlan) -> String {
     let counts = plan.summary.actions.unwrap_or_else(|| count_actions(&plan.nodes));
     let mut out = String::new();
     if counts.changes() == 0 {
-        out.push_str(&format!(
-            "No changes. The warehouse matches the project ({} nodes unchanged).\n",
-            counts.unchanged
-        ));
+        out.push_str(&format!("No changes. The warehouse matches the project ({} nodes unchanged).\n", counts.unchanged));
         return out;
     }
     out.push_str(&format!("orrery will perform these actions on target `{}`:\n\n", plan.target.name));

@@ -130,7 +130,6 @@ pub(super) fn test(node: &Node) -> String {
     around(&head, sql, &format!("{limit}\n    ) dbt_internal_test"))
 }
 
-
 /// What a dialect writes; [`statements`] picks by resource type and materialization.
 pub(super) trait Dialect {
     /// A view model: replace, other type, first build.
@@ -231,8 +230,12 @@ impl<'a> Snapshot<'a> {
             "timestamp" => {
                 let Some(updated_at) = node.config.updated_at.clone() else {
                     diagnostics.push(
-                        error_at(node, "plan::snapshot_updated_at", format!("{}: the timestamp strategy needs `updated_at`", node.unique_id))
-                            .with_help("set updated_at to the column that records changes"),
+                        error_at(
+                            node,
+                            "plan::snapshot_updated_at",
+                            format!("{}: the timestamp strategy needs `updated_at`", node.unique_id),
+                        )
+                        .with_help("set updated_at to the column that records changes"),
                     );
                     return None;
                 };

@@ -2,8 +2,8 @@
 //! rows as dbt-duckdb 1.11's `dbt build`. Every build runs in one transaction, so a failing
 //! statement rolls back to the previous relation.
 
-use super::common::{Built, Dialect, Snapshot, around, cat, hooks, literal, quote, render, render_suffixed, unique_keys, warning_at};
 use super::OtherTypeStatements;
+use super::common::{Built, Dialect, Snapshot, around, cat, hooks, literal, quote, render, render_suffixed, unique_keys, warning_at};
 use super::seed;
 use crate::diagnostics::Diagnostics;
 use crate::node::Node;
@@ -109,26 +109,25 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
     let strategy = node.config.incremental_strategy.clone().unwrap_or_else(|| "delete+insert".into());
     if let Some(change) = node.config.on_schema_change.as_deref().filter(|c| *c != "ignore") {
         diagnostics.push(
-            warning_at(node, "plan::on_schema_change", format!("{}: on_schema_change `{change}` is not supported yet; columns are matched by name", node.unique_id))
-                .with_help("rebuild with --full-refresh after changing the columns"),
+            warning_at(
+                node,
+                "plan::on_schema_change",
+                format!("{}: on_schema_change `{change}` is not supported yet; columns are matched by name", node.unique_id),
+            )
+            .with_help("rebuild with --full-refresh after changing the columns"),
         );
     }
     let insert = format!("insert into {target} by name select * from {tmp_name}");
     let body: Vec<String> = match strategy.as_str() {
         "append" => vec![insert],
         "delete+insert" if keys.is_empty() => vec![insert],
-        "delete+insert" if keys.len() == 1 => vec![
-            format!("delete from {target} where ({}) in (select ({}) from {tmp_name})", keys[0], keys[0]),
-            insert,
-        ],
+        "delete+insert" if keys.len() == 1 => {
+            vec![format!("delete from {target} where ({}) in (select ({}) from {tmp_name})", keys[0], keys[0]), insert]
+        }
         "delete+insert" => {
-            let on: Vec<String> =
-                keys.iter().map(|k| format!("DBT_INTERNAL_SOURCE.{k} = DBT_INTERNAL_DEST.{k}")).collect();
+            let on: Vec<String> = keys.iter().map(|k| format!("DBT_INTERNAL_SOURCE.{k} = DBT_INTERNAL_DEST.{k}")).collect();
             vec![
-                format!(
-                    "delete from {target} as DBT_INTERNAL_DEST using {tmp_name} as DBT_INTERNAL_SOURCE where ({})",
-                    on.join(" and ")
-                ),
+                format!("delete from {target} as DBT_INTERNAL_DEST using {tmp_name} as DBT_INTERNAL_SOURCE where ({})", on.join(" and ")),
                 insert,
             ]
         }
@@ -152,10 +151,7 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
                 )
                 .with_help("use `append`, `delete+insert` or `merge` (or run with --full-refresh)"),
             );
-            return vec![failing(&format!(
-                "{}: incremental_strategy `{other}` is not supported by orrery on DuckDB",
-                node.unique_id
-            ))];
+            return vec![failing(&format!("{}: incremental_strategy `{other}` is not supported by orrery on DuckDB", node.unique_id))];
         }
     };
     let mut out = vec!["begin".to_string()];
@@ -172,7 +168,11 @@ fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
     let Some(snap) = Snapshot::from_node(node, "now()::timestamp", diagnostics) else { return Built::default() };
     let (target, updated) = (&snap.target, &snap.updated);
     let valid_to_null = format!("coalesce(nullif({updated}, {updated}), null)");
-    let first = vec!["begin".to_string(), format!("create table {target} as (\n    {}\n    )", snap.first_select(&valid_to_null)), "commit".to_string()];
+    let first = vec![
+        "begin".to_string(),
+        format!("create table {target} as (\n    {}\n    )", snap.first_select(&valid_to_null)),
+        "commit".to_string(),
+    ];
     // `check_cols = all`: one hash per row over the query's columns, on both sides.
     let check_rows = if snap.check_all {
         (
@@ -183,10 +183,8 @@ fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
         ("", "")
     };
     let tmp_name = quote(&format!("{}__dbt_tmp", node.relation.identifier));
-    let staging = format!(
-        "create or replace temporary table {tmp_name} as (\n    {}\n    )",
-        snap.staging_select(&valid_to_null, check_rows)
-    );
+    let staging =
+        format!("create or replace temporary table {tmp_name} as (\n    {}\n    )", snap.staging_select(&valid_to_null, check_rows));
     let mut exclude: Vec<String> = vec!["dbt_change_type".into()];
     exclude.extend(snap.key_names.iter().cloned());
     if snap.check_all {

@@ -241,11 +241,8 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
         "postgres" => Some(Dialect::Postgres),
         other => {
             diagnostics.push(
-                Diagnostic::error(
-                    "plan::unsupported_adapter",
-                    format!("orrery cannot write statements for adapter type `{other}` yet"),
-                )
-                .with_help("use a `duckdb` or `postgres` target"),
+                Diagnostic::error("plan::unsupported_adapter", format!("orrery cannot write statements for adapter type `{other}` yet"))
+                    .with_help("use a `duckdb` or `postgres` target"),
             );
             None
         }
@@ -266,15 +263,11 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             let full_refresh = effective_full_refresh(node, opts);
             let built = match dialect {
                 Some(Dialect::DuckDb) => common::statements(&duckdb::DuckDb, node, full_refresh, &compiled.project_root, &mut found),
-                Some(Dialect::Postgres) => {
-                    common::statements(&postgres::Postgres, node, full_refresh, &compiled.project_root, &mut found)
-                }
+                Some(Dialect::Postgres) => common::statements(&postgres::Postgres, node, full_refresh, &compiled.project_root, &mut found),
                 None => common::Built::default(),
             };
-            let test = (node.resource_type == ResourceType::Test).then(|| PlanTest {
-                severity: test_severity(node),
-                attached_node: node.attached_node.clone(),
-            });
+            let test = (node.resource_type == ResourceType::Test)
+                .then(|| PlanTest { severity: test_severity(node), attached_node: node.attached_node.clone() });
             let plan_node = PlanNode {
                 id: node.unique_id.clone(),
                 name: node.name.clone(),
@@ -322,10 +315,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
         seeds: count(&nodes, "seed"),
         snapshots: count(&nodes, "snapshot"),
         tests: count(&nodes, "test"),
-        statements: nodes
-            .iter()
-            .map(|n| n.statements.len() + n.statements_incremental.as_ref().map_or(0, Vec::len))
-            .sum(),
+        statements: nodes.iter().map(|n| n.statements.len() + n.statements_incremental.as_ref().map_or(0, Vec::len)).sum(),
         actions: None,
     };
     let plan = RunPlan {
@@ -530,9 +520,8 @@ impl RunPlan {
     /// Writes the plan atomically, over `spare` when given (see [`crate::replace`]): for the
     /// plan `compile` writes again and again in the same place.
     pub fn write_over(&self, path: &Path, spare: Option<&Path>) -> Result<(), Diagnostic> {
-        let io_err = |err: std::io::Error| {
-            Diagnostic::error("plan::write", format!("cannot write {}: {err}", path.display())).with_file(path)
-        };
+        let io_err =
+            |err: std::io::Error| Diagnostic::error("plan::write", format!("cannot write {}: {err}", path.display())).with_file(path);
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
@@ -556,16 +545,13 @@ impl RunPlan {
         if plan.format_version > FORMAT_VERSION {
             return Err(Diagnostic::error(
                 "plan::format_version",
-                format!(
-                    "{} has plan format {}, this orrery reads up to {FORMAT_VERSION}",
-                    path.display(),
-                    plan.format_version
-                ),
+                format!("{} has plan format {}, this orrery reads up to {FORMAT_VERSION}", path.display(), plan.format_version),
             )
             .with_file(path)
             .with_help("upgrade orrery"));
         }
-        if let Some(node) = plan.nodes.iter().find(|n| n.statements_other_type.as_ref().is_some_and(|o| o.resolve(&n.statements).is_none())) {
+        if let Some(node) = plan.nodes.iter().find(|n| n.statements_other_type.as_ref().is_some_and(|o| o.resolve(&n.statements).is_none()))
+        {
             let error = Diagnostic::error(
                 "plan::invalid",
                 format!(

@@ -35,7 +35,10 @@ impl Dialect for Postgres {
             statements: view(node, sql),
             statements_other_type: Some(OtherTypeStatements {
                 existing: "table".into(),
-                statements: spelled_out(transaction(node, vec![format!("drop table if exists {target} cascade"), create_view(&target, sql)])),
+                statements: spelled_out(transaction(
+                    node,
+                    vec![format!("drop table if exists {target} cascade"), create_view(&target, sql)],
+                )),
             }),
             statements_create: Some(transaction(node, vec![create_view(&target, sql)])),
             ..Built::default()
@@ -185,13 +188,7 @@ fn table(node: &Node, sql: &str) -> Vec<String> {
         quote(&backup.identifier),
         render(&backup),
     );
-    transaction(
-        node,
-        vec![
-            format!("create temporary table {tmp} on commit drop as (\n{sql}\n    )"),
-            block,
-        ],
-    )
+    transaction(node, vec![format!("create temporary table {tmp} on commit drop as (\n{sql}\n    )"), block])
 }
 
 fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
@@ -204,8 +201,12 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
     let strategy = node.config.incremental_strategy.clone().unwrap_or_else(|| default_strategy.into());
     if let Some(change) = node.config.on_schema_change.as_deref().filter(|c| *c != "ignore") {
         diagnostics.push(
-            warning_at(node, "plan::on_schema_change", format!("{}: on_schema_change `{change}` is not supported yet; the table's columns are kept", node.unique_id))
-                .with_help("rebuild with --full-refresh after changing the columns"),
+            warning_at(
+                node,
+                "plan::on_schema_change",
+                format!("{}: on_schema_change `{change}` is not supported yet; the table's columns are kept", node.unique_id),
+            )
+            .with_help("rebuild with --full-refresh after changing the columns"),
         );
     }
     let insert = format!("insert into {target} ({{cols}})\n    (\n        select {{cols}}\n        from pg_temp.{tmp}\n    )");
@@ -214,10 +215,12 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
         "delete+insert" if keys.is_empty() => insert,
         "delete+insert" => {
             let delete = if keys.len() == 1 {
-                format!("delete from {target}\n    where ({}) in (\n        select ({})\n        from pg_temp.{tmp}\n    );\n", keys[0], keys[0])
+                format!(
+                    "delete from {target}\n    where ({}) in (\n        select ({})\n        from pg_temp.{tmp}\n    );\n",
+                    keys[0], keys[0]
+                )
             } else {
-                let on: Vec<String> =
-                    keys.iter().map(|k| format!("DBT_INTERNAL_SOURCE.{k} = DBT_INTERNAL_DEST.{k}")).collect();
+                let on: Vec<String> = keys.iter().map(|k| format!("DBT_INTERNAL_SOURCE.{k} = DBT_INTERNAL_DEST.{k}")).collect();
                 format!(
                     "delete from {target} as DBT_INTERNAL_DEST\n    using pg_temp.{tmp} as DBT_INTERNAL_SOURCE\n    where (\n        {}\n    );\n",
                     on.join("\n        and ")
@@ -251,13 +254,7 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
             )];
         }
     };
-    transaction(
-        node,
-        vec![
-            format!("create temporary table {tmp} on commit drop as (\n{sql}\n    )"),
-            with_target_columns(relation, &body),
-        ],
-    )
+    transaction(node, vec![format!("create temporary table {tmp} on commit drop as (\n{sql}\n    )"), with_target_columns(relation, &body)])
 }
 
 /// Seeds: the table created with the inferred column types, the rows bulk-loaded with `COPY`
@@ -305,10 +302,7 @@ fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
     let valid_to_null = format!("nullif({updated}, {updated})");
     let create = format!("create table {target} as (\n    {}\n    )", snap.first_select(&valid_to_null));
     let tmp = tmp_name(&node.relation);
-    let staging = format!(
-        "create temporary table {tmp} on commit drop as (\n    {}\n    )",
-        snap.staging_select(&valid_to_null, ("", ""))
-    );
+    let staging = format!("create temporary table {tmp} on commit drop as (\n    {}\n    )", snap.staging_select(&valid_to_null, ("", "")));
     let insert = with_target_columns(
         &node.relation,
         &format!(

@@ -86,9 +86,7 @@ pub fn infer_seed_columns(header: &[String], rows: &[Vec<String>], column_types:
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let given = column_types
-                .get(name)
-                .or_else(|| column_types.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
+            let given = column_types.get(name).or_else(|| column_types.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
             let data_type = match given {
                 Some(t) => t.clone(),
                 None => infer(rows.iter().map(|r| r.get(i).map_or("", String::as_str))),
@@ -108,10 +106,7 @@ fn infer<'a>(values: impl Iterator<Item = &'a str> + Clone) -> String {
         (Inferred::IsoDateTime, is_iso_datetime),
         (Inferred::Boolean, is_boolean),
     ];
-    let kind = tests
-        .iter()
-        .find(|(_, test)| values.clone().all(|v| is_null(v) || test(v)))
-        .map_or(Inferred::Text, |(kind, _)| *kind);
+    let kind = tests.iter().find(|(_, test)| values.clone().all(|v| is_null(v) || test(v))).map_or(Inferred::Text, |(kind, _)| *kind);
     match kind {
         Inferred::Number => {
             let places = values.filter(|v| !is_null(v)).filter_map(number_places).max().unwrap_or(0);
@@ -124,12 +119,15 @@ fn infer<'a>(values: impl Iterator<Item = &'a str> + Clone) -> String {
     }
 }
 
-pub(super) fn read_csv(node: &Node, project_root: &std::path::Path, diagnostics: &mut Diagnostics) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+pub(super) fn read_csv(
+    node: &Node,
+    project_root: &std::path::Path,
+    diagnostics: &mut Diagnostics,
+) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let path = node.seed_file.clone().unwrap_or_else(|| project_root.join(&node.original_file_path));
     let delimiter = node.config.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',');
-    let fail = |message: String| {
-        Diagnostic::error("plan::seed_csv", message).with_file(&node.original_file_path).with_help("fix the CSV file")
-    };
+    let fail =
+        |message: String| Diagnostic::error("plan::seed_csv", message).with_file(&node.original_file_path).with_help("fix the CSV file");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) => {

@@ -69,7 +69,12 @@ fn shop() -> Compiled {
     people.config_mut().column_types.insert("age".into(), "bigint".into());
     let mut eph = node(ResourceType::Model, "eph", "ephemeral", "select * from \"shop\".\"main\".\"people\"");
     eph.depends_on = vec!["seed.shop.people".into()];
-    let mut v = node(ResourceType::Model, "v", "view", "with __dbt__cte__eph as (\nselect * from \"shop\".\"main\".\"people\"\n) select * from __dbt__cte__eph");
+    let mut v = node(
+        ResourceType::Model,
+        "v",
+        "view",
+        "with __dbt__cte__eph as (\nselect * from \"shop\".\"main\".\"people\"\n) select * from __dbt__cte__eph",
+    );
     v.depends_on = vec!["model.shop.eph".into()];
     v.config_mut().pre_hook = vec!["select 1".into()];
     v.config_mut().post_hook = vec!["select 2".into()];
@@ -177,20 +182,16 @@ fn other_type_statements_write_only_what_differs_and_spell_out_in_full() {
 #[test]
 fn seed_types_follow_dbt_inference() {
     let read = |name: &str, delimiter: u8| {
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .from_path(fixtures().join("seeds").join(name))
-            .expect("fixture exists");
+        let mut reader =
+            csv::ReaderBuilder::new().delimiter(delimiter).from_path(fixtures().join("seeds").join(name)).expect("fixture exists");
         let header: Vec<String> = reader.headers().expect("header").iter().map(String::from).collect();
-        let rows: Vec<Vec<String>> =
-            reader.records().map(|r| r.expect("row").iter().map(String::from).collect()).collect();
+        let rows: Vec<Vec<String>> = reader.records().map(|r| r.expect("row").iter().map(String::from).collect()).collect();
         (header, rows)
     };
     let (header, rows) = read("people.csv", b',');
     let mut types = IndexMap::new();
     types.insert("age".to_string(), "bigint".to_string());
-    let cols: Vec<(String, String)> =
-        infer_seed_columns(&header, &rows, &types).into_iter().map(|c| (c.name, c.data_type)).collect();
+    let cols: Vec<(String, String)> = infer_seed_columns(&header, &rows, &types).into_iter().map(|c| (c.name, c.data_type)).collect();
     let (header, rows) = read("semicolon.csv", b';');
     let semi: Vec<(String, String)> =
         infer_seed_columns(&header, &rows, &IndexMap::new()).into_iter().map(|c| (c.name, c.data_type)).collect();

@@ -285,11 +285,8 @@ pub fn load(options: &LoadOptions) -> Result<Project, Diagnostics> {
     };
     let target_path = yaml::str_at(&doc, "target-path").unwrap_or("target").to_string();
     let packages_dir = yaml::str_at(&doc, "packages-install-path").unwrap_or("dbt_packages").to_string();
-    let profile = options
-        .profile
-        .clone()
-        .or_else(|| yaml::str_at(&doc, "profile").map(str::to_string))
-        .unwrap_or_else(|| root_pkg.name.clone());
+    let profile =
+        options.profile.clone().or_else(|| yaml::str_at(&doc, "profile").map(str::to_string)).unwrap_or_else(|| root_pkg.name.clone());
     let hooks = |key: &str| -> Vec<String> {
         match doc.get(key) {
             Some(Value::String(s)) => vec![s.clone()],

@@ -10,7 +10,18 @@ use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile, did_you_mean};
 use crate::node::TargetInfo;
 
 /// Keys whose values are credentials: never rendered at compile time.
-const SECRET_KEYS: &[&str] = &["password", "pass", "token", "key", "private_key", "secret", "private_key_passphrase", "keyfile_json", "client_secret", "refresh_token"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "pass",
+    "token",
+    "key",
+    "private_key",
+    "secret",
+    "private_key_passphrase",
+    "keyfile_json",
+    "client_secret",
+    "refresh_token",
+];
 
 pub fn is_secret(key: &str, value: &Value) -> bool {
     let k = key.to_ascii_lowercase();
@@ -90,8 +101,11 @@ pub fn load_target(
                         }
                         None if inline_outputs.is_empty() => {
                             let names: Vec<&str> = doc.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
-                            let mut d = Diagnostic::error("project::unknown_profile", format!("profile `{profile}` not found in {}", path.display()))
-                                .with_file(src.path.as_ref().clone());
+                            let mut d = Diagnostic::error(
+                                "project::unknown_profile",
+                                format!("profile `{profile}` not found in {}", path.display()),
+                            )
+                            .with_file(src.path.as_ref().clone());
                             if let Some(s) = did_you_mean(profile, names) {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             }
@@ -166,12 +180,7 @@ pub fn load_target(
             let path = jinja.get("path").and_then(Value::as_str).unwrap_or(":memory:");
             duckdb_database_name(path)
         }
-        _ => jinja
-            .get("database")
-            .or_else(|| jinja.get("dbname"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        _ => jinja.get("database").or_else(|| jinja.get("dbname")).and_then(Value::as_str).unwrap_or_default().to_string(),
     };
     let threads = jinja.get("threads").and_then(Value::as_u64).map(|t| t as usize);
     jinja.insert("name".into(), Value::String(target_name.clone()));

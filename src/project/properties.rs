@@ -22,7 +22,20 @@ struct Problem {
 }
 
 /// Top-level keys whose value is a list of entries with a `name`.
-const NAMED_LISTS: &[&str] = &["models", "seeds", "snapshots", "analyses", "sources", "macros", "exposures", "groups", "semantic_models", "metrics", "saved_queries", "unit_tests"];
+const NAMED_LISTS: &[&str] = &[
+    "models",
+    "seeds",
+    "snapshots",
+    "analyses",
+    "sources",
+    "macros",
+    "exposures",
+    "groups",
+    "semantic_models",
+    "metrics",
+    "saved_queries",
+    "unit_tests",
+];
 
 fn kind(v: &Value) -> &'static str {
     match v {
@@ -77,7 +90,9 @@ impl Checker {
             Value::Object(m) => {
                 match m.get("name") {
                     Some(Value::String(_)) => {}
-                    Some(other) => self.problem(Some(Step::Key("name".into())), format!("the {what}'s `name` must be a string, not {}", kind(other))),
+                    Some(other) => {
+                        self.problem(Some(Step::Key("name".into())), format!("the {what}'s `name` must be a string, not {}", kind(other)))
+                    }
                     None => self.problem(None, format!("this {what} has no `name`")),
                 }
                 true
@@ -203,7 +218,8 @@ pub fn check(source: &SourceFile, doc: &Value) -> Vec<Diagnostic> {
     ck.problems
         .into_iter()
         .map(|p| {
-            let diag = Diagnostic::error("project::properties", p.message).with_help("see dbt's properties file reference for this key's shape");
+            let diag =
+                Diagnostic::error("project::properties", p.message).with_help("see dbt's properties file reference for this key's shape");
             match tree.as_ref().and_then(|t| t.locate(&p.path)) {
                 Some((line, col)) => diag.at_line_col(source, line, col),
                 None => diag.with_file(source.path.as_ref().clone()),

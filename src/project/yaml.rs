@@ -14,8 +14,8 @@ pub fn parse(source: &SourceFile, code: &str) -> Result<Value, Diagnostic> {
         Err(err) => {
             let message = err.to_string();
             let first = message.lines().next().unwrap_or("invalid YAML").to_string();
-            let diag = Diagnostic::error(code, format!("invalid YAML: {first}"))
-                .with_help("check the indentation and quoting around this line");
+            let diag =
+                Diagnostic::error(code, format!("invalid YAML: {first}")).with_help("check the indentation and quoting around this line");
             Err(match err.location() {
                 Some(loc) => diag.at_line_col(source, loc.line() as usize, loc.column() as usize),
                 None => diag.with_file(source.path.as_ref().clone()),

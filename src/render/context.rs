@@ -150,9 +150,9 @@ fn plain_value(v: &Value) -> bool {
     match v.kind() {
         ValueKind::None | ValueKind::Bool | ValueKind::Number | ValueKind::String => true,
         ValueKind::Seq => v.try_iter().is_ok_and(|mut it| it.all(|x| plain_value(&x))),
-        ValueKind::Map if v.is_kwargs() => v
-            .try_iter()
-            .is_ok_and(|mut keys| keys.all(|k| k.kind() == ValueKind::String && v.get_item(&k).is_ok_and(|x| plain_value(&x)))),
+        ValueKind::Map if v.is_kwargs() => {
+            v.try_iter().is_ok_and(|mut keys| keys.all(|k| k.kind() == ValueKind::String && v.get_item(&k).is_ok_and(|x| plain_value(&x))))
+        }
         _ => false,
     }
 }
@@ -510,9 +510,7 @@ pub fn call_template(callee: Value) -> Value {
 /// `__dbt_call_target(m, imported)`: `m` bound to its definition imported into the caller's state.
 pub fn call_target(callee: Value, imported: Value) -> Value {
     match callee.downcast_object_ref::<MacroFn>() {
-        Some(f) if !imported.is_undefined() => {
-            Value::from_object(BoundMacro { node: f.node.clone(), m: f.m.clone(), mac: imported })
-        }
+        Some(f) if !imported.is_undefined() => Value::from_object(BoundMacro { node: f.node.clone(), m: f.m.clone(), mac: imported }),
         _ => callee,
     }
 }
@@ -902,7 +900,12 @@ impl Object for RelationObj {
                 }
                 Ok(Value::from_object(RelationObj { rel, cte: self.cte, shared: self.shared.clone(), quoting: self.quoting }))
             }
-            "incorporate" => Ok(Value::from_object(RelationObj { rel: self.rel.clone(), cte: self.cte, shared: self.shared.clone(), quoting: self.quoting })),
+            "incorporate" => Ok(Value::from_object(RelationObj {
+                rel: self.rel.clone(),
+                cte: self.cte,
+                shared: self.shared.clone(),
+                quoting: self.quoting,
+            })),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }

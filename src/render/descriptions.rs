@@ -122,7 +122,10 @@ mod tests {
         let d = docs();
         assert_eq!(resolve("plain text", "shop", "shop", &d), None);
         assert_eq!(resolve("{{ doc('missing') }}", "shop", "shop", &d), None);
-        assert_eq!(resolve("{{ var('x') }} {{ doc('id') }} {{ unclosed", "shop", "shop", &d).map(|r| r.0), Some("{{ var('x') }} The shop's id. {{ unclosed".into()));
+        assert_eq!(
+            resolve("{{ var('x') }} {{ doc('id') }} {{ unclosed", "shop", "shop", &d).map(|r| r.0),
+            Some("{{ var('x') }} The shop's id. {{ unclosed".into())
+        );
         assert_eq!(resolve("{{ doc(id) }}", "shop", "shop", &d), None);
     }
 }

@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rayon::prelude::*;
 use indexmap::IndexMap;
 use minijinja::Environment;
 use minijinja::value::Value;
+use rayon::prelude::*;
 use serde_json::{Map, Value as Json, json};
 
 use super::context::{Ctx, NodeRender, Recorded, Shared};
@@ -55,14 +55,63 @@ pub struct Draft {
 }
 
 const CONFIG_KEYS: &[&str] = &[
-    "materialized", "enabled", "tags", "schema", "database", "alias", "pre-hook", "post-hook", "pre_hook", "post_hook",
-    "persist_docs", "full_refresh", "unique_key", "incremental_strategy", "on_schema_change", "meta", "grants", "docs",
-    "contract", "quote_columns", "column_types", "delimiter", "strategy", "updated_at", "check_cols", "target_schema",
-    "target_database", "severity", "where", "limit", "warn_if", "error_if", "fail_calc", "store_failures",
-    "store_failures_as", "quoting", "group", "access", "sql_header", "invalidate_hard_deletes", "hard_deletes",
-    "snapshot_meta_column_names", "dbt_valid_to_current", "event_time", "batch_size", "lookback", "begin",
-    "concurrent_batches", "on_configuration_change", "unique_id", "incremental_predicates", "merge_update_columns",
-    "merge_exclude_columns", "catalog", "static_analysis", "freshness", "loaded_at_field",
+    "materialized",
+    "enabled",
+    "tags",
+    "schema",
+    "database",
+    "alias",
+    "pre-hook",
+    "post-hook",
+    "pre_hook",
+    "post_hook",
+    "persist_docs",
+    "full_refresh",
+    "unique_key",
+    "incremental_strategy",
+    "on_schema_change",
+    "meta",
+    "grants",
+    "docs",
+    "contract",
+    "quote_columns",
+    "column_types",
+    "delimiter",
+    "strategy",
+    "updated_at",
+    "check_cols",
+    "target_schema",
+    "target_database",
+    "severity",
+    "where",
+    "limit",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "store_failures",
+    "store_failures_as",
+    "quoting",
+    "group",
+    "access",
+    "sql_header",
+    "invalidate_hard_deletes",
+    "hard_deletes",
+    "snapshot_meta_column_names",
+    "dbt_valid_to_current",
+    "event_time",
+    "batch_size",
+    "lookback",
+    "begin",
+    "concurrent_batches",
+    "on_configuration_change",
+    "unique_id",
+    "incremental_predicates",
+    "merge_update_columns",
+    "merge_exclude_columns",
+    "catalog",
+    "static_analysis",
+    "freshness",
+    "loaded_at_field",
 ];
 
 impl Draft {
@@ -250,7 +299,10 @@ fn apply_level(level: &Json, into: &mut Map<String, Json>) {
     for (k, v) in m {
         if let Some(key) = k.strip_prefix('+') {
             super::context::merge_config(into, key, v.clone());
-        } else if CONFIG_KEYS.contains(&k.as_str()) && !(v.is_object() && !matches!(k.as_str(), "meta" | "grants" | "persist_docs" | "docs" | "contract" | "quoting" | "column_types")) {
+        } else if CONFIG_KEYS.contains(&k.as_str())
+            && !(v.is_object()
+                && !matches!(k.as_str(), "meta" | "grants" | "persist_docs" | "docs" | "contract" | "quoting" | "column_types"))
+        {
             super::context::merge_config(into, k, v.clone());
         }
     }
@@ -290,7 +342,9 @@ fn tree_config(project: &Project, pkg: &Package, rt: ResourceType, fqn: &[String
             cfg.insert("materialized".into(), json!("snapshot"));
         }
         ResourceType::Test => {
-            for (k, v) in [("materialized", "test"), ("severity", "ERROR"), ("warn_if", "!= 0"), ("error_if", "!= 0"), ("fail_calc", "count(*)")] {
+            for (k, v) in
+                [("materialized", "test"), ("severity", "ERROR"), ("warn_if", "!= 0"), ("error_if", "!= 0"), ("fail_calc", "count(*)")]
+            {
                 cfg.insert(k.into(), json!(v));
             }
         }
@@ -490,7 +544,12 @@ pub fn collect(
                         if let Some(name) = yaml::str_at(item, "name") {
                             patches.insert(
                                 (kind, name.to_string()),
-                                Patch { file: f.source.clone(), original_file_path: f.original_file_path.clone(), path: f.path.clone(), entry: item.clone() },
+                                Patch {
+                                    file: f.source.clone(),
+                                    original_file_path: f.original_file_path.clone(),
+                                    path: f.path.clone(),
+                                    entry: item.clone(),
+                                },
                             );
                         }
                     }
@@ -516,7 +575,13 @@ pub fn collect(
                     };
                     let database = rendered(src.get("database")).or_else(|| Some(target.database.clone()));
                     let schema = rendered(src.get("schema")).unwrap_or_else(|| sname.to_string());
-                    let dirs: Vec<String> = f.path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+                    let dirs: Vec<String> = f
+                        .path
+                        .split('/')
+                        .collect::<Vec<_>>()
+                        .split_last()
+                        .map(|(_, d)| d.iter().map(|s| s.to_string()).collect())
+                        .unwrap_or_default();
                     if let Some(Json::Array(tables)) = src.get("tables") {
                         for t in tables {
                             let Some(tname) = yaml::str_at(t, "name") else { continue };
@@ -543,7 +608,9 @@ pub fn collect(
                                     _ => IndexMap::new(),
                                 },
                                 tags: yaml::strings_at(t, "tags").unwrap_or_default(),
-                                loaded_at_field: yaml::str_at(t, "loaded_at_field").or(yaml::str_at(src, "loaded_at_field")).map(str::to_string),
+                                loaded_at_field: yaml::str_at(t, "loaded_at_field")
+                                    .or(yaml::str_at(src, "loaded_at_field"))
+                                    .map(str::to_string),
                                 origin: Some(crate::node::Origin { source: f.source.clone(), span: start..start }),
                             });
                             let target_name = format!("{sname}_{tname}");
@@ -597,170 +664,184 @@ pub fn collect(
         drop(tt);
         let tt = crate::timing::phase("render.drafts.files");
         // Each file's drafts and pending tests, files in parallel.
-        let per_file: Vec<(Vec<Box<Draft>>, Vec<PendingTest>)> = pkg.files.par_iter().map(|f| {
-            let mut drafts: Vec<Box<Draft>> = Vec::new();
-            let mut pending_tests = Vec::new();
-            let stem = f.path.rsplit('/').next().unwrap_or(&f.path);
-            let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s).to_string();
-            let dirs: Vec<String> = f.path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
-            let (rt, kind) = match f.kind {
-                FileKind::Model => (ResourceType::Model, "model"),
-                FileKind::Seed => (ResourceType::Seed, "seed"),
-                FileKind::Analysis => (ResourceType::Analysis, "analysis"),
-                FileKind::SingularTest => (ResourceType::Test, "test"),
-                FileKind::Snapshot => (ResourceType::Snapshot, "snapshot"),
-                _ => return (drafts, pending_tests),
-            };
-            // (name, template text, offset, version)
-            let mut units: Vec<(String, Arc<str>, usize, Option<String>, Option<String>)> = Vec::new();
-            if rt == ResourceType::Snapshot {
-                for c in super::env::SNAPSHOT.captures_iter(&f.source.text) {
-                    let body = c.get(4).map_or("", |m| m.as_str());
-                    let off = c.get(4).map_or(0, |m| m.start());
-                    units.push((c[2].to_string(), Arc::from(body), off, None, None));
-                }
-            } else {
-                // Versioned models: `<name>_v<N>.sql` patched by a yml entry with `versions:`.
-                let mut name = stem.clone();
-                let mut version = None;
-                let mut latest = None;
-                if rt == ResourceType::Model {
-                    if let Some((base, v, l)) = defined_in.get(&stem) {
-                        name = base.clone();
-                        version = Some(v.clone());
-                        latest = l.clone();
-                    } else if let Some((base, v)) = stem.rsplit_once("_v") {
-                        if let Some(p) = patches.get(&("model", base.to_string())) {
-                            if let Some(Json::Array(vs)) = p.entry.get("versions") {
-                                let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
-                                if versions.iter().any(|x| x == v) {
-                                    name = base.to_string();
-                                    version = Some(v.to_string());
-                                    latest = p.entry.get("latest_version").map(json_scalar).or_else(|| max_version(&versions));
+        let per_file: Vec<(Vec<Box<Draft>>, Vec<PendingTest>)> = pkg
+            .files
+            .par_iter()
+            .map(|f| {
+                let mut drafts: Vec<Box<Draft>> = Vec::new();
+                let mut pending_tests = Vec::new();
+                let stem = f.path.rsplit('/').next().unwrap_or(&f.path);
+                let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s).to_string();
+                let dirs: Vec<String> = f
+                    .path
+                    .split('/')
+                    .collect::<Vec<_>>()
+                    .split_last()
+                    .map(|(_, d)| d.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default();
+                let (rt, kind) = match f.kind {
+                    FileKind::Model => (ResourceType::Model, "model"),
+                    FileKind::Seed => (ResourceType::Seed, "seed"),
+                    FileKind::Analysis => (ResourceType::Analysis, "analysis"),
+                    FileKind::SingularTest => (ResourceType::Test, "test"),
+                    FileKind::Snapshot => (ResourceType::Snapshot, "snapshot"),
+                    _ => return (drafts, pending_tests),
+                };
+                // (name, template text, offset, version)
+                let mut units: Vec<(String, Arc<str>, usize, Option<String>, Option<String>)> = Vec::new();
+                if rt == ResourceType::Snapshot {
+                    for c in super::env::SNAPSHOT.captures_iter(&f.source.text) {
+                        let body = c.get(4).map_or("", |m| m.as_str());
+                        let off = c.get(4).map_or(0, |m| m.start());
+                        units.push((c[2].to_string(), Arc::from(body), off, None, None));
+                    }
+                } else {
+                    // Versioned models: `<name>_v<N>.sql` patched by a yml entry with `versions:`.
+                    let mut name = stem.clone();
+                    let mut version = None;
+                    let mut latest = None;
+                    if rt == ResourceType::Model {
+                        if let Some((base, v, l)) = defined_in.get(&stem) {
+                            name = base.clone();
+                            version = Some(v.clone());
+                            latest = l.clone();
+                        } else if let Some((base, v)) = stem.rsplit_once("_v") {
+                            if let Some(p) = patches.get(&("model", base.to_string())) {
+                                if let Some(Json::Array(vs)) = p.entry.get("versions") {
+                                    let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
+                                    if versions.iter().any(|x| x == v) {
+                                        name = base.to_string();
+                                        version = Some(v.to_string());
+                                        latest = p.entry.get("latest_version").map(json_scalar).or_else(|| max_version(&versions));
+                                    }
                                 }
                             }
                         }
                     }
+                    units.push((name, f.source.text.clone(), 0, version, latest));
                 }
-                units.push((name, f.source.text.clone(), 0, version, latest));
-            }
-            // Exactly as many drafts as units (mostly one): a vector's first push would make
-            // room for four.
-            drafts.reserve_exact(units.len());
-            for (name, text, offset, version, latest) in units {
-                let mut fqn = vec![pkg.name.clone()];
-                if rt == ResourceType::Analysis {
-                    fqn.push("analysis".into());
-                }
-                fqn.extend(dirs.iter().cloned());
-                if rt == ResourceType::Snapshot {
-                    fqn.push(stem.clone());
-                }
-                fqn.push(name.clone());
-                if let Some(v) = &version {
-                    fqn.push(format!("v{v}"));
-                }
-                let mut config = tree_config(project, pkg, rt, &fqn);
-                render_tree_strings(env, shared, &pkg.name, &mut config);
-                let patch = patches.get(&(kind, name.clone()));
-                let mut description = String::new();
-                let mut columns = IndexMap::new();
-                if let Some(p) = patch {
-                    if let Some(Json::Object(c)) = p.entry.get("config") {
-                        for (k, v) in c {
-                            super::context::merge_config(&mut config, k, v.clone());
+                // Exactly as many drafts as units (mostly one): a vector's first push would make
+                // room for four.
+                drafts.reserve_exact(units.len());
+                for (name, text, offset, version, latest) in units {
+                    let mut fqn = vec![pkg.name.clone()];
+                    if rt == ResourceType::Analysis {
+                        fqn.push("analysis".into());
+                    }
+                    fqn.extend(dirs.iter().cloned());
+                    if rt == ResourceType::Snapshot {
+                        fqn.push(stem.clone());
+                    }
+                    fqn.push(name.clone());
+                    if let Some(v) = &version {
+                        fqn.push(format!("v{v}"));
+                    }
+                    let mut config = tree_config(project, pkg, rt, &fqn);
+                    render_tree_strings(env, shared, &pkg.name, &mut config);
+                    let patch = patches.get(&(kind, name.clone()));
+                    let mut description = String::new();
+                    let mut columns = IndexMap::new();
+                    if let Some(p) = patch {
+                        if let Some(Json::Object(c)) = p.entry.get("config") {
+                            for (k, v) in c {
+                                super::context::merge_config(&mut config, k, v.clone());
+                            }
+                        }
+                        description = yaml::str_at(&p.entry, "description").unwrap_or_default().to_string();
+                        columns = columns_of(&version_entry(&p.entry, version.as_deref()));
+                        if let Some(v) = &version {
+                            if let Some(Json::Array(vs)) = p.entry.get("versions") {
+                                if let Some(ve) = vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v.as_str())) {
+                                    if let Some(Json::Object(c)) = ve.get("config") {
+                                        for (k, v) in c {
+                                            super::context::merge_config(&mut config, k, v.clone());
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
-                    description = yaml::str_at(&p.entry, "description").unwrap_or_default().to_string();
-                    columns = columns_of(&version_entry(&p.entry, version.as_deref()));
-                    if let Some(v) = &version {
-                        if let Some(Json::Array(vs)) = p.entry.get("versions") {
-                            if let Some(ve) = vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v.as_str())) {
-                                if let Some(Json::Object(c)) = ve.get("config") {
-                                    for (k, v) in c {
-                                        super::context::merge_config(&mut config, k, v.clone());
+                    let unique_id = match &version {
+                        Some(v) => format!("{kind}.{}.{name}.v{v}", pkg.name),
+                        None => format!("{kind}.{}.{name}", pkg.name),
+                    };
+                    let template = (rt != ResourceType::Seed).then(|| format!("{}://{}#{}", pkg.name, f.original_file_path, name));
+                    let enabled = config.get("enabled").and_then(Json::as_bool) != Some(false);
+                    drafts.push(Box::new(Draft {
+                        unique_id: unique_id.clone(),
+                        name: name.clone(),
+                        resource_type: rt,
+                        package: pkg.name.clone(),
+                        path: f.path.clone(),
+                        original_file_path: f.original_file_path.clone(),
+                        fqn,
+                        template,
+                        raw_code: if rt == ResourceType::Seed { Arc::from("") } else { text.clone() },
+                        template_text: text,
+                        source: f.source.clone(),
+                        offset,
+                        config,
+                        enabled,
+                        relation: Relation {
+                            database: Some(target.database.clone()),
+                            schema: target.schema.clone(),
+                            identifier: name.clone(),
+                        },
+                        description,
+                        patch_path: patch.map(|p| format!("{}://{}", pkg.name, p.original_file_path)),
+                        columns,
+                        version: version.clone(),
+                        latest_version: latest,
+                        test: None,
+                        parse_refs: vec![],
+                        parse_sources: vec![],
+                        seed_file: (rt == ResourceType::Seed).then(|| f.abs_path.clone()),
+                    }));
+                    if let Some(p) = patch {
+                        if matches!(rt, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
+                            let target_ref = match &version {
+                                Some(v) => format!("ref('{name}', version='{v}')"),
+                                None => format!("ref('{name}')"),
+                            };
+                            let target_name = match &version {
+                                Some(v) => format!("{name}_v{v}"),
+                                None => name.clone(),
+                            };
+                            let mut add = |column: Option<String>, def: Json| {
+                                pending_tests.push(PendingTest {
+                                    package: pkg.name.clone(),
+                                    patch_file: p.file.clone(),
+                                    original_file_path: p.original_file_path.clone(),
+                                    yml_path: p.path.clone(),
+                                    target_name: target_name.clone(),
+                                    target_ref: target_ref.clone(),
+                                    attached: unique_id.clone(),
+                                    version: version.clone(),
+                                    is_source: false,
+                                    node_name: name.clone(),
+                                    source_pair: None,
+                                    column,
+                                    definition: def,
+                                })
+                            };
+                            let entry = version_entry(&p.entry, version.as_deref());
+                            for def in tests_of(&entry) {
+                                add(None, def);
+                            }
+                            if let Some(Json::Array(cols)) = entry.get("columns") {
+                                for c in cols {
+                                    let cname = yaml::str_at(c, "name").map(str::to_string);
+                                    for def in tests_of(c) {
+                                        add(cname.clone(), def);
                                     }
                                 }
                             }
                         }
                     }
                 }
-                let unique_id = match &version {
-                    Some(v) => format!("{kind}.{}.{name}.v{v}", pkg.name),
-                    None => format!("{kind}.{}.{name}", pkg.name),
-                };
-                let template = (rt != ResourceType::Seed).then(|| format!("{}://{}#{}", pkg.name, f.original_file_path, name));
-                let enabled = config.get("enabled").and_then(Json::as_bool) != Some(false);
-                drafts.push(Box::new(Draft {
-                    unique_id: unique_id.clone(),
-                    name: name.clone(),
-                    resource_type: rt,
-                    package: pkg.name.clone(),
-                    path: f.path.clone(),
-                    original_file_path: f.original_file_path.clone(),
-                    fqn,
-                    template,
-                    raw_code: if rt == ResourceType::Seed { Arc::from("") } else { text.clone() },
-                    template_text: text,
-                    source: f.source.clone(),
-                    offset,
-                    config,
-                    enabled,
-                    relation: Relation { database: Some(target.database.clone()), schema: target.schema.clone(), identifier: name.clone() },
-                    description,
-                    patch_path: patch.map(|p| format!("{}://{}", pkg.name, p.original_file_path)),
-                    columns,
-                    version: version.clone(),
-                    latest_version: latest,
-                    test: None,
-                    parse_refs: vec![],
-                    parse_sources: vec![],
-                    seed_file: (rt == ResourceType::Seed).then(|| f.abs_path.clone()),
-                }));
-                if let Some(p) = patch {
-                    if matches!(rt, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
-                        let target_ref = match &version {
-                            Some(v) => format!("ref('{name}', version='{v}')"),
-                            None => format!("ref('{name}')"),
-                        };
-                        let target_name = match &version {
-                            Some(v) => format!("{name}_v{v}"),
-                            None => name.clone(),
-                        };
-                        let mut add = |column: Option<String>, def: Json| {
-                            pending_tests.push(PendingTest {
-                                package: pkg.name.clone(),
-                                patch_file: p.file.clone(),
-                                original_file_path: p.original_file_path.clone(),
-                                yml_path: p.path.clone(),
-                                target_name: target_name.clone(),
-                                target_ref: target_ref.clone(),
-                                attached: unique_id.clone(),
-                                version: version.clone(),
-                                is_source: false,
-                                node_name: name.clone(),
-                                source_pair: None,
-                                column,
-                                definition: def,
-                            })
-                        };
-                        let entry = version_entry(&p.entry, version.as_deref());
-                        for def in tests_of(&entry) {
-                            add(None, def);
-                        }
-                        if let Some(Json::Array(cols)) = entry.get("columns") {
-                            for c in cols {
-                                let cname = yaml::str_at(c, "name").map(str::to_string);
-                                for def in tests_of(c) {
-                                    add(cname.clone(), def);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            (drafts, pending_tests)
-        }).collect();
+                (drafts, pending_tests)
+            })
+            .collect();
         drop(tt);
         let _tt = crate::timing::phase("render.drafts.merge");
         // Room for the generic tests too, made from the pending ones below (growing the
@@ -777,7 +858,8 @@ pub fn collect(
         diags.push(d);
     }
     let t = crate::timing::phase("render.drafts.tests");
-    let tests: Vec<Result<Box<Draft>, Diagnostic>> = pending_tests.into_par_iter().map(|t| generic_test(project, env, shared, t).map(Box::new)).collect();
+    let tests: Vec<Result<Box<Draft>, Diagnostic>> =
+        pending_tests.into_par_iter().map(|t| generic_test(project, env, shared, t).map(Box::new)).collect();
     drafts.reserve(tests.len());
     for t in tests {
         match t {
@@ -796,7 +878,9 @@ pub fn collect(
 /// An unversioned entry is itself, borrowed.
 fn version_entry<'a>(entry: &'a Json, version: Option<&str>) -> Cow<'a, Json> {
     let Some(v) = version else { return Cow::Borrowed(entry) };
-    let Some(ve) = entry.get("versions").and_then(Json::as_array).and_then(|vs| vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v))) else {
+    let Some(ve) =
+        entry.get("versions").and_then(Json::as_array).and_then(|vs| vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v)))
+    else {
         return Cow::Borrowed(entry);
     };
     let mut out = entry.clone();
@@ -818,7 +902,8 @@ fn version_entry<'a>(entry: &'a Json, version: Option<&str>) -> Cow<'a, Json> {
                 Some(Json::Array(names)) => names.iter().any(|x| x.as_str() == Some(n)),
                 _ => false,
             };
-            let excluded = |n: &str| rule.get("exclude").and_then(Json::as_array).is_some_and(|xs| xs.iter().any(|x| x.as_str() == Some(n)));
+            let excluded =
+                |n: &str| rule.get("exclude").and_then(Json::as_array).is_some_and(|xs| xs.iter().any(|x| x.as_str() == Some(n)));
             for c in &base {
                 let n = yaml::str_at(c, "name").unwrap_or_default();
                 if included(n) && !excluded(n) && !own.iter().any(|o| yaml::str_at(o, "name") == Some(n)) {
@@ -840,14 +925,31 @@ fn json_scalar(v: &Json) -> String {
 }
 
 fn max_version(versions: &[String]) -> Option<String> {
-    versions.iter().max_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
-    }).cloned()
+    versions
+        .iter()
+        .max_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y),
+            _ => a.cmp(b),
+        })
+        .cloned()
 }
 
-const TEST_CONFIG_ARGS: &[&str] =
-    &["severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc", "store_failures", "store_failures_as", "meta", "database", "schema", "alias"];
+const TEST_CONFIG_ARGS: &[&str] = &[
+    "severity",
+    "tags",
+    "enabled",
+    "where",
+    "limit",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "store_failures",
+    "store_failures_as",
+    "meta",
+    "database",
+    "schema",
+    "alias",
+];
 
 fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shared>, t: PendingTest) -> Result<Draft, Diagnostic> {
     let (test_name, mut args): (String, Map<String, Json>) = match &t.definition {
@@ -863,8 +965,11 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
         }
         _ => {
             let (line, col) = yaml::find_line(&t.patch_file.text, "name", &t.target_name).unwrap_or((1, 1));
-            return Err(Diagnostic::error("project::test", "a test must be a name or a mapping with one key")
-                .at_line_col(&t.patch_file, line, col));
+            return Err(Diagnostic::error("project::test", "a test must be a name or a mapping with one key").at_line_col(
+                &t.patch_file,
+                line,
+                col,
+            ));
         }
     };
     if let Some(c) = &t.column {
@@ -926,7 +1031,8 @@ fn generic_test(project: &Project, env: &Environment<'static>, shared: &Arc<Shar
     if short_name != full_name && !rendered_cfg.contains_key("alias") {
         rendered_cfg.insert("alias".into(), Json::String(short_name.clone()));
     }
-    let dirs: Vec<String> = t.yml_path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+    let dirs: Vec<String> =
+        t.yml_path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
     let mut fqn = vec![t.package.clone()];
     fqn.extend(dirs);
     fqn.push(full_name.clone());
@@ -1116,14 +1222,22 @@ pub fn test_kwargs<'env>(
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
     let mut out: IndexMap<String, Value> = IndexMap::new();
     let render_value = |key: &str, v: &Json| -> Result<Value, minijinja::Error> {
-        fn go<'env>(env: &'env Environment<'static>, exprs: &KwargExprs<'env>, root: &Value, key: &str, v: &Json) -> Result<Value, minijinja::Error> {
+        fn go<'env>(
+            env: &'env Environment<'static>,
+            exprs: &KwargExprs<'env>,
+            root: &Value,
+            key: &str,
+            v: &Json,
+        ) -> Result<Value, minijinja::Error> {
             Ok(match v {
                 Json::String(s) if key == "column_name" => Value::from(s.clone()),
                 Json::String(s) if LOOKS_LIKE_FUNC.is_match(s) => exprs.eval(env, root, s)?,
-                Json::String(s) if s.contains("{{") || s.contains("{%") => match ONE_EXPR.captures(s).filter(|_| !s.contains("{{-") && !s.contains("-}}")) {
-                    Some(c) => Value::from(exprs.eval(env, root, &c[1])?.to_string()),
-                    None => Value::from(env.render_str(s, root.clone())?),
-                },
+                Json::String(s) if s.contains("{{") || s.contains("{%") => {
+                    match ONE_EXPR.captures(s).filter(|_| !s.contains("{{-") && !s.contains("-}}")) {
+                        Some(c) => Value::from(exprs.eval(env, root, &c[1])?.to_string()),
+                        None => Value::from(env.render_str(s, root.clone())?),
+                    }
+                }
                 Json::Array(a) => Value::from(a.iter().map(|x| go(env, exprs, root, "", x)).collect::<Result<Vec<_>, _>>()?),
                 Json::Object(m) => {
                     let mut map = IndexMap::new();
@@ -1156,7 +1270,8 @@ pub fn test_kwargs<'env>(
 
 /// The `graph` variable: what the parse pass knows about every node and source.
 pub fn graph_json(drafts: &[Box<Draft>], sources: &[SourceTable]) -> Json {
-    let nodes: Map<String, Json> = drafts.iter().filter(|d| d.enabled).map(|d| (d.unique_id.clone(), d.model_json(Some(&d.relation)))).collect();
+    let nodes: Map<String, Json> =
+        drafts.iter().filter(|d| d.enabled).map(|d| (d.unique_id.clone(), d.model_json(Some(&d.relation)))).collect();
     let srcs: Map<String, Json> = sources
         .iter()
         .map(|s| {

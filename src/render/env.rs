@@ -13,13 +13,17 @@ use super::rewrite::{SourceMap, insert_all, replace_all};
 
 static TEST_OPEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*test(?-u:\s)+((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
 static TEST_CLOSE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*endtest(?-u:\s)*(-?)%\}").expect("regex"));
-static MATERIALIZATION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\{%-?(?-u:\s)*materialization(?-u:\s).*?\{%-?(?-u:\s)*endmaterialization(?-u:\s)*-?%\}").expect("regex"));
+static MATERIALIZATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?s)\{%-?(?-u:\s)*materialization(?-u:\s).*?\{%-?(?-u:\s)*endmaterialization(?-u:\s)*-?%\}").expect("regex")
+});
 static MACRO_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*macro(?-u:\s)+((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
-pub static SNAPSHOT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\{%(-?)(?-u:\s)*snapshot(?-u:\s)+((?-u:\w)+)(?-u:\s)*(-?)%\}(.*?)\{%(-?)(?-u:\s)*endsnapshot(?-u:\s)*(-?)%\}").expect("regex"));
-pub static DOCS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)\{%-?(?-u:\s)*docs(?-u:\s)+((?-u:\w)+)(?-u:\s)*-?%\}(.*?)\{%-?(?-u:\s)*enddocs(?-u:\s)*-?%\}").expect("regex"));
+pub static SNAPSHOT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?s)\{%(-?)(?-u:\s)*snapshot(?-u:\s)+((?-u:\w)+)(?-u:\s)*(-?)%\}(.*?)\{%(-?)(?-u:\s)*endsnapshot(?-u:\s)*(-?)%\}")
+        .expect("regex")
+});
+pub static DOCS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?s)\{%-?(?-u:\s)*docs(?-u:\s)+((?-u:\w)+)(?-u:\s)*-?%\}(.*?)\{%-?(?-u:\s)*enddocs(?-u:\s)*-?%\}").expect("regex")
+});
 
 /// Rewrites `{% test %}` blocks to macros and blanks out materializations (keeping lines),
 /// with the map back to the original text.
@@ -37,8 +41,10 @@ pub fn preprocess_macros(text: &str) -> (String, SourceMap) {
     }
 }
 
-static CALL_BLOCK: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*call(?-u:\b)((?-u:\s)*\([^)]*\))?(?-u:\s)*([A-Za-z_](?-u:\w)*(?:\.[A-Za-z_](?-u:\w)*)*)(?-u:\s)*\(").expect("regex"));
+static CALL_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\{%(-?)(?-u:\s)*call(?-u:\b)((?-u:\s)*\([^)]*\))?(?-u:\s)*([A-Za-z_](?-u:\w)*(?:\.[A-Za-z_](?-u:\w)*)*)(?-u:\s)*\(")
+        .expect("regex")
+});
 
 /// `{% call m(...) %}`: imports `m`'s macro into the calling template's own state first, since
 /// minijinja only lets a macro call `caller()` when both live in one state.
@@ -103,14 +109,16 @@ fn add_extra_params(text: &str) -> (String, SourceMap) {
     insert_all(text, inserts)
 }
 
-static HIDDEN_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*macro(?-u:\s)+orrery_macro__((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
+static HIDDEN_MACRO: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*macro(?-u:\s)+orrery_macro__((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
 static END_MACRO: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*endmacro(?-u:\b)[^%]*%\}").expect("regex"));
 static COMMENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)\{#.*?#\}").expect("regex"));
 
 /// Each macro's `{% macro %}…{% endmacro %}` in a prepared macro file, when the file holds only
 /// macros, text and comments (else `None`: the file stays one template).
 pub fn macro_blocks(text: &str) -> Option<Vec<(String, std::ops::Range<usize>)>> {
-    let starts: Vec<(String, usize)> = HIDDEN_MACRO.captures_iter(text).map(|c| (c[1].to_string(), c.get(0).map_or(0, |m| m.start()))).collect();
+    let starts: Vec<(String, usize)> =
+        HIDDEN_MACRO.captures_iter(text).map(|c| (c[1].to_string(), c.get(0).map_or(0, |m| m.start()))).collect();
     let ends: Vec<usize> = END_MACRO.find_iter(text).map(|m| m.end()).collect();
     if starts.len() != ends.len() {
         return None;
@@ -164,7 +172,9 @@ fn project_env_var(name: String, default: Option<Value>) -> Result<Value, Error>
     if name.starts_with("DBT_ENV_SECRET") {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
-            format!("secret env var `{name}` is allowed only in profiles.yml or packages.yml (its value would be written into compiled SQL)"),
+            format!(
+                "secret env var `{name}` is allowed only in profiles.yml or packages.yml (its value would be written into compiled SQL)"
+            ),
         ));
     }
     env_var_function(name, default)

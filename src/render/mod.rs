@@ -44,12 +44,7 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions {
-            full_refresh: false,
-            invocation_id: uuid::Uuid::new_v4().to_string(),
-            run_started_at: Utc::now(),
-            plain: false,
-        }
+        RenderOptions { full_refresh: false, invocation_id: uuid::Uuid::new_v4().to_string(), run_started_at: Utc::now(), plain: false }
     }
 }
 
@@ -243,7 +238,12 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut macros: crate::FastMap<String, crate::FastMap<String, MacroRef>> = Default::default();
     // Each project macro's own text (one `{% macro %}` block), to tell which are inert.
     let mut macro_texts: Vec<(String, String)> = Vec::new();
-    let mut add_macro_file = |env: &mut Environment<'static>, package: &str, file_name: &str, text: &str, source: SourceFile, diags: &mut Diagnostics| {
+    let mut add_macro_file = |env: &mut Environment<'static>,
+                              package: &str,
+                              file_name: &str,
+                              text: &str,
+                              source: SourceFile,
+                              diags: &mut Diagnostics| {
         // orrery's own macros are known to compile (tests check): they are compiled when called.
         let builtin = source.path.starts_with("<dbt>/");
         let add = |env: &mut Environment<'static>, name: String, text: String| {
@@ -279,10 +279,10 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 if !builtin {
                     macro_texts.push((unique_id.clone(), compiled_text[range.clone()].to_string()));
                 }
-                macros.entry(package.to_string()).or_default().insert(
-                    name.clone(),
-                    MacroRef { unique_id, name, package: package.to_string(), template },
-                );
+                macros
+                    .entry(package.to_string())
+                    .or_default()
+                    .insert(name.clone(), MacroRef { unique_id, name, package: package.to_string(), template });
             }
             return;
         }
@@ -326,7 +326,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     // Macros a template may call without being rendered in the parse pass (see static_parse).
     // Of those, the macros whose calls can be rendered once per distinct arguments.
     let (inert_macros, pure_macros) = {
-        let is_macro = |id: &str| id.starts_with("orrery_macro__") || macros.contains_key(id) || macros.values().any(|m| m.contains_key(id));
+        let is_macro =
+            |id: &str| id.starts_with("orrery_macro__") || macros.contains_key(id) || macros.values().any(|m| m.contains_key(id));
         let mut inert = crate::FastSet::default();
         let mut pure = crate::FastSet::default();
         for (id, text) in macro_texts {
@@ -373,7 +374,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let (broken, (source_map, targets)) = rayon::join(
         || register_draft_templates(&env, &lazy, &mut templates, &drafts, &mut diags),
         || {
-            let source_map = sources.iter().map(|s| ((s.source_name.clone(), s.name.clone()), (s.unique_id.clone(), s.relation.clone()))).collect();
+            let source_map =
+                sources.iter().map(|s| ((s.source_name.clone(), s.name.clone()), (s.unique_id.clone(), s.relation.clone()))).collect();
             (source_map, target_map(&drafts, &project.target))
         },
     );
@@ -461,7 +463,8 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let mut shared = Arc::try_unwrap(base).unwrap_or_else(|a| (*a).clone());
     drop_aside(std::mem::take(&mut shared.targets));
     let shared_arc = Arc::new(shared);
-    let relations: Vec<Result<Relation, Diagnostic>> = drafts.par_iter().map(|d| resolve_relation(&env, &shared_arc, d, &project.target, &templates)).collect();
+    let relations: Vec<Result<Relation, Diagnostic>> =
+        drafts.par_iter().map(|d| resolve_relation(&env, &shared_arc, d, &project.target, &templates)).collect();
     for (d, r) in drafts.iter_mut().zip(relations) {
         match r {
             Ok(rel) => d.relation = rel,
@@ -472,7 +475,11 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     shared.targets = target_map(&drafts, &project.target);
     // `graph` is large; build it only when some template could read it.
     let mentions_graph = drafts.iter().any(|d| d.template_text.contains("graph"))
-        || project.packages.iter().flat_map(|p| &p.files).any(|f| f.kind == crate::project::FileKind::Macro && f.source.text.contains("graph"));
+        || project
+            .packages
+            .iter()
+            .flat_map(|p| &p.files)
+            .any(|f| f.kind == crate::project::FileKind::Macro && f.source.text.contains("graph"));
     if mentions_graph {
         shared.graph = context::json_value(&drafts::graph_json(&drafts, &sources));
     }
@@ -648,7 +655,12 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
 
 /// What the parse render of `d` would record, read off its text when it is simple enough.
 /// `pieces`: the draft's own text already read as pieces, if it could be.
-fn read_parse_calls(shared: &Shared, inert_macros: &crate::FastSet<String>, d: &Draft, pieces: Option<&[static_parse::Piece<'_>]>) -> Option<Recorded> {
+fn read_parse_calls(
+    shared: &Shared,
+    inert_macros: &crate::FastSet<String>,
+    d: &Draft,
+    pieces: Option<&[static_parse::Piece<'_>]>,
+) -> Option<Recorded> {
     d.template.as_ref()?;
     let inert = |name: &str| shared.find_macro(&d.package, name).is_some_and(|m| inert_macros.contains(&m.unique_id));
     let calls = match (&d.test, pieces) {
@@ -708,7 +720,10 @@ fn read_parse_calls(shared: &Shared, inert_macros: &crate::FastSet<String>, d: &
 fn write_pieces(pieces: &[static_parse::Piece<'_>], node: &NodeRender) -> Option<String> {
     use static_parse::{Call, Piece};
     let shared = &node.shared;
-    let printable = |v: &Value| matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::Number) && (v.as_str().is_some() || v.as_i64().is_some());
+    let printable = |v: &Value| {
+        matches!(v.kind(), minijinja::value::ValueKind::String | minijinja::value::ValueKind::Number)
+            && (v.as_str().is_some() || v.as_i64().is_some())
+    };
     let mut out = String::with_capacity(pieces.iter().map(|p| if let Piece::Text(t) = p { t.len() } else { 40 }).sum());
     let mut rec = Recorded::default();
     let mut skipping = false;
@@ -789,7 +804,11 @@ fn new_render(
 }
 
 /// A draft's compiled template: a shared one from the environment, its own compiled now.
-fn draft_template<'e>(env: &'e Environment<'static>, d: &Draft, templates: &'e Templates) -> Result<Option<minijinja::Template<'e, 'e>>, Diagnostic> {
+fn draft_template<'e>(
+    env: &'e Environment<'static>,
+    d: &Draft,
+    templates: &'e Templates,
+) -> Result<Option<minijinja::Template<'e, 'e>>, Diagnostic> {
     let Some(tname) = &d.template else { return Ok(None) };
     let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let compiled = match templates.own.get_key_value(tname) {
@@ -799,7 +818,12 @@ fn draft_template<'e>(env: &'e Environment<'static>, d: &Draft, templates: &'e T
     compiled.map(Some).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::syntax"))
 }
 
-fn render_template(tmpl: Option<&minijinja::Template<'_, '_>>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
+fn render_template(
+    tmpl: Option<&minijinja::Template<'_, '_>>,
+    d: &Draft,
+    node: &Arc<NodeRender>,
+    templates: &Templates,
+) -> Result<String, Diagnostic> {
     let Some(tmpl) = tmpl else { return Ok(String::new()) };
     let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
@@ -860,7 +884,9 @@ fn call_generate(
         return Err(Diagnostic::error("render::missing_macro", format!("macro `{macro_name}` not found")));
     };
     // dbt's own macros, not overridden anywhere: their result without rendering them.
-    if m.package == "dbt" && shared.dispatch(&d.package, macro_name, Some("dbt")).is_some_and(|i| i.package == "dbt" && i.name.starts_with("default__")) {
+    if m.package == "dbt"
+        && shared.dispatch(&d.package, macro_name, Some("dbt")).is_some_and(|i| i.package == "dbt" && i.name.starts_with("default__"))
+    {
         if let Some(name) = default_generated_name(d, macro_name, custom, target) {
             return Ok(name);
         }
@@ -909,11 +935,12 @@ fn resolve_relation(
         return Ok(Relation { database: Some(target.database.clone()), schema: target.schema.clone(), identifier: d.name.clone() });
     }
     let cfg = &d.config;
-    let (db_cfg, schema_cfg) = if d.resource_type == ResourceType::Snapshot && (cfg.contains_key("target_schema") || cfg.contains_key("target_database")) {
-        (cfg.get("target_database").or(cfg.get("database")), cfg.get("target_schema"))
-    } else {
-        (cfg.get("database"), cfg.get("schema"))
-    };
+    let (db_cfg, schema_cfg) =
+        if d.resource_type == ResourceType::Snapshot && (cfg.contains_key("target_schema") || cfg.contains_key("target_database")) {
+            (cfg.get("target_database").or(cfg.get("database")), cfg.get("target_schema"))
+        } else {
+            (cfg.get("database"), cfg.get("schema"))
+        };
     // dbt configures every test with the custom schema `dbt_test__audit` (where stored
     // failures go) unless it is given another.
     let audit;
@@ -1058,7 +1085,8 @@ pub(crate) fn node_config(cfg: &serde_json::Map<String, Json>, enabled: bool) ->
             "persist_docs" => c.persist_docs = map(v),
             "quoting" => c.quoting = map(v),
             "column_types" => {
-                c.column_types = map(v).into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+                c.column_types =
+                    map(v).into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
             }
             "quote_columns" => c.quote_columns = v.as_bool(),
             "delimiter" => c.delimiter = text(v),
@@ -1156,7 +1184,8 @@ mod parse_reading_tests {
     use super::*;
 
     fn load(dir: &std::path::Path) -> Option<Project> {
-        let options = crate::project::LoadOptions { project_dir: dir.to_path_buf(), profiles_dir: Some(dir.to_path_buf()), ..Default::default() };
+        let options =
+            crate::project::LoadOptions { project_dir: dir.to_path_buf(), profiles_dir: Some(dir.to_path_buf()), ..Default::default() };
         crate::project::load(&options).ok()
     }
 
@@ -1270,7 +1299,10 @@ mod macro_memo_tests {
                 ("models/a.sql", "select {{ scaled('x', f=2) }}, {{ scaled('x', f=2) }}, {{ scaled('y') }}"),
                 ("models/b.sql", "select {{ scaled('x', f=2) }}, {{ scaled('x', 3) }}, {{ scaled('x', f='2') }}"),
                 // Lists, numbers as strings and strings that spell other keys' parts.
-                ("models/d.sql", "select {{ scaled(['x'], f=2) }}, {{ scaled('x', f=[2]) }}, {{ scaled('x', ['2']) }}, {{ scaled('1:x') }}, {{ scaled(1) }}, {{ scaled('x]', f=none) }}, {{ scaled('x', f=true) }}"),
+                (
+                    "models/d.sql",
+                    "select {{ scaled(['x'], f=2) }}, {{ scaled('x', f=[2]) }}, {{ scaled('x', ['2']) }}, {{ scaled('1:x') }}, {{ scaled(1) }}, {{ scaled('x]', f=none) }}, {{ scaled('x', f=true) }}",
+                ),
                 ("dbt_packages/utils/dbt_project.yml", "name: utils\n"),
                 ("dbt_packages/utils/models/c.sql", "select {{ scaled('x', f=2) }}"),
             ],
@@ -1313,10 +1345,7 @@ mod shortcut_edge_tests {
     fn edge_templates_compile_alike_with_and_without_shortcuts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files: &[(&str, &str)] = &[
-            (
-                "dbt_project.yml",
-                "name: root\nprofile: p\nvars:\n  s: text\n  i: 7\n  f: 0.5\n  b: true\n  l: [1, 2]\n  n: null\n",
-            ),
+            ("dbt_project.yml", "name: root\nprofile: p\nvars:\n  s: text\n  i: 7\n  f: 0.5\n  b: true\n  l: [1, 2]\n  n: null\n"),
             ("profiles.yml", "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: x.duckdb\n      schema: main\n"),
             ("macros/m.sql", "{% macro twice(c) -%} ({{ c }} * 2) {%- endmacro %}\n{% macro label(x='a') %}'{{ x }}'{% endmacro %}\n"),
             ("models/base.sql", "select 1 as id\r\n"),
@@ -1327,13 +1356,22 @@ mod shortcut_edge_tests {
                 "models/props.yml",
                 "version: 2\nmodels:\n  - name: vers\n    latest_version: 2\n    versions:\n      - v: 1\n      - v: 2\nsources:\n  - name: raw\n    schema: raw_data\n    quoting:\n      identifier: false\n    tables:\n      - name: events\n",
             ),
-            ("models/crlf.sql", "{{ config(materialized='table') }}\r\nselect {{ twice('id') }}, {{ twice('id') }}\r\nfrom {{ ref('base') }}\r\n"),
+            (
+                "models/crlf.sql",
+                "{{ config(materialized='table') }}\r\nselect {{ twice('id') }}, {{ twice('id') }}\r\nfrom {{ ref('base') }}\r\n",
+            ),
             (
                 "models/inc.sql",
                 "{{- config(materialized='incremental', unique_key='id') -}}\nselect * from {{ ref('base') }}\n{%- if is_incremental() %}\n  where id > (select max(id) from {{ this }}) {# newest #}\n{%- endif %}\n",
             ),
-            ("models/vars.sql", "select '{{ var(\"s\") }}', {{ var('i') }}, {{ var('f') }}, {{ var('b') }}, {{ var('l') }}, '{{ var('n') }}', {{ var('missing', 3) }}\n"),
-            ("models/refs.sql", "select * from {{ ref('vers') }}, {{ ref('vers', v=1) }}, {{ ref('root', 'base') }}, {{ source('raw', 'events') }}\n"),
+            (
+                "models/vars.sql",
+                "select '{{ var(\"s\") }}', {{ var('i') }}, {{ var('f') }}, {{ var('b') }}, {{ var('l') }}, '{{ var('n') }}', {{ var('missing', 3) }}\n",
+            ),
+            (
+                "models/refs.sql",
+                "select * from {{ ref('vers') }}, {{ ref('vers', v=1) }}, {{ ref('root', 'base') }}, {{ source('raw', 'events') }}\n",
+            ),
             ("models/uses_eph.sql", "select * from {{ ref('eph') }} {#- comment -#}  \n  where {{ label() }} = {{ label(x='b') }}\n\n"),
         ];
         for (path, text) in files {

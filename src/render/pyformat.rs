@@ -85,7 +85,10 @@ pub fn percent(fmt: &str, args: &Value) -> Result<String, Error> {
         let value = match &key {
             Some(k) => {
                 used_mapping = true;
-                args.get_item(&Value::from(k.as_str())).ok().filter(|v| !v.is_undefined()).ok_or_else(|| err(format!("format key {k:?} not found")))?
+                args.get_item(&Value::from(k.as_str()))
+                    .ok()
+                    .filter(|v| !v.is_undefined())
+                    .ok_or_else(|| err(format!("format key {k:?} not found")))?
             }
             None => next.next().cloned().ok_or_else(|| err("not enough arguments for format string"))?,
         };
@@ -110,7 +113,15 @@ fn integer(v: &Value) -> Result<i128, Error> {
 }
 
 fn signed(n_negative: bool, digits: String, spec: &Spec) -> String {
-    let sign = if n_negative { "-" } else if spec.plus { "+" } else if spec.space { " " } else { "" };
+    let sign = if n_negative {
+        "-"
+    } else if spec.plus {
+        "+"
+    } else if spec.space {
+        " "
+    } else {
+        ""
+    };
     format!("{sign}{digits}")
 }
 
@@ -146,7 +157,9 @@ fn convert(conv: char, v: &Value, spec: &Spec) -> Result<String, Error> {
         'r' | 'a' => truncate(py_repr(v), spec.precision),
         'c' => match v.as_str() {
             Some(s) if s.chars().count() == 1 => s.to_string(),
-            _ => char::from_u32(u32::try_from(integer(v)?).map_err(|_| err("%c arg not in range"))?).map(String::from).ok_or_else(|| err("%c arg not in range"))?,
+            _ => char::from_u32(u32::try_from(integer(v)?).map_err(|_| err("%c arg not in range"))?)
+                .map(String::from)
+                .ok_or_else(|| err("%c arg not in range"))?,
         },
         'd' | 'i' | 'u' => {
             let n = integer(v)?;
@@ -199,7 +212,12 @@ fn pad(out: &mut String, body: String, spec: &Spec, text: bool) {
         out.extend(std::iter::repeat_n(' ', spec.width - len));
     } else if spec.zero && !text {
         let sign_len = body.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(0);
-        let prefix = if body[sign_len..].starts_with(['0']) && body[sign_len..].len() > 1 && body[sign_len + 1..].starts_with(['x', 'X', 'o']) { 2 } else { 0 };
+        let prefix =
+            if body[sign_len..].starts_with(['0']) && body[sign_len..].len() > 1 && body[sign_len + 1..].starts_with(['x', 'X', 'o']) {
+                2
+            } else {
+                0
+            };
         let split = sign_len + prefix;
         out.push_str(&body[..split]);
         out.extend(std::iter::repeat_n('0', spec.width - len));

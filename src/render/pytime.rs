@@ -90,7 +90,9 @@ fn make_date(y: i64, m: i64, d: i64) -> Result<NaiveDate, Error> {
 
 fn make_time(h: i64, mi: i64, s: i64, us: i64) -> Result<NaiveTime, Error> {
     let c = |v: i64| u32::try_from(v).ok();
-    c(h).zip(c(mi)).zip(c(s)).zip(c(us))
+    c(h).zip(c(mi))
+        .zip(c(s))
+        .zip(c(us))
         .and_then(|(((h, mi), s), us)| NaiveTime::from_hms_micro_opt(h, mi, s, us))
         .ok_or_else(|| err(format!("time({h}, {mi}, {s}, {us}) is out of range")))
 }
@@ -132,13 +134,16 @@ pub fn arith(a: &Value, b: &Value, subtract: bool) -> Option<Result<Value, Error
         let days = x.parts().0 * sign;
         d.0.checked_add_signed(TimeDelta::days(days)).map(|d| Value::from_object(PyDate(d))).ok_or_else(|| err("date value out of range"))
     };
-    let dt_plus = |t: &PyDateTime, x: &PyDelta, sign: i64| add_us(t.dt, x.0 * sign).map(|dt| Value::from_object(PyDateTime { dt, utc: t.utc }));
+    let dt_plus =
+        |t: &PyDateTime, x: &PyDelta, sign: i64| add_us(t.dt, x.0 * sign).map(|dt| Value::from_object(PyDateTime { dt, utc: t.utc }));
     Some(match (da, ta, xa, db, tb, xb) {
         (Some(d), _, _, _, _, Some(x)) => date_plus(d, x, sign),
         (_, _, Some(x), Some(d), _, _) if !subtract => date_plus(d, x, 1),
         (_, Some(t), _, _, _, Some(x)) => dt_plus(t, x, sign),
         (_, _, Some(x), _, Some(t), _) if !subtract => dt_plus(t, x, 1),
-        (_, _, Some(x), _, _, Some(y)) => x.0.checked_add(y.0 * sign).map(|us| Value::from_object(PyDelta(us))).ok_or_else(|| err("timedelta out of range")),
+        (_, _, Some(x), _, _, Some(y)) => {
+            x.0.checked_add(y.0 * sign).map(|us| Value::from_object(PyDelta(us))).ok_or_else(|| err("timedelta out of range"))
+        }
         (Some(d), _, _, Some(e), _, _) if subtract => Ok(Value::from_object(PyDelta((d.0 - e.0).num_days() * US_PER_DAY))),
         (_, Some(t), _, _, Some(u), _) if subtract => {
             if t.utc != u.utc {
@@ -226,7 +231,13 @@ impl Object for PyDateTime {
             "minute" => Value::from(t.minute()),
             "second" => Value::from(t.second()),
             "microsecond" => Value::from(t.nanosecond() / 1000),
-            "tzinfo" => if self.utc { Value::from("UTC") } else { Value::from(()) },
+            "tzinfo" => {
+                if self.utc {
+                    Value::from("UTC")
+                } else {
+                    Value::from(())
+                }
+            }
             _ => return None,
         })
     }
@@ -342,7 +353,8 @@ fn delta_from(args: &[Value]) -> Result<PyDelta, Error> {
     }
     if let Some(kw) = kwargs(args) {
         for key in kw.args() {
-            let unit = UNITS.iter().find(|(n, _)| *n == key).ok_or_else(|| err(format!("timedelta() got an unexpected keyword `{key}`")))?;
+            let unit =
+                UNITS.iter().find(|(n, _)| *n == key).ok_or_else(|| err(format!("timedelta() got an unexpected keyword `{key}`")))?;
             us += num(&kw.get::<Value>(key)?)? * unit.1;
         }
     }
@@ -359,7 +371,11 @@ fn str_arg(args: &[Value], i: usize) -> Result<&str, Error> {
 impl Object for PyClass {
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         match self.0 {
-            Class::Date => Ok(Value::from_object(PyDate(make_date(int_arg(args, 0, "year", None)?, int_arg(args, 1, "month", None)?, int_arg(args, 2, "day", None)?)?))),
+            Class::Date => Ok(Value::from_object(PyDate(make_date(
+                int_arg(args, 0, "year", None)?,
+                int_arg(args, 1, "month", None)?,
+                int_arg(args, 2, "day", None)?,
+            )?))),
             Class::DateTime => {
                 let date = make_date(int_arg(args, 0, "year", None)?, int_arg(args, 1, "month", None)?, int_arg(args, 2, "day", None)?)?;
                 let time = make_time(
@@ -402,7 +418,8 @@ impl Object for PyClass {
             }
             (Class::DateTime | Class::Date, "fromtimestamp") => {
                 let ts = num(args.first().ok_or_else(|| err("fromtimestamp() needs a timestamp"))?)?;
-                let t = chrono::DateTime::from_timestamp_micros((ts * 1e6) as i64).ok_or_else(|| err("timestamp out of range"))?.naive_utc();
+                let t =
+                    chrono::DateTime::from_timestamp_micros((ts * 1e6) as i64).ok_or_else(|| err("timestamp out of range"))?.naive_utc();
                 if self.0 == Class::Date { Ok(Value::from_object(PyDate(t.date()))) } else { dt(t, false) }
             }
             (Class::Date, "today") => Ok(Value::from_object(PyDate(now_local().date()))),

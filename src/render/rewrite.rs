@@ -391,7 +391,12 @@ impl minijinja::value::Object for ChangeableDict {
         Some(self.entries().len())
     }
 
-    fn call_method(self: &std::sync::Arc<Self>, _state: &mut minijinja::State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+    fn call_method(
+        self: &std::sync::Arc<Self>,
+        _state: &mut minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
         let mut entries = self.entries();
         match (method, args) {
             ("update", [other]) => {
@@ -401,7 +406,9 @@ impl minijinja::value::Object for ChangeableDict {
                 }
                 Ok(Value::from(()))
             }
-            ("setdefault", [k, rest @ ..]) => Ok(entries.entry(k.clone()).or_insert_with(|| rest.first().cloned().unwrap_or(Value::from(()))).clone()),
+            ("setdefault", [k, rest @ ..]) => {
+                Ok(entries.entry(k.clone()).or_insert_with(|| rest.first().cloned().unwrap_or(Value::from(()))).clone())
+            }
             ("pop", [k, rest @ ..]) => match (entries.shift_remove(k), rest.first()) {
                 (Some(v), _) => Ok(v),
                 (None, Some(default)) => Ok(default.clone()),
@@ -450,8 +457,14 @@ impl minijinja::value::Object for GrowableList {
         Some(self.items().len())
     }
 
-    fn call_method(self: &std::sync::Arc<Self>, _state: &mut minijinja::State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        let arg = |i: usize| args.get(i).cloned().ok_or_else(|| Error::new(ErrorKind::MissingArgument, format!("{method}() needs an argument")));
+    fn call_method(
+        self: &std::sync::Arc<Self>,
+        _state: &mut minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let arg =
+            |i: usize| args.get(i).cloned().ok_or_else(|| Error::new(ErrorKind::MissingArgument, format!("{method}() needs an argument")));
         let mut items = self.items();
         match method {
             "append" => items.push(arg(0)?),
@@ -472,12 +485,19 @@ impl minijinja::value::Object for GrowableList {
             }
             "remove" => {
                 let v = arg(0)?;
-                let at = items.iter().position(|x| *x == v).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "list.remove(x): x not in list"))?;
+                let at = items
+                    .iter()
+                    .position(|x| *x == v)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "list.remove(x): x not in list"))?;
                 items.remove(at);
             }
             "index" => {
                 let v = arg(0)?;
-                return items.iter().position(|x| *x == v).map(Value::from).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "x not in list"));
+                return items
+                    .iter()
+                    .position(|x| *x == v)
+                    .map(Value::from)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "x not in list"));
             }
             "count" => {
                 let v = arg(0)?;

@@ -30,18 +30,70 @@ pub enum Call {
 /// Names a model template may not call through this reader (they are context functions or
 /// values whose parse-time effects it does not reproduce).
 const CONTEXT_NAMES: &[&str] = &[
-    "get_where_subquery", "doc", "execute", "this", "model", "target", "graph", "project_name", "adapter", "context",
-    "_dbt_generic_test_kwargs", "is_incremental", "env_var", "log", "print", "return", "exceptions", "run_query",
-    "statement", "load_result", "caller", "modules", "fromjson", "tojson", "fromyaml", "toyaml", "zip", "set",
-    "local_md5", "invocation_id", "run_started_at",
+    "get_where_subquery",
+    "doc",
+    "execute",
+    "this",
+    "model",
+    "target",
+    "graph",
+    "project_name",
+    "adapter",
+    "context",
+    "_dbt_generic_test_kwargs",
+    "is_incremental",
+    "env_var",
+    "log",
+    "print",
+    "return",
+    "exceptions",
+    "run_query",
+    "statement",
+    "load_result",
+    "caller",
+    "modules",
+    "fromjson",
+    "tojson",
+    "fromyaml",
+    "toyaml",
+    "zip",
+    "set",
+    "local_md5",
+    "invocation_id",
+    "run_started_at",
 ];
 
 /// Identifiers that make a macro body unsafe to skip while parsing: they record, print, depend
 /// on the pass (`execute`, `model`, `this`, `graph`) or reach other templates.
 const RECORDING_NAMES: &[&str] = &[
-    "ref", "source", "config", "adapter", "execute", "graph", "model", "this", "env_var", "run_query", "statement",
-    "load_result", "caller", "exceptions", "log", "print", "do", "call", "import", "from", "include", "extends",
-    "context", "doc", "get_where_subquery", "is_incremental", "raw", "builtins",
+    "ref",
+    "source",
+    "config",
+    "adapter",
+    "execute",
+    "graph",
+    "model",
+    "this",
+    "env_var",
+    "run_query",
+    "statement",
+    "load_result",
+    "caller",
+    "exceptions",
+    "log",
+    "print",
+    "do",
+    "call",
+    "import",
+    "from",
+    "include",
+    "extends",
+    "context",
+    "doc",
+    "get_where_subquery",
+    "is_incremental",
+    "raw",
+    "builtins",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,8 +220,8 @@ fn lex(text: &str, mut i: usize, close: u8) -> Option<(Vec<Tok<'_>>, usize)> {
                 }
                 toks.push(Tok::Ident(&text[start..i]));
             }
-            b'(' | b')' | b'[' | b']' | b'{' | b'}' | b',' | b'=' | b':' | b'.' | b'-' | b'|' | b'~' | b'+' | b'*' | b'/'
-            | b'%' | b'<' | b'>' | b'!' => {
+            b'(' | b')' | b'[' | b']' | b'{' | b'}' | b',' | b'=' | b':' | b'.' | b'-' | b'|' | b'~' | b'+' | b'*' | b'/' | b'%' | b'<'
+            | b'>' | b'!' => {
                 toks.push(Tok::Punct(c));
                 i += 1;
             }
@@ -206,9 +258,8 @@ const IMPURE_NAMES: &[&str] = &["modules", "debug", "lipsum", "random", "shuffle
 /// arguments from every node of a package, so that one call's result can stand for the others.
 pub fn macro_is_pure(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
     macro_is_inert(text, is_macro)
-        && tags(text).is_some_and(|tags| {
-            tags.iter().flat_map(|t| &t.toks).all(|tok| !matches!(tok, Tok::Ident(id) if IMPURE_NAMES.contains(id)))
-        })
+        && tags(text)
+            .is_some_and(|tags| tags.iter().flat_map(|t| &t.toks).all(|tok| !matches!(tok, Tok::Ident(id) if IMPURE_NAMES.contains(id))))
 }
 
 /// The calls a parse render of `text` would record, or `None` when the template is not simple
@@ -226,8 +277,8 @@ pub fn calls(text: &str, inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>
                     Some(Tok::Ident(id)) => *id,
                     _ => return None,
                 };
-                let is_incremental_if = toks
-                    == [Tok::Ident("if"), Tok::Ident("is_incremental"), Tok::Punct(b'('), Tok::Punct(b')')].as_slice();
+                let is_incremental_if =
+                    toks == [Tok::Ident("if"), Tok::Ident("is_incremental"), Tok::Punct(b'('), Tok::Punct(b')')].as_slice();
                 match first {
                     "raw" => return None,
                     "if" if skipping == 0 && is_incremental_if => skipping = 1,
@@ -339,7 +390,11 @@ pub enum Piece<'a> {
     /// Text, with the tags' whitespace control applied.
     Text(&'a str),
     /// `{{ name(args) }}` with literal arguments.
-    Call { name: &'a str, positional: Vec<Value>, keywords: Vec<(String, Value)> },
+    Call {
+        name: &'a str,
+        positional: Vec<Value>,
+        keywords: Vec<(String, Value)>,
+    },
     /// `{{ this }}`.
     This,
     /// `{% if is_incremental() %}`: what follows, up to [`Piece::EndIncremental`], is written
@@ -548,7 +603,14 @@ mod tests {
             assert_eq!(written, rendered);
         }
         // Anything else is rendered.
-        for text in ["{% if x %}a{% endif %}", "{{ a ~ b }}", "{% if is_incremental() %}a{% else %}b{% endif %}", "{{+ ref('a') }}", "{% raw %}x{% endraw %}", "{{ ref(x) }}"] {
+        for text in [
+            "{% if x %}a{% endif %}",
+            "{{ a ~ b }}",
+            "{% if is_incremental() %}a{% else %}b{% endif %}",
+            "{{+ ref('a') }}",
+            "{% raw %}x{% endraw %}",
+            "{{ ref(x) }}",
+        ] {
             assert!(pieces(text).is_none(), "{text}");
         }
     }
@@ -626,8 +688,14 @@ mod tests {
     #[test]
     fn a_macro_is_inert_unless_it_can_record_or_reach_another_macro() {
         let is_macro = |name: &str| matches!(name, "orrery_macro__scaled" | "other" | "dbt_utils");
-        assert!(macro_is_inert("{% macro orrery_macro__scaled(column, factor=1) -%}({{ column }} * {{ factor }}){%- endmacro %}", &is_macro));
-        assert!(macro_is_inert("{% macro orrery_macro__label() %}{{ return(\"'\" ~ var('label', 'none') ~ \"'\") }}{% endmacro %}", &is_macro));
+        assert!(macro_is_inert(
+            "{% macro orrery_macro__scaled(column, factor=1) -%}({{ column }} * {{ factor }}){%- endmacro %}",
+            &is_macro
+        ));
+        assert!(macro_is_inert(
+            "{% macro orrery_macro__label() %}{{ return(\"'\" ~ var('label', 'none') ~ \"'\") }}{% endmacro %}",
+            &is_macro
+        ));
         for text in [
             "{% macro orrery_macro__m() %}{{ ref('a') }}{% endmacro %}",
             "{% macro orrery_macro__m() %}{{ other() }}{% endmacro %}",

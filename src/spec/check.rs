@@ -124,13 +124,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks `value` against `field`; `described` gives the help (for array items, the array).
-    fn check_described(
-        &mut self,
-        field: &'a Value,
-        described: &'a Value,
-        value: &Spanned<DeValue<'_>>,
-        path: &KeyPath,
-    ) {
+    fn check_described(&mut self, field: &'a Value, described: &'a Value, value: &Spanned<DeValue<'_>>, path: &KeyPath) {
         let schema = self.resolve(field);
         let Some(obj) = schema.as_object() else { return };
         let span = value.span();
@@ -141,8 +135,7 @@ impl<'a> Checker<'a> {
         }
         if let Some(branches) = obj.get("anyOf").and_then(Value::as_array) {
             // schemars writes `Option<T>` as anyOf [T, null]; TOML has no null, so T remains.
-            let non_null: Vec<&Value> =
-                branches.iter().filter(|b| b.get("type").and_then(Value::as_str) != Some("null")).collect();
+            let non_null: Vec<&Value> = branches.iter().filter(|b| b.get("type").and_then(Value::as_str) != Some("null")).collect();
             if let [only] = non_null.as_slice() {
                 self.check_described(only, described, value, path);
                 return;
@@ -152,10 +145,7 @@ impl<'a> Checker<'a> {
             && !type_matches(types, value.get_ref())
         {
             let message = format!("`{path}` must be {}, found {}", expected(types), article_type(value.get_ref()));
-            let scalar = matches!(
-                value.get_ref(),
-                DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) | DeValue::Datetime(_)
-            );
+            let scalar = matches!(value.get_ref(), DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) | DeValue::Datetime(_));
             let help = match self.source.text.get(span.clone()) {
                 Some(raw) if scalar && types.as_str() == Some("string") => match path.0.last() {
                     Some(Segment::Key(key)) => format!("quote it: `{key} = \"{raw}\"`"),
@@ -201,11 +191,8 @@ impl<'a> Checker<'a> {
         if choices.contains(&text) {
             return;
         }
-        let suggestion = choices
-            .iter()
-            .find(|c| c.eq_ignore_ascii_case(text))
-            .copied()
-            .or_else(|| did_you_mean(text, choices.iter().copied()));
+        let suggestion =
+            choices.iter().find(|c| c.eq_ignore_ascii_case(text)).copied().or_else(|| did_you_mean(text, choices.iter().copied()));
         let help = match suggestion {
             Some(s) => format!("did you mean `{s}`? `{}` is one of {list}", path.last_key()),
             None => format!("`{}` is one of {list}", path.last_key()),
@@ -213,14 +200,7 @@ impl<'a> Checker<'a> {
         self.error("spec::unknown_value", value.span(), format!("unknown value `{text}` for `{path}`"), help);
     }
 
-    fn check_string(
-        &mut self,
-        field: &'a Value,
-        obj: &Map<String, Value>,
-        text: &str,
-        span: Range<usize>,
-        path: &KeyPath,
-    ) {
+    fn check_string(&mut self, field: &'a Value, obj: &Map<String, Value>, text: &str, span: Range<usize>, path: &KeyPath) {
         if let Some(min) = obj.get("minLength").and_then(Value::as_u64)
             && (text.chars().count() as u64) < min
         {
@@ -242,14 +222,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_integer(
-        &mut self,
-        field: &'a Value,
-        obj: &Map<String, Value>,
-        value: Option<i128>,
-        span: Range<usize>,
-        path: &KeyPath,
-    ) {
+    fn check_integer(&mut self, field: &'a Value, obj: &Map<String, Value>, value: Option<i128>, span: Range<usize>, path: &KeyPath) {
         let mut min = obj.get("minimum").and_then(Value::as_i64).map(i128::from);
         let mut max = obj.get("maximum").and_then(Value::as_i64).map(i128::from);
         if obj.get("format").and_then(Value::as_str) == Some("uint32") {
@@ -275,14 +248,10 @@ impl<'a> Checker<'a> {
         let branches: Vec<&Map<String, Value>> = schema
             .get("oneOf")
             .and_then(Value::as_array)
-            .map(|b| {
-                b.iter().filter_map(|b| self.resolve(b).as_object()).filter(|b| b.contains_key("properties")).collect()
-            })
+            .map(|b| b.iter().filter_map(|b| self.resolve(b).as_object()).filter(|b| b.contains_key("properties")).collect())
             .unwrap_or_default();
         let lookup = |key: &str| -> Option<&'a Value> {
-            properties
-                .and_then(|p| p.get(key))
-                .or_else(|| branches.iter().find_map(|b| b.get("properties").and_then(|p| p.get(key))))
+            properties.and_then(|p| p.get(key)).or_else(|| branches.iter().find_map(|b| b.get("properties").and_then(|p| p.get(key))))
         };
 
         for (key, value) in table.iter() {
@@ -295,12 +264,7 @@ impl<'a> Checker<'a> {
                 let known: Vec<&str> = properties
                     .into_iter()
                     .flat_map(|p| p.keys())
-                    .chain(
-                        branches
-                            .iter()
-                            .filter_map(|b| b.get("properties").and_then(Value::as_object))
-                            .flat_map(|p| p.keys()),
-                    )
+                    .chain(branches.iter().filter_map(|b| b.get("properties").and_then(Value::as_object)).flat_map(|p| p.keys()))
                     .map(String::as_str)
                     .collect();
                 let help = match did_you_mean(name, known.iter().copied()) {
@@ -311,8 +275,7 @@ impl<'a> Checker<'a> {
             }
         }
 
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
-        {
+        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
             if !table.contains_key(required) {
                 let field = properties.and_then(|p| p.get(required)).unwrap_or(&Value::Null);
                 let inner = path.key(required);
@@ -320,10 +283,7 @@ impl<'a> Checker<'a> {
                 let (message, add) = if is_table {
                     (format!("missing table {}", inner.table()), format!("add a {} table", inner.table()))
                 } else {
-                    (
-                        format!("missing key `{required}` in {}", path.table()),
-                        format!("add `{required} = …` to {}", path.table()),
-                    )
+                    (format!("missing key `{required}` in {}", path.table()), format!("add `{required} = …` to {}", path.table()))
                 };
                 let help = format!("{add}; {}", self.describe(field, &inner));
                 self.error("spec::missing_key", span.clone(), message, help);
@@ -333,9 +293,7 @@ impl<'a> Checker<'a> {
         if !branches.is_empty() {
             let names: Vec<&str> = branches
                 .iter()
-                .filter_map(|b| {
-                    b.get("required").and_then(Value::as_array).and_then(|r| r.first()).and_then(Value::as_str)
-                })
+                .filter_map(|b| b.get("required").and_then(Value::as_array).and_then(|r| r.first()).and_then(Value::as_str))
                 .collect();
             let present: Vec<&Spanned<std::borrow::Cow<'_, str>>> =
                 table.keys().filter(|k| names.contains(&k.get_ref().as_ref())).collect();
@@ -349,11 +307,8 @@ impl<'a> Checker<'a> {
                 [_] => {}
                 [first, rest @ ..] => {
                     for extra in rest {
-                        let message = format!(
-                            "`{path}` has two actions, `{}` and `{}`: it needs exactly one",
-                            first.get_ref(),
-                            extra.get_ref()
-                        );
+                        let message =
+                            format!("`{path}` has two actions, `{}` and `{}`: it needs exactly one", first.get_ref(), extra.get_ref());
                         let help = "split it into two [[callbacks]] entries, one per action".to_string();
                         self.error("spec::conflicting_actions", extra.span(), message, help);
                     }

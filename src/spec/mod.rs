@@ -49,8 +49,7 @@ pub fn load(path: &Path) -> Result<LoadedPipeline, Diagnostics> {
         } else {
             format!("pipeline file `{}` not found", shown.display())
         };
-        let help =
-            "create an orrery.toml with a [pipeline] table (see schemas/pipeline.schema.json), or pass --pipeline PATH";
+        let help = "create an orrery.toml with a [pipeline] table (see schemas/pipeline.schema.json), or pass --pipeline PATH";
         return Err(Diagnostic::error("spec::missing_file", message).with_help(help).with_file(shown).into());
     }
     let source = SourceFile::read(path)?;
@@ -213,7 +212,10 @@ fn check_store_url(source: &SourceFile, value: &toml::Spanned<DeValue<'_>>, what
     if let Err(message) = crate::store::known_scheme(text) {
         diagnostics.push(
             Diagnostic::error("spec::store_url", format!("{what}: {message}"))
-                .with_help(format!("use one of {}", crate::store::SCHEMES.iter().map(|s| format!("`{s}://`")).collect::<Vec<_>>().join(", ")))
+                .with_help(format!(
+                    "use one of {}",
+                    crate::store::SCHEMES.iter().map(|s| format!("`{s}://`")).collect::<Vec<_>>().join(", ")
+                ))
                 .at(source, value.span()),
         );
     }

@@ -136,8 +136,7 @@ impl StateStore {
                 Ok(text) => text,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(err) => {
-                    return Err(Diagnostic::error("state::read", format!("cannot read state {}: {err}", path.display()))
-                        .with_file(path));
+                    return Err(Diagnostic::error("state::read", format!("cannot read state {}: {err}", path.display())).with_file(path));
                 }
             },
             Backend::Remote(location) => {
@@ -164,19 +163,17 @@ impl StateStore {
             Backend::Local(path) => write_file(path, &text),
             Backend::Remote(location) => {
                 let mut version = self.version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let written = location
-                    .put_if(&format!("{}.json", self.target), text, version.as_ref(), REMOTE_TIMEOUT)
-                    .map_err(remote_error)?;
+                let written =
+                    location.put_if(&format!("{}.json", self.target), text, version.as_ref(), REMOTE_TIMEOUT).map_err(remote_error)?;
                 match written {
                     Some(new) => {
                         *version = Some(new);
                         Ok(())
                     }
-                    None => Err(Diagnostic::error(
-                        "state::conflict",
-                        format!("state {} changed while orrery held the lock", self.location),
-                    )
-                    .with_help("another writer ignored the lock; check `orrery state show`, then plan again")),
+                    None => {
+                        Err(Diagnostic::error("state::conflict", format!("state {} changed while orrery held the lock", self.location))
+                            .with_help("another writer ignored the lock; check `orrery state show`, then plan again"))
+                    }
                 }
             }
         }
@@ -214,9 +211,9 @@ impl StateStore {
                 }
                 match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
                     Ok(mut file) => {
-                        file.write_all(&text).and_then(|_| file.sync_all()).map_err(|err| {
-                            Diagnostic::error("state::lock", format!("cannot write lock {}: {err}", lock.display()))
-                        })?;
+                        file.write_all(&text)
+                            .and_then(|_| file.sync_all())
+                            .map_err(|err| Diagnostic::error("state::lock", format!("cannot write lock {}: {err}", lock.display())))?;
                         true
                     }
                     Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => false,
@@ -289,9 +286,8 @@ impl StateStore {
 }
 
 fn write_file(path: &Path, text: &[u8]) -> Result<(), Diagnostic> {
-    let fail = |err: std::io::Error| {
-        Diagnostic::error("state::write", format!("cannot write state {}: {err}", path.display())).with_file(path)
-    };
+    let fail =
+        |err: std::io::Error| Diagnostic::error("state::write", format!("cannot write state {}: {err}", path.display())).with_file(path);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
@@ -444,9 +440,11 @@ impl StateStore {
         let Some(path) = self.journal_path() else { return Ok(()) };
         let mut line = serde_json::to_vec(entry).unwrap_or_default();
         line.push(b'\n');
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|err| {
-            Diagnostic::error("state::write", format!("cannot append to {}: {err}", path.display()))
-        })?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|err| Diagnostic::error("state::write", format!("cannot append to {}: {err}", path.display())))?;
         // One write per line: a crash leaves whole lines and at most one torn one.
         file.write_all(&line).map_err(|err| Diagnostic::error("state::write", format!("cannot append to {}: {err}", path.display())))
     }

@@ -35,13 +35,8 @@ fn expected_graph(plan: &Value) -> BTreeMap<String, Vec<String>> {
     let ids: Vec<String> = tasks.iter().map(|n| n["id"].as_str().unwrap().to_string()).collect();
     let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for node in &tasks {
-        let mut upstream: Vec<String> = node["depends_on"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_str().unwrap().to_string())
-            .filter(|d| ids.contains(d))
-            .collect();
+        let mut upstream: Vec<String> =
+            node["depends_on"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).filter(|d| ids.contains(d)).collect();
         upstream.sort();
         graph.insert(node["id"].as_str().unwrap().to_string(), upstream);
     }
@@ -181,7 +176,8 @@ argv = ["{record}", "{{{{ block_uuid }}}}.pipeline.{{{{ status }}}}"]
         .collect();
     fired.sort();
     assert_eq!(fired, ["done.pipeline.failure", "on_failure.bad_model.failure"]);
-    let context: Value = serde_json::from_str(&std::fs::read_to_string(dags.join("out/on_failure.bad_model.failure.json")).unwrap()).unwrap();
+    let context: Value =
+        serde_json::from_str(&std::fs::read_to_string(dags.join("out/on_failure.bad_model.failure.json")).unwrap()).unwrap();
     assert_eq!(context["attempt"], 2);
     assert!(context["run_id"].as_str().unwrap().starts_with("manual__"));
     // run_results of the run records all of it.

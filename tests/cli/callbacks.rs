@@ -16,10 +16,7 @@ const PROJECT: &str = "tests/fixtures/projects/callbacks";
 /// The callback files a run left in out/: `<callback>.<node>.<status>`.
 fn fired(project: &Path) -> BTreeSet<String> {
     let Ok(entries) = std::fs::read_dir(project.join("out")) else { return BTreeSet::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".json").map(str::to_string))
-        .collect()
+    entries.flatten().filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".json").map(str::to_string)).collect()
 }
 
 fn context(project: &Path, name: &str) -> Value {
@@ -213,16 +210,9 @@ fn a_node_timeout_cancels_that_node_alone_and_the_run_goes_on() {
     let dir = project_copy(PROJECT);
     let project = dir.path();
     let start = Instant::now();
-    Test::new()
-        .current_dir(project)
-        .args(["run", "-p", "orrery_timeout.toml", "--select", "slow_model", "ok_model"])
-        .run()
-        .status(1);
+    Test::new().current_dir(project).args(["run", "-p", "orrery_timeout.toml", "--select", "slow_model", "ok_model"]).run().status(1);
     assert!(start.elapsed() < Duration::from_secs(60), "the timeout did not stop the query");
-    assert_eq!(
-        fired(project),
-        set(&["on_any.slow_model.cancelled", "on_any.ok_model.success"]),
-    );
+    assert_eq!(fired(project), set(&["on_any.slow_model.cancelled", "on_any.ok_model.success"]),);
     let cancelled = context(project, "on_any.slow_model.cancelled");
     assert!(cancelled["error"].as_str().unwrap().contains("timed out after 1s"), "{cancelled}");
     let results = run_results(project);
@@ -506,12 +496,7 @@ include = ["manifest.json"]
         .status(0);
 
     let target = project.join("target");
-    let listing = boto3(
-        &python,
-        &endpoint,
-        &bucket,
-        "for o in s3.list_objects_v2(Bucket=bucket).get('Contents', []): print(o['Key'])",
-    );
+    let listing = boto3(&python, &endpoint, &bucket, "for o in s3.list_objects_v2(Bucket=bucket).get('Contents', []): print(o['Key'])");
     let keys: BTreeSet<&str> = listing.lines().collect();
     let mut expected = BTreeSet::new();
     for relative in ["run_results.json", "manifest.json", "compiled/cbproj/models/ok_model.sql"] {

@@ -51,10 +51,8 @@ fn a_plan_never_holds_a_secret() {
 
 #[test]
 fn graph_prints_the_selected_dag() {
-    let ran = Test::new()
-        .args(["graph", "-p", "examples/shop/orrery.toml", "--format", "json", "--select", "+fct_baskets"])
-        .run()
-        .status(0);
+    let ran =
+        Test::new().args(["graph", "-p", "examples/shop/orrery.toml", "--format", "json", "--select", "+fct_baskets"]).run().status(0);
     let graph = ran.json();
     let ids: Vec<&str> = graph["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
     assert!(ids.contains(&"model.shop.fct_baskets") && ids.contains(&"model.shop.stg_baskets"), "{ids:?}");

@@ -18,12 +18,7 @@ fn tables(db: &Path, like: &str) -> Vec<String> {
 
 /// The plan's lines for one action, as `<symbol> <action> <id> (<reason>)`, trimmed.
 fn lines_with(stdout: &str, action: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.split_whitespace().nth(1) == Some(action))
-        .map(str::to_string)
-        .collect()
+    stdout.lines().map(str::trim).filter(|l| l.split_whitespace().nth(1) == Some(action)).map(str::to_string).collect()
 }
 
 fn state_of(project: &Path, pipeline: &str) -> Value {
@@ -106,12 +101,7 @@ fn plan_apply_plan_shows_creates_then_nothing_then_exactly_what_an_edit_changes(
 fn apply_without_a_plan_file_refuses_without_a_terminal_unless_auto_approved() {
     let dir = project_copy("examples/shop");
     let project = dir.path();
-    Test::new()
-        .current_dir(project)
-        .args(["apply"])
-        .run()
-        .status(2)
-        .stderr_contains("needs a terminal to confirm, or --auto-approve");
+    Test::new().current_dir(project).args(["apply"]).run().status(2).stderr_contains("needs a terminal to confirm, or --auto-approve");
     assert!(!project.join("shop.duckdb").exists(), "nothing ran");
     Test::new().current_dir(project).args(["apply", "--auto-approve"]).run().status(0);
     Test::new().current_dir(project).args(["plan", "--detailed-exitcode"]).run().status(0);

@@ -12,11 +12,11 @@ mod airflow;
 mod callbacks;
 #[cfg(feature = "duckdb")]
 mod deploy;
+#[cfg(all(feature = "duckdb", feature = "postgres"))]
+mod postgres;
 #[cfg(feature = "duckdb")]
 mod relations;
 #[cfg(feature = "duckdb")]
 mod run;
 #[cfg(feature = "duckdb")]
 mod runtime_vars;
-#[cfg(all(feature = "duckdb", feature = "postgres"))]
-mod postgres;

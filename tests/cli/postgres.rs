@@ -172,8 +172,7 @@ fn readers_never_see_an_error_or_an_empty_table_while_it_is_rebuilt() {
             std::thread::spawn(move || -> Result<(), String> {
                 let mut conn = connect(&dbname);
                 while !stop.load(Ordering::SeqCst) {
-                    let n = count(conn.as_mut(), &format!("select count(*) from {relation}"))
-                        .map_err(|e| format!("{relation}: {e}"))?;
+                    let n = count(conn.as_mut(), &format!("select count(*) from {relation}")).map_err(|e| format!("{relation}: {e}"))?;
                     if n != expected {
                         return Err(format!("{relation}: {n} rows, expected {expected}"));
                     }
@@ -288,11 +287,7 @@ fn sslmode_encrypts_and_verifies_as_libpq_does() {
     let root_cert = env("ORRERY_TEST_PG_SSLROOTCERT");
     let (dir, dbname) = pg_project();
     let run = |mode: &str, root: &str| {
-        pg_run(dir.path(), &dbname)
-            .env("PGPROJ_SSLMODE", mode)
-            .env("PGPROJ_SSLROOTCERT", root)
-            .args(["--select", "tls_check"])
-            .run()
+        pg_run(dir.path(), &dbname).env("PGPROJ_SSLMODE", mode).env("PGPROJ_SSLROOTCERT", root).args(["--select", "tls_check"]).run()
     };
     let mut db = connect(&dbname);
     let mut encrypted = |mode: &str, root: &str| {
@@ -315,9 +310,7 @@ fn grants_are_applied_and_revoked_as_the_config_changes() {
     let (dir, dbname) = pg_project();
     let mut admin = connect("postgres");
     for role in ["orrery_reader_a", "orrery_reader_b"] {
-        admin
-            .execute(&format!("do $$ begin create role {role}; exception when duplicate_object then null; end $$"))
-            .expect("create role");
+        admin.execute(&format!("do $$ begin create role {role}; exception when duplicate_object then null; end $$")).expect("create role");
     }
     let mut db = connect(&dbname);
     let granted = |db: &mut dyn Connection, role: &str| {
@@ -340,11 +333,7 @@ fn connection_problems_are_one_clear_error_before_any_node_starts() {
         listener.local_addr().expect("addr").port().to_string()
     };
     let cases: [(&str, Test, &str); 3] = [
-        (
-            "wrong password",
-            pg_run(dir.path(), &dbname).env("ORRERY_TEST_PG_PASSWORD", wrong),
-            "password authentication failed",
-        ),
+        ("wrong password", pg_run(dir.path(), &dbname).env("ORRERY_TEST_PG_PASSWORD", wrong), "password authentication failed"),
         ("unreachable host", pg_run(dir.path(), &dbname).env("ORRERY_TEST_PG_PORT", &closed_port), "cannot connect"),
         ("missing database", pg_run(dir.path(), "no_such_database"), "does not exist"),
     ];

@@ -22,11 +22,8 @@ pub fn dump(db: &Path) -> BTreeMap<String, Dumped> {
              where table_catalog = current_database() order by 1, 2",
         )
         .expect("list relations");
-    let relations: Vec<(String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .expect("query relations")
-        .map(|r| r.expect("relation row"))
-        .collect();
+    let relations: Vec<(String, String, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("query relations").map(|r| r.expect("relation row")).collect();
     let mut out = BTreeMap::new();
     for (schema, name, kind) in relations {
         let mut stmt = conn
@@ -41,11 +38,7 @@ pub fn dump(db: &Path) -> BTreeMap<String, Dumped> {
             .expect("query columns")
             .map(|r| r.expect("column row"))
             .collect();
-        let select = columns
-            .iter()
-            .map(|(c, _)| format!("cast(\"{}\" as varchar)", c.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let select = columns.iter().map(|(c, _)| format!("cast(\"{}\" as varchar)", c.replace('"', "\"\""))).collect::<Vec<_>>().join(", ");
         let sql = format!("select {select} from \"{schema}\".\"{name}\"");
         let mut stmt = conn.prepare(&sql).expect("select rows");
         let width = columns.len();
@@ -82,12 +75,8 @@ pub fn fixture(path: &Path) -> BTreeMap<String, Dumped> {
                 .iter()
                 .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["type"].as_str().unwrap_or("").to_string()))
                 .collect();
-            let mut rows: Vec<Vec<Option<String>>> = rel["rows"]
-                .as_array()
-                .expect("rows")
-                .iter()
-                .map(|r| r.as_array().expect("row").iter().map(json_text).collect())
-                .collect();
+            let mut rows: Vec<Vec<Option<String>>> =
+                rel["rows"].as_array().expect("rows").iter().map(|r| r.as_array().expect("row").iter().map(json_text).collect()).collect();
             rows.sort();
             (key, Dumped { kind: rel["kind"].as_str().unwrap_or("").to_string(), columns, rows })
         })

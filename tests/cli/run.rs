@@ -25,10 +25,9 @@ fn builds_like_dbt(example: &str, db_file: &str) {
     let pipeline = dir.path().join("orrery.toml");
     Test::new().args(["run", "-p"]).args([&pipeline]).run().status(0);
     assert_same_relations(&dir.path().join(db_file), &format!("tests/fixtures/dbt/{example}/relations.json"));
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("target/run_results.json")).expect("run_results.json written"),
-    )
-    .expect("run_results.json is JSON");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/run_results.json")).expect("run_results.json written"))
+            .expect("run_results.json is JSON");
     assert_eq!(results["metadata"]["dbt_schema_version"], "https://schemas.getdbt.com/dbt/run-results/v6.json");
     assert!(results["results"].as_array().is_some_and(|r| !r.is_empty()));
 

@@ -20,7 +20,11 @@ fn a_runtime_var_stays_a_placeholder_in_the_plan_and_run_binds_it_from_vars() {
     Test::new().current_dir(project).args(["compile"]).run().status(0);
     let plan = std::fs::read_to_string(project.join("target/plan.json")).expect("plan.json");
     assert!(plan.contains("__orrery_runtime_var_ds__") && !plan.contains("{{"), "the plan keeps a placeholder, no Jinja");
-    assert!(plan.contains("\"runtime_vars\": [\n    \"ds\"\n  ]") || plan.contains("\"runtime_vars\":[\"ds\"]"), "{}", &plan[..200.min(plan.len())]);
+    assert!(
+        plan.contains("\"runtime_vars\": [\n    \"ds\"\n  ]") || plan.contains("\"runtime_vars\":[\"ds\"]"),
+        "{}",
+        &plan[..200.min(plan.len())]
+    );
 
     // Without a value: one error naming it, nothing runs.
     Test::new().current_dir(project).args(["run"]).run().status(2).stderr_contains("runtime variable(s) `ds`");

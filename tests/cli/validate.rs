@@ -24,10 +24,7 @@ fn has(errors: &[(String, u64, u64, String)], file: &str, line: u64, column: u64
 
 #[test]
 fn every_broken_input_is_reported_in_one_run_with_its_location() {
-    let ran = Test::new()
-        .args(["validate", "-p", "tests/fixtures/broken/all/orrery.toml", "--format", "json"])
-        .run()
-        .status(2);
+    let ran = Test::new().args(["validate", "-p", "tests/fixtures/broken/all/orrery.toml", "--format", "json"]).run().status(2);
     let report = ran.json();
     assert_eq!(report["ok"], false);
     let errors = error_locations(&report);
@@ -102,10 +99,7 @@ fn garbage_inputs_never_panic() {
 
 #[test]
 fn unknown_config_keys_are_warnings_with_a_suggestion() {
-    let ran = Test::new()
-        .args(["validate", "-p", "tests/fixtures/projects/config_keys/orrery.toml", "--format", "json"])
-        .run()
-        .status(0);
+    let ran = Test::new().args(["validate", "-p", "tests/fixtures/projects/config_keys/orrery.toml", "--format", "json"]).run().status(0);
     let report = ran.json();
     let warning = report["diagnostics"]
         .as_array()

@@ -53,11 +53,7 @@ pub fn inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
     if ctes.is_empty() {
         return sql.to_string();
     }
-    let joined = ctes
-        .iter()
-        .map(|(identifier, body)| format!(" __dbt__cte__{identifier} as (\n{body}\n)"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let joined = ctes.iter().map(|(identifier, body)| format!(" __dbt__cte__{identifier} as (\n{body}\n)")).collect::<Vec<_>>().join(", ");
     let stmt = first_statement(sql);
     let tokens = top_level_tokens(stmt);
     let next_solid = |from: usize| tokens[from..].iter().find(|t| t.kind != Kind::Space).map_or(stmt.len(), |t| t.start);

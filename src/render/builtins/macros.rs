@@ -212,7 +212,9 @@ mod tests {
         let manifest: Json = serde_json::from_str(&fixtures::read("expected/manifest.json")).expect("json");
         let env = environment(&manifest, &Json::Null);
         let none = Value::from(());
-        let node = |name: &str, version: Option<i64>| Value::from_pairs([("name", Value::from(name)), ("version", version.map_or(Value::from(()), Value::from))]);
+        let node = |name: &str, version: Option<i64>| {
+            Value::from_pairs([("name", Value::from(name)), ("version", version.map_or(Value::from(()), Value::from))])
+        };
         // The fixture's marts models have `+schema: marts`.
         let orders = &manifest["nodes"]["model.shop.orders"];
         assert_eq!(orders["schema"], "main_marts");

@@ -14,11 +14,11 @@ pub mod naming;
 pub mod python;
 pub mod relation;
 
-pub use ctes::{collect_ctes, inject_ctes, Ephemeral};
+pub use ctes::{Ephemeral, collect_ctes, inject_ctes};
 pub use macros::macro_files;
-pub use naming::{generic_test_raw_code, test_node_name, unique_id_hash, TestName, TestTarget, TEST_CONFIG_KEYS};
+pub use naming::{TEST_CONFIG_KEYS, TestName, TestTarget, generic_test_raw_code, test_node_name, unique_id_hash};
 pub use python::python_display;
-pub use relation::{quote_identifier, render_relation, render_relation_with, QuotePolicy};
+pub use relation::{QuotePolicy, quote_identifier, render_relation, render_relation_with};
 
 #[cfg(test)]
 pub(crate) mod fixtures {

@@ -60,12 +60,7 @@ impl TestName {
 /// `namespace` the package before the dot (`dbt_utils.expression_is_true`), `kwargs` the test's
 /// arguments as `test_metadata.kwargs` holds them: `column_name` when on a column, `model`
 /// (see [`TestTarget::model_kwarg`]) and the test's own, without config keys.
-pub fn test_node_name(
-    test_name: &str,
-    namespace: Option<&str>,
-    target: TestTarget<'_>,
-    kwargs: &IndexMap<String, Value>,
-) -> TestName {
+pub fn test_node_name(test_name: &str, namespace: Option<&str>, target: TestTarget<'_>, kwargs: &IndexMap<String, Value>) -> TestName {
     let mut prefix = match target {
         TestTarget::Source { .. } => format!("source_{test_name}"),
         TestTarget::Node { .. } => test_name.to_string(),
@@ -86,19 +81,26 @@ pub fn test_node_name(
 /// Test config keys dbt lifts out of a generic test's arguments, in the order its `raw_code`
 /// lists them.
 pub const TEST_CONFIG_KEYS: [&str; 14] = [
-    "severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc", "store_failures",
-    "store_failures_as", "meta", "database", "schema", "alias",
+    "severity",
+    "tags",
+    "enabled",
+    "where",
+    "limit",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "store_failures",
+    "store_failures_as",
+    "meta",
+    "database",
+    "schema",
+    "alias",
 ];
 
 /// dbt's `raw_code` of a generic test node: `{{ test_x(**_dbt_generic_test_kwargs) }}` and a
 /// `config()` call with the test's config. `config` holds the keys given in the yml (top-level
 /// or under `config:`, nulls dropped) in yml order; `alias` is [`TestName::alias`].
-pub fn generic_test_raw_code(
-    test_name: &str,
-    namespace: Option<&str>,
-    config: &IndexMap<String, Value>,
-    alias: Option<&str>,
-) -> String {
+pub fn generic_test_raw_code(test_name: &str, namespace: Option<&str>, config: &IndexMap<String, Value>, alias: Option<&str>) -> String {
     let known = TEST_CONFIG_KEYS.iter().filter_map(|k| config.get_key_value(*k));
     let others = config.iter().filter(|(k, _)| !TEST_CONFIG_KEYS.contains(&k.as_str()));
     let mut items: Vec<String> = known
@@ -122,16 +124,9 @@ pub fn unique_id_hash(name: &str, test_name: &str, namespace: Option<&str>, kwar
     // dbt hashes the name followed by Python's repr of the metadata, keys sorted, leaves str()-ed.
     let mut sorted: Vec<(&String, &Value)> = kwargs.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let kwargs_repr = sorted
-        .iter()
-        .map(|(k, v)| format!("{}: {}", py_repr_str(k), hashable_repr(v)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let kwargs_repr = sorted.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), hashable_repr(v))).collect::<Vec<_>>().join(", ");
     let namespace_repr = py_repr_str(namespace.unwrap_or("None"));
-    let metadata = format!(
-        "{{'kwargs': {{{kwargs_repr}}}, 'name': {}, 'namespace': {namespace_repr}}}",
-        py_repr_str(test_name)
-    );
+    let metadata = format!("{{'kwargs': {{{kwargs_repr}}}, 'name': {}, 'namespace': {namespace_repr}}}", py_repr_str(test_name));
     let hex = crate::md5_hex(&format!("{name}{metadata}"));
     hex[hex.len() - 10..].to_string()
 }
@@ -167,15 +162,13 @@ fn clean(s: &str) -> String {
     out
 }
 
-
 /// Python's repr of dbt's hashable form: dicts (keys sorted) and lists kept, the rest `str()`.
 fn hashable_repr(v: &Value) -> String {
     match v {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            let inner: Vec<String> =
-                entries.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), hashable_repr(v))).collect();
+            let inner: Vec<String> = entries.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), hashable_repr(v))).collect();
             format!("{{{}}}", inner.join(", "))
         }
         Value::Array(items) => format!("[{}]", items.iter().map(hashable_repr).collect::<Vec<_>>().join(", ")),
@@ -228,8 +221,7 @@ mod tests {
 
     #[test]
     fn names_match_a_real_dbt_manifest() {
-        let tests: Vec<Value> = serde_json::from_str(&crate::render::builtins::fixtures::read("expected/test_names.json"))
-            .expect("json");
+        let tests: Vec<Value> = serde_json::from_str(&crate::render::builtins::fixtures::read("expected/test_names.json")).expect("json");
         assert!(tests.len() > 20);
         for t in &tests {
             let meta = &t["test_metadata"];

@@ -100,7 +100,6 @@ fn py_printable(c: char) -> bool {
         || (0xe000..=0xf8ff).contains(&n))
 }
 
-
 /// How dbt's Jinja (Python) prints a value where minijinja prints it differently: `None`,
 /// `True`/`False`, floats as Python writes them (`1e+20`), lists and dicts in Python's repr.
 /// `None` when minijinja's own output is already the same (strings, integers, objects).

@@ -44,7 +44,11 @@ impl Default for QuotePolicy {
 /// As [`render_relation`], leaving unquoted the parts the policy says.
 pub fn render_relation_with(adapter_type: &str, rel: &Relation, policy: QuotePolicy) -> String {
     // Written into one string of its final size (every ref() renders one).
-    let parts = [(rel.database.as_deref(), policy.database), (Some(rel.schema.as_str()), policy.schema), (Some(rel.identifier.as_str()), policy.identifier)];
+    let parts = [
+        (rel.database.as_deref(), policy.database),
+        (Some(rel.schema.as_str()), policy.schema),
+        (Some(rel.identifier.as_str()), policy.identifier),
+    ];
     let len: usize = parts.iter().map(|(text, quoted)| text.map_or(0, |t| t.len() + 1 + 2 * usize::from(*quoted))).sum();
     let mut out = String::with_capacity(len);
     for (i, (text, quoted)) in parts.into_iter().enumerate() {
