@@ -137,6 +137,7 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
             project.cli_vars.insert(name.clone(), serde_json::Value::String(crate::node::runtime_var_marker(name)));
         }
         problems.extend(render::runtime_var_misuse(&compiled, &probe, &runtime_vars));
+        problems.extend(render::runtime_var_in_identifier(&compiled, &runtime_vars));
     }
     // Render keeps the nodes it could compile next to its errors: the graph may find more.
     problems.extend(compiled.diagnostics.clone());

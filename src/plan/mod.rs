@@ -584,9 +584,10 @@ pub fn json_schema() -> String {
 
 impl RunPlan {
     /// Replaces each runtime variable's placeholder in every statement with its value from
-    /// `values` (`--vars`) as a SQL literal: a string quoted (or, inside a quoted string, its
-    /// text escaped), a number or boolean as written, null as `null`. A runtime variable
-    /// without a value is an error naming it.
+    /// `values` (`--vars`), as the SQL around it requires (`crate::sql::bind`): a typed literal
+    /// in code, escaped text inside a string literal, neutralised text inside a comment. A
+    /// runtime variable without a value, or one that cannot be data where it stands (inside a
+    /// quoted identifier), is an error naming it and the node.
     pub fn bind_runtime_vars(&mut self, values: &IndexMap<String, Value>) -> Result<(), Diagnostic> {
         if self.runtime_vars.is_empty() {
             return Ok(());
@@ -597,66 +598,34 @@ impl RunPlan {
             return Err(Diagnostic::error("run::runtime_var_missing", format!("the plan needs the runtime variable(s) {names}"))
                 .with_help(format!("pass them with --vars, e.g. --vars '{{{}: \"2024-01-01\"}}'", missing[0])));
         }
-        let bindings: Vec<(String, &Value)> =
-            self.runtime_vars.iter().map(|n| (crate::node::runtime_var_marker(n), &values[n.as_str()])).collect();
-        let bind = |sql: &mut String| {
-            for (marker, value) in &bindings {
-                if sql.contains(marker.as_str()) {
-                    *sql = bind_marker(sql, marker, value);
-                }
+        let dialect = crate::sql::Dialect::of(&self.target.adapter_type);
+        let bindings: Vec<(&str, String, &Value)> =
+            self.runtime_vars.iter().map(|n| (n.as_str(), crate::node::runtime_var_marker(n), &values[n.as_str()])).collect();
+        let bind = |owner: &str, sql: &mut String| -> Result<(), Diagnostic> {
+            for (name, marker, value) in &bindings {
+                *sql = crate::sql::bind::bind(sql, dialect, marker, value).map_err(|e| {
+                    Diagnostic::error("run::runtime_var_unbindable", format!("{owner}: runtime variable `{name}` cannot be bound: {e}"))
+                        .with_help("use a runtime variable as a value (in code, a string literal or a comment), never inside a quoted name")
+                })?;
             }
+            Ok(())
         };
         for node in &mut self.nodes {
-            node.statements.iter_mut().for_each(bind);
+            let owner = node.id.clone();
+            let mut texts: Vec<&mut String> = node.statements.iter_mut().collect();
             for list in [&mut node.statements_incremental, &mut node.statements_create].into_iter().flatten() {
-                list.iter_mut().for_each(bind);
+                texts.extend(list.iter_mut());
             }
             if let Some(other) = &mut node.statements_other_type {
-                other.statements.iter_mut().flatten().for_each(bind);
+                texts.extend(other.statements.iter_mut().flatten());
+            }
+            for sql in texts {
+                bind(&owner, sql)?;
             }
         }
         for hook in self.hooks.on_run_start.iter_mut().chain(&mut self.hooks.on_run_end) {
-            bind(hook);
+            bind("a run hook", hook)?;
         }
         Ok(())
     }
-}
-
-/// `sql` with each `marker` replaced by `value`: `'marker'` (the whole quoted string) and a
-/// bare marker become the literal; a marker inside a longer quoted string becomes the value's
-/// text with its quotes doubled.
-fn bind_marker(sql: &str, marker: &str, value: &Value) -> String {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    let literal = match value {
-        Value::String(s) => format!("'{}'", s.replace('\'', "''")),
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => format!("'{}'", other.to_string().replace('\'', "''")),
-    };
-    let mut out = String::with_capacity(sql.len());
-    let mut in_quotes = false;
-    let mut rest = sql;
-    while let Some(at) = rest.find(marker) {
-        let before = &rest[..at];
-        in_quotes ^= before.matches('\'').count() % 2 == 1;
-        let after = &rest[at + marker.len()..];
-        if in_quotes && before.ends_with('\'') && after.starts_with('\'') {
-            // The whole quoted string: replaced by the literal, quotes included.
-            out.push_str(&before[..before.len() - 1]);
-            out.push_str(&literal);
-            rest = &after[1..];
-            in_quotes = false;
-        } else {
-            out.push_str(before);
-            out.push_str(&if in_quotes { text.replace('\'', "''") } else { literal.clone() });
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }

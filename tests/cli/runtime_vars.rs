@@ -77,3 +77,56 @@ fn the_exported_dag_binds_ds_from_the_airflow_run() {
     // The DAG ran beside its plan: the database is where the plan's absolute path points.
     assert_eq!(daily(project), ["2026-03-04 15"], "{log}");
 }
+
+/// A model with the runtime variable in every lexical context: after a line comment holding a
+/// quote, inside a string literal, inside a block comment, after a dollar-quoted body, in code.
+pub(crate) const CONTEXTS_MODEL: &str = "-- don't\nselect {{ var('ds') }} as after_line_comment,\n    'day: {{ var(\"ds\") }}' as in_string,\n    /* {{ var('ds') }} */ $$it's$$ as dollar_body,\n    {{ var('ds') }} as after_dollar,\n    {{ var('ds') }} || '' as plain\n";
+
+/// A value a naive splice would turn into SQL: a quote, a line comment and a comment closer.
+pub(crate) const NASTY: &str = "it's -- a */ b";
+
+/// What the model's one row holds when `ds` is `value`.
+pub(crate) fn contexts_row(value: &str) -> Vec<String> {
+    vec![value.to_string(), format!("day: {value}"), "it's".to_string(), value.to_string(), value.to_string()]
+}
+
+fn contexts(project: &Path) -> Vec<String> {
+    let conn = duckdb::Connection::open(project.join("rtv.duckdb")).expect("open the database");
+    let mut stmt = conn
+        .prepare("select typeof(after_line_comment), after_line_comment, in_string, dollar_body, after_dollar, plain from main.contexts")
+        .expect("prepare");
+    let row = stmt
+        .query_row([], |r| Ok((1..6).map(|i| r.get::<_, String>(i)).collect::<Result<Vec<_>, _>>().map(|v| (r.get::<_, String>(0), v))))
+        .expect("one row")
+        .expect("text columns");
+    assert_eq!(row.0.expect("type"), "VARCHAR", "a string value is a string literal in code");
+    row.1
+}
+
+#[test]
+fn a_runtime_var_binds_by_the_sql_around_it_on_duckdb() {
+    let dir = project_copy("tests/fixtures/projects/runtime_vars");
+    let project = dir.path();
+    std::fs::write(project.join("models/contexts.sql"), CONTEXTS_MODEL).unwrap();
+    // Before: the quote in `-- don't` made the placeholder look quoted, and `2026-03-04` ran as
+    // arithmetic (2019).
+    Test::new().current_dir(project).args(["run", "--select", "contexts", "--vars", "{ds: \"2026-03-04\"}"]).run().status(0);
+    assert_eq!(contexts(project), contexts_row("2026-03-04"));
+    let vars = serde_json::json!({ "ds": NASTY }).to_string();
+    Test::new().current_dir(project).args(["run", "--select", "contexts", "--vars", &vars]).run().status(0);
+    assert_eq!(contexts(project), contexts_row(NASTY));
+    // The same from the compiled plan, as the Airflow DAG runs it.
+    Test::new().current_dir(project).args(["compile", "--select", "contexts"]).run().status(0);
+    Test::new().current_dir(project).args(["run", "--plan", "target/plan.json", "--vars", "{ds: \"x */ y\"}"]).run().status(0);
+    assert_eq!(contexts(project), contexts_row("x */ y"));
+}
+
+#[test]
+fn a_runtime_var_inside_a_quoted_identifier_is_a_compile_error_at_its_call() {
+    let dir = project_copy("tests/fixtures/projects/runtime_vars");
+    let project = dir.path();
+    std::fs::write(project.join("models/named.sql"), "select 1 as \"col_{{ var('ds') }}\"\n").unwrap();
+    let ran = Test::new().current_dir(project).args(["compile"]).run().status(2);
+    let err = ran.stderr();
+    assert!(err.contains("render::runtime_var_in_identifier") && err.contains("models/named.sql:1:21"), "{err}");
+}

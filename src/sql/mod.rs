@@ -1,0 +1,7 @@
+//! SQL text as orrery reads it without a warehouse: the lexical context of each byte
+//! (`lexical`), and values from outside bound into that text as data, never as SQL (`bind`).
+
+pub mod bind;
+pub mod lexical;
+
+pub use lexical::Dialect;
