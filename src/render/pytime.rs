@@ -10,7 +10,9 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike}
 use minijinja::value::{DynObject, Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Error, ErrorKind, State};
 
-const US_PER_DAY: i64 = 86_400_000_000;
+const US_PER_DAY: i128 = 86_400_000_000;
+/// Python's `timedelta.max.days`.
+const MAX_DELTA_DAYS: i128 = 999_999_999;
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -27,12 +29,28 @@ pub struct PyDateTime {
     pub utc: bool,
 }
 
-/// `datetime.timedelta`, in microseconds.
+/// `datetime.timedelta`, in microseconds (Python's range: ±999,999,999 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PyDelta(pub i64);
+pub struct PyDelta(pub i128);
 
 impl PyDelta {
-    fn parts(self) -> (i64, i64, i64) {
+    /// A timedelta of `us` microseconds, an error outside Python's range.
+    fn new(us: i128) -> Result<PyDelta, Error> {
+        let days = us.div_euclid(US_PER_DAY);
+        if days.abs() > MAX_DELTA_DAYS {
+            return Err(err(format!("days={days}; must have magnitude <= {MAX_DELTA_DAYS}")));
+        }
+        Ok(PyDelta(us))
+    }
+
+    /// `total_seconds()`: the exact quotient, rounded once (as Python divides integers).
+    fn total_seconds(self) -> f64 {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let a = self.0.unsigned_abs();
+        format!("{sign}{}.{:06}", a / 1_000_000, a % 1_000_000).parse().unwrap_or(0.0)
+    }
+
+    fn parts(self) -> (i128, i128, i128) {
         let days = self.0.div_euclid(US_PER_DAY);
         let rest = self.0.rem_euclid(US_PER_DAY);
         (days, rest / 1_000_000, rest % 1_000_000)
@@ -41,6 +59,29 @@ impl PyDelta {
 
 /// Python's strftime on chrono, an error (not a panic) for a bad format.
 fn strftime(dt: &NaiveDateTime, fmt: &str) -> Result<String, Error> {
+    // `%Y` as the C library writes it: the year's digits, not padded to four.
+    let mut own = String::with_capacity(fmt.len());
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('%', Some('Y')) => {
+                chars.next();
+                own.push_str(&dt.year().to_string());
+            }
+            // Microseconds, six digits (chrono's `%f` is nanoseconds).
+            ('%', Some('f')) => {
+                chars.next();
+                own.push_str("%6f");
+            }
+            ('%', Some(next)) => {
+                chars.next();
+                own.push('%');
+                own.push(next);
+            }
+            _ => own.push(c),
+        }
+    }
+    let fmt = own.as_str();
     let items: Vec<Item> = StrftimeItems::new(fmt).collect();
     if items.iter().any(|i| matches!(i, Item::Error)) {
         return Err(err(format!("strftime: bad format {fmt:?}")));
@@ -82,6 +123,9 @@ fn num(v: &Value) -> Result<f64, Error> {
 }
 
 fn make_date(y: i64, m: i64, d: i64) -> Result<NaiveDate, Error> {
+    if !(1..=9999).contains(&y) {
+        return Err(err(format!("year {y} is out of range")));
+    }
     i32::try_from(y)
         .ok()
         .and_then(|y| NaiveDate::from_ymd_opt(y, u32::try_from(m).ok()?, u32::try_from(d).ok()?))
@@ -113,12 +157,14 @@ fn parse_iso(s: &str) -> Result<NaiveDateTime, Error> {
         .map_err(|_| err(format!("invalid isoformat string: {s:?}")))
 }
 
-fn checked(dt: Option<NaiveDateTime>) -> Result<NaiveDateTime, Error> {
-    dt.ok_or_else(|| err("date value out of range"))
+/// A date in Python's years, 1 to 9999.
+fn in_range<T: Datelike>(value: Option<T>) -> Result<T, Error> {
+    value.filter(|v| (1..=9999).contains(&v.year())).ok_or_else(|| err("date value out of range"))
 }
 
-fn add_us(dt: NaiveDateTime, us: i64) -> Result<NaiveDateTime, Error> {
-    checked(dt.checked_add_signed(TimeDelta::microseconds(us)))
+fn add_us(dt: NaiveDateTime, us: i128) -> Result<NaiveDateTime, Error> {
+    let delta = i64::try_from(us).ok().map(TimeDelta::microseconds);
+    in_range(delta.and_then(|d| dt.checked_add_signed(d)))
 }
 
 /// `a + b` / `a - b` when an operand is a date, datetime or timedelta; `None` otherwise.
@@ -130,26 +176,27 @@ pub fn arith(a: &Value, b: &Value, subtract: bool) -> Option<Result<Value, Error
         return None;
     }
     let sign = if subtract { -1 } else { 1 };
-    let date_plus = |d: &PyDate, x: &PyDelta, sign: i64| {
-        let days = x.parts().0 * sign;
-        d.0.checked_add_signed(TimeDelta::days(days)).map(|d| Value::from_object(PyDate(d))).ok_or_else(|| err("date value out of range"))
+    let date_plus = |d: &PyDate, x: &PyDelta, sign: i128| {
+        let days = i64::try_from(x.parts().0 * sign).ok().and_then(TimeDelta::try_days);
+        in_range(days.and_then(|days| d.0.checked_add_signed(days))).map(|d| Value::from_object(PyDate(d)))
     };
     let dt_plus =
-        |t: &PyDateTime, x: &PyDelta, sign: i64| add_us(t.dt, x.0 * sign).map(|dt| Value::from_object(PyDateTime { dt, utc: t.utc }));
+        |t: &PyDateTime, x: &PyDelta, sign: i128| add_us(t.dt, x.0 * sign).map(|dt| Value::from_object(PyDateTime { dt, utc: t.utc }));
     Some(match (da, ta, xa, db, tb, xb) {
         (Some(d), _, _, _, _, Some(x)) => date_plus(d, x, sign),
         (_, _, Some(x), Some(d), _, _) if !subtract => date_plus(d, x, 1),
         (_, Some(t), _, _, _, Some(x)) => dt_plus(t, x, sign),
         (_, _, Some(x), _, Some(t), _) if !subtract => dt_plus(t, x, 1),
-        (_, _, Some(x), _, _, Some(y)) => {
-            x.0.checked_add(y.0 * sign).map(|us| Value::from_object(PyDelta(us))).ok_or_else(|| err("timedelta out of range"))
-        }
-        (Some(d), _, _, Some(e), _, _) if subtract => Ok(Value::from_object(PyDelta((d.0 - e.0).num_days() * US_PER_DAY))),
+        (_, _, Some(x), _, _, Some(y)) => PyDelta::new(x.0 + y.0 * sign).map(Value::from_object),
+        (Some(d), _, _, Some(e), _, _) if subtract => Ok(Value::from_object(PyDelta(i128::from((d.0 - e.0).num_days()) * US_PER_DAY))),
         (_, Some(t), _, _, Some(u), _) if subtract => {
             if t.utc != u.utc {
                 Err(err("can't subtract offset-naive and offset-aware datetimes"))
             } else {
-                (t.dt - u.dt).num_microseconds().map(|us| Value::from_object(PyDelta(us))).ok_or_else(|| err("timedelta out of range"))
+                (t.dt - u.dt)
+                    .num_microseconds()
+                    .map(|us| Value::from_object(PyDelta(i128::from(us))))
+                    .ok_or_else(|| err("timedelta out of range"))
             }
         }
         _ => Err(err(format!("unsupported operand types for {}: {} and {}", if subtract { "-" } else { "+" }, type_name(a), type_name(b)))),
@@ -292,7 +339,7 @@ impl Object for PyDelta {
 
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, _args: &[Value]) -> Result<Value, Error> {
         match method {
-            "total_seconds" => Ok(Value::from(self.0 as f64 / 1e6)),
+            "total_seconds" => Ok(Value::from(self.total_seconds())),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }
@@ -336,32 +383,71 @@ impl Object for PyTime {
     }
 }
 
+/// `timedelta(...)`: integer amounts summed exactly; a float amount split into its exact whole
+/// microseconds and a fraction, the fractions rounded half to even once at the end (Python's
+/// result, without the precision a sum of floats loses past 2^53 microseconds).
 fn delta_from(args: &[Value]) -> Result<PyDelta, Error> {
-    const UNITS: [(&str, f64); 7] = [
-        ("days", 86_400e6),
-        ("seconds", 1e6),
-        ("microseconds", 1.0),
-        ("milliseconds", 1e3),
-        ("minutes", 60e6),
-        ("hours", 3_600e6),
-        ("weeks", 604_800e6),
+    const UNITS: [(&str, i128); 7] = [
+        ("days", 86_400_000_000),
+        ("seconds", 1_000_000),
+        ("microseconds", 1),
+        ("milliseconds", 1_000),
+        ("minutes", 60_000_000),
+        ("hours", 3_600_000_000),
+        ("weeks", 604_800_000_000),
     ];
-    let mut us = 0f64;
+    let mut whole: i128 = 0;
+    let mut fraction = 0f64;
+    let mut add = |v: &Value, unit: i128| -> Result<(), Error> {
+        let (w, f) = if v.is_integer() || v.kind() == minijinja::value::ValueKind::Bool {
+            let n = i128::try_from(v.clone()).map_err(|_| err("timedelta out of range"))?;
+            (n.checked_mul(unit).ok_or_else(|| err("timedelta out of range"))?, 0.0)
+        } else {
+            float_times(num(v)?, unit)?
+        };
+        whole = whole.checked_add(w).ok_or_else(|| err("timedelta out of range"))?;
+        fraction += f;
+        Ok(())
+    };
     for (i, v) in args.iter().filter(|v| !v.is_kwargs()).enumerate() {
         let unit = UNITS.get(i).ok_or_else(|| err("timedelta() takes at most 7 arguments"))?;
-        us += num(v)? * unit.1;
+        add(v, unit.1)?;
     }
     if let Some(kw) = kwargs(args) {
         for key in kw.args() {
             let unit =
                 UNITS.iter().find(|(n, _)| *n == key).ok_or_else(|| err(format!("timedelta() got an unexpected keyword `{key}`")))?;
-            us += num(&kw.get::<Value>(key)?)? * unit.1;
+            add(&kw.get::<Value>(key)?, unit.1)?;
         }
     }
-    if !us.is_finite() || us.abs() > 1e18 {
+    let rounded = fraction.round_ties_even();
+    PyDelta::new(whole + rounded as i128)
+}
+
+/// `x * unit` for a float `x`, exactly: its whole part and the fraction left (|fraction| < 1).
+fn float_times(x: f64, unit: i128) -> Result<(i128, f64), Error> {
+    if !x.is_finite() || x.abs() > 1e18 {
         return Err(err("timedelta out of range"));
     }
-    Ok(PyDelta(us.round() as i64))
+    if x == 0.0 {
+        return Ok((0, 0.0));
+    }
+    // x = mantissa * 2^exp exactly.
+    let bits = x.to_bits();
+    let raw_exp = ((bits >> 52) & 0x7ff) as i32;
+    let mantissa = if raw_exp == 0 { (bits & 0xf_ffff_ffff_ffff) << 1 } else { (bits & 0xf_ffff_ffff_ffff) | 0x10_0000_0000_0000 };
+    let exp = raw_exp - 1075;
+    let product = i128::from(mantissa) * unit * if x < 0.0 { -1 } else { 1 };
+    if exp >= 0 {
+        return Ok((product.checked_shl(exp as u32).filter(|p| p >> exp == product).ok_or_else(|| err("timedelta out of range"))?, 0.0));
+    }
+    let shift = (-exp) as u32;
+    if shift >= 120 {
+        return Ok((0, product as f64 * 2f64.powi(exp)));
+    }
+    let whole = product >> shift;
+    let rest = product - (whole << shift);
+    Ok((whole, rest as f64 * 2f64.powi(exp)))
 }
 
 fn str_arg(args: &[Value], i: usize) -> Result<&str, Error> {
