@@ -124,7 +124,7 @@ pub fn command(command: &Command, name: &str, context: &Value, run: &RunInfo, ti
         }
         text
     });
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(timeout);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -169,7 +169,7 @@ pub fn webhook(webhook: &Webhook, context: &Value, timeout: Duration) -> Result<
     }
     let method = reqwest::Method::from_bytes(format!("{:?}", webhook.method).to_uppercase().as_bytes()).map_err(|e| e.to_string())?;
     store::install_crypto();
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(timeout);
     let attempt_all = async {
         let client = reqwest::Client::builder().build().map_err(|e| format!("cannot start an HTTP client: {e}"))?;
         let mut delay = Duration::from_millis(500);
@@ -187,11 +187,11 @@ pub fn webhook(webhook: &Webhook, context: &Value, timeout: Duration) -> Result<
                 Ok(response) => format!("{method} {url} answered {}", response.status()),
                 Err(e) => format!("{method} {url} failed: {e}"),
             };
-            if attempt > webhook.retries || Instant::now() + delay >= deadline {
+            if attempt > webhook.retries || Instant::now().checked_add(delay).is_none_or(|due| due >= deadline) {
                 return Err(if attempt > 1 { format!("{error} (after {attempt} attempts)") } else { error });
             }
             tokio::time::sleep(delay).await;
-            delay *= 2;
+            delay = delay.saturating_mul(2);
         }
     };
     store::block_on(timeout, attempt_all).map_err(|e| format!("{method} {url}: {e}"))?

@@ -28,7 +28,7 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// How long `run`, `apply` and `state rm` wait for a held state lock, e.g. `30s`.
-    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "0s")]
+    #[arg(long, global = true, value_parser = crate::duration::parse, default_value = "0s")]
     pub lock_timeout: std::time::Duration,
 }
 

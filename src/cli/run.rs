@@ -401,9 +401,15 @@ fn execution_setting<T: serde::de::DeserializeOwned>(plan: &RunPlan, key: &str) 
     plan.execution.get(key).and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
-fn duration_setting(plan: &RunPlan, key: &str) -> Option<Duration> {
-    let text: String = execution_setting(plan, key)?;
-    humantime::parse_duration(&text).ok()
+/// A duration of the plan's `execution` settings: an error when the plan holds one that is
+/// not a duration or is too long (a plan file may have been written by hand).
+fn duration_setting(plan: &RunPlan, key: &str) -> Result<Option<Duration>, Diagnostic> {
+    let Some(value) = plan.execution.get(key).filter(|v| !v.is_null()) else { return Ok(None) };
+    let text = value.as_str().unwrap_or_default();
+    crate::duration::parse(text).map(Some).map_err(|e| {
+        Diagnostic::error("run::invalid_duration", format!("the plan's execution.{key}: invalid duration `{text}`: {e}"))
+            .with_help("write a number and a unit of at most 365 days, e.g. `5s`, `30m`, `1h 30m`, and compile the plan again")
+    })
 }
 
 /// Remembers the plan's credentials (resolved from the environment) so no output shows them.
@@ -444,8 +450,8 @@ pub(super) fn execute_plan(
             .or(plan.target.threads)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         retries: execution_setting(plan, "retries").unwrap_or(0),
-        retry_delay: duration_setting(plan, "retry_delay").unwrap_or(Duration::from_secs(5)),
-        node_timeout: duration_setting(plan, "node_timeout"),
+        retry_delay: duration_setting(plan, "retry_delay")?.unwrap_or(Duration::from_secs(5)),
+        node_timeout: duration_setting(plan, "node_timeout")?,
         fail_fast: execution_setting(plan, "fail_fast").unwrap_or(false),
         max_in_flight: None,
     };

@@ -492,7 +492,7 @@ impl Run<'_> {
             Outcome::Failure { message } if attempt <= self.options.retries => {
                 let delay = backoff(self.options.retry_delay, attempt);
                 self.emit(Event::Retrying { task, attempt, delay, message });
-                let due = Instant::now().checked_add(delay).unwrap_or_else(far_future);
+                let due = crate::duration::deadline(delay);
                 self.lock().delayed.push((due, task, attempt + 1));
                 self.shared.wake.notify_all();
                 return;
@@ -590,7 +590,7 @@ impl Watchdog {
         let mut state = self.lock();
         state.next_id += 1;
         let id = state.next_id;
-        let deadline = Instant::now().checked_add(self.timeout).unwrap_or_else(far_future);
+        let deadline = crate::duration::deadline(self.timeout);
         state.armed.push((id, deadline, token.clone()));
         // Later arms have later deadlines, so only an idle watchdog needs waking.
         if state.armed.len() == 1 {
@@ -627,8 +627,4 @@ impl Watchdog {
         self.lock().done = true;
         self.wake.notify_all();
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }

@@ -214,10 +214,10 @@ impl<'a> Checker<'a> {
             }
         }
         if obj.get("format").and_then(Value::as_str) == Some("duration")
-            && let Err(err) = humantime::parse_duration(text)
+            && let Err(err) = crate::duration::parse(text)
         {
             let message = format!("invalid duration `{text}` for `{path}`: {err}");
-            let help = "write a number and a unit, e.g. `500ms`, `5s`, `30m`, `1h 30m`".to_string();
+            let help = "write a number and a unit of at most 365 days, e.g. `500ms`, `5s`, `30m`, `1h 30m`".to_string();
             self.error("spec::invalid_duration", span, message, help);
         }
     }

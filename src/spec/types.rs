@@ -432,7 +432,7 @@ mod duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+        crate::duration::parse(&text).map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e}")))
     }
 }
 
@@ -450,6 +450,6 @@ mod opt_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text: Option<String> = Option::deserialize(d)?;
-        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
+        text.map(|t| crate::duration::parse(&t).map_err(|e| serde::de::Error::custom(format!("invalid duration `{t}`: {e}")))).transpose()
     }
 }

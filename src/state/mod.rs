@@ -181,7 +181,7 @@ impl StateStore {
 
     /// Takes the lock, waiting up to `timeout` for its holder to let go (`--lock-timeout`).
     pub fn lock_waiting(&self, operation: &str, timeout: Duration) -> Result<Lock, Diagnostic> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::duration::deadline(timeout);
         loop {
             match self.lock(operation) {
                 Err(held) if held.code == "state::locked" && std::time::Instant::now() < deadline => {
