@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Test, project_copy};
+use crate::harness::{Test, output_within, project_copy};
 
 pub(crate) fn airflow_venv() -> String {
     std::env::var("ORRERY_TEST_AIRFLOW").expect("ORRERY_TEST_AIRFLOW is unset: run the tests with scripts/test.sh, which installs Airflow")
@@ -15,14 +15,14 @@ pub(crate) fn airflow_venv() -> String {
 
 /// Runs `args` with the virtualenv's programs in a throwaway AIRFLOW_HOME over `dags`.
 pub(crate) fn airflow(venv: &str, home: &Path, dags: &Path, program: &str, args: &[&str]) -> std::process::Output {
-    Command::new(format!("{venv}/bin/{program}"))
+    let mut command = Command::new(format!("{venv}/bin/{program}"));
+    command
         .args(args)
         .env("AIRFLOW_HOME", home)
         .env("AIRFLOW__CORE__DAGS_FOLDER", dags)
         .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run airflow")
+        .env("NO_COLOR", "1");
+    output_within(&mut command, std::time::Duration::from_secs(600), &format!("{program} {args:?}"))
 }
 
 /// What the DAG should be, from the plan alone: one task per model, seed and snapshot (with

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Test, project_copy};
+use crate::harness::{LIMIT, Test, Watchdog, output_within, project_copy};
 
 const PROJECT: &str = "tests/fixtures/projects/callbacks";
 
@@ -152,7 +152,7 @@ fn success_and_failure_fire_once_each_with_the_full_context_and_never_for_skippe
 }
 
 /// Spawns `orrery run --format json` and waits for the `started` event of `node`.
-fn start_and_wait_for(project: &Path, args: &[&str], node: &str) -> (std::process::Child, std::thread::JoinHandle<String>) {
+fn start_and_wait_for(project: &Path, args: &[&str], node: &str) -> (std::process::Child, std::thread::JoinHandle<String>, Watchdog) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
         .current_dir(project)
         .args(["--format", "json", "run"])
@@ -161,6 +161,7 @@ fn start_and_wait_for(project: &Path, args: &[&str], node: &str) -> (std::proces
         .stderr(Stdio::piped())
         .spawn()
         .expect("start orrery");
+    let watchdog = Watchdog::new(child.id(), LIMIT);
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let wanted = format!("model.cbproj.{node}");
@@ -172,14 +173,14 @@ fn start_and_wait_for(project: &Path, args: &[&str], node: &str) -> (std::proces
         }
     }
     let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
-    (child, rest)
+    (child, rest, watchdog)
 }
 
 #[test]
 fn sigint_interrupts_the_running_query_fires_cancelled_and_exits_130() {
     let dir = project_copy(PROJECT);
     let project = dir.path();
-    let (mut child, rest) = start_and_wait_for(project, &["--select", "slow_model"], "slow_model");
+    let (mut child, rest, _watchdog) = start_and_wait_for(project, &["--select", "slow_model"], "slow_model");
     // Let the query get going inside DuckDB.
     std::thread::sleep(Duration::from_millis(500));
     let sent = Instant::now();
@@ -433,7 +434,7 @@ pub(crate) fn boto3(python: &str, endpoint: &str, bucket: &str, script: &str) ->
              aws_access_key_id='testing', aws_secret_access_key='testing')\n\
          bucket = '{bucket}'\n{script}"
     );
-    let output = Command::new(python).args(["-c", &program]).output().expect("run python");
+    let output = output_within(Command::new(python).args(["-c", &program]), Duration::from_secs(120), "boto3");
     assert!(output.status.success(), "boto3 failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -558,19 +559,32 @@ include = ["manifest.json"]
 }
 
 /// A loopback HTTP server answering each request with the next status of `statuses`;
-/// returns its URL and the requests it got (head and body).
-fn http_server(statuses: &'static [u16]) -> (String, std::thread::JoinHandle<Vec<(String, String)>>) {
+/// returns its URL and the requests it got (head and body). It gives up waiting after `limit`
+/// (a callback that never calls fails its test on the count, not by hanging it).
+fn http_server(statuses: &'static [u16], limit: Duration) -> (String, std::thread::JoinHandle<Vec<(String, String)>>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let handle = std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
         let mut requests = Vec::new();
         for &status in statuses {
-            let (mut stream, _) = listener.accept().unwrap();
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => return requests,
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
             let mut buffer = Vec::new();
             let mut chunk = [0u8; 4096];
             let (head, body) = loop {
-                let n = stream.read(&mut chunk).unwrap();
+                let Ok(n) = stream.read(&mut chunk) else { return requests };
                 buffer.extend_from_slice(&chunk[..n]);
                 let text = String::from_utf8_lossy(&buffer).into_owned();
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
@@ -581,6 +595,8 @@ fn http_server(statuses: &'static [u16]) -> (String, std::thread::JoinHandle<Vec
                     if body.len() >= length || n == 0 {
                         break (head.to_string(), body.to_string());
                     }
+                } else if n == 0 {
+                    return requests;
                 }
             };
             let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
@@ -593,8 +609,35 @@ fn http_server(statuses: &'static [u16]) -> (String, std::thread::JoinHandle<Vec
 }
 
 #[test]
+fn the_webhook_server_gives_up_when_no_request_comes() {
+    // Before, it blocked in accept() forever, and so did the test that joined it.
+    let started = Instant::now();
+    let (_url, server) = http_server(&[200], Duration::from_millis(300));
+    assert!(server.join().unwrap().is_empty());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_run_that_hangs_fails_its_test_within_its_limit() {
+    let dir = project_copy(PROJECT);
+    let project = dir.path();
+    std::fs::write(
+        project.join("orrery.toml"),
+        "[pipeline]\nname = \"cbpipe\"\n\n[[callbacks]]\nname = \"stuck\"\non = [\"success\"]\nscope = \"pipeline\"\ntimeout = \"10m\"\n[callbacks.command]\nargv = [\"sleep\", \"600\"]\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let hung = std::panic::catch_unwind(|| {
+        Test::new().current_dir(project).args(["run", "--select", "ok_model"]).limit(Duration::from_secs(3)).run();
+    });
+    let message = hung.expect_err("the harness let a hung run go on").downcast::<String>().map(|m| *m).unwrap_or_default();
+    assert!(message.contains("did not finish within 3 s and was killed"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(30), "killed only after {:?}", started.elapsed());
+}
+
+#[test]
 fn a_webhook_posts_the_context_with_its_headers_and_retries() {
-    let (url, server) = http_server(&[503, 200]);
+    let (url, server) = http_server(&[503, 200], Duration::from_secs(60));
     let dir = project_copy(PROJECT);
     let project = dir.path();
     std::fs::write(

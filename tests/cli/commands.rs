@@ -126,3 +126,43 @@ fn a_project_macro_overrides_get_where_subquery_in_every_test() {
         assert!(!macros.iter().any(|m| m == "macro.dbt.get_where_subquery"), "{macros:?}");
     }
 }
+
+#[test]
+fn templates_that_panicked_are_errors_at_their_place() {
+    // Each exited 101 (a panic in the `%` formatting or datetime code) before.
+    let dir = project_copy("examples/shop");
+    let cases = [
+        ("wide.sql", "select '{{ '%.70000f' % 1.5 }}' as x\n"),
+        ("huge.sql", "select '{{ '%99999999999999999999d' % 1 }}' as x\n"),
+        ("tall.sql", "select '{{ '%9999999999d' % 1 }}' as x\n"),
+        ("late.sql", "select '{{ modules.datetime.date(9999, 12, 31) + modules.datetime.timedelta(days=1) }}' as x\n"),
+        ("span.sql", "select '{{ modules.datetime.date(9999, 1, 1) - modules.datetime.date(1, 1, 1) }}' as x\n"),
+    ];
+    for (name, sql) in cases {
+        std::fs::write(dir.path().join("models").join(name), sql).expect("write model");
+    }
+    let ran = Test::new().current_dir(dir.path()).args(["validate"]).run().status(2);
+    let err = ran.stderr();
+    for (name, _) in &cases[..4] {
+        assert!(err.contains(&format!("models/{name}:1:")), "{name} not reported at its line:\n{err}");
+    }
+    // date(9999, 1, 1) - date(1, 1, 1) is a fine timedelta in Python: it compiles.
+    assert!(!err.contains("span.sql"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn durations_too_long_for_a_clock_are_input_errors() {
+    // `Instant + Duration` overflowed (a panic) before.
+    let dir = project_copy("examples/shop");
+    Test::new().current_dir(dir.path()).args(["run", "--lock-timeout", "500000000000y"]).run().status(2).stderr_contains("too long");
+    let toml = std::fs::read_to_string(dir.path().join("orrery.toml")).expect("orrery.toml");
+    std::fs::write(
+        dir.path().join("orrery.toml"),
+        format!("{toml}\n[[callbacks]]\nname = \"slow\"\non = [\"success\"]\ntimeout = \"500000000000y\"\n[callbacks.log]\n"),
+    )
+    .expect("write orrery.toml");
+    let ran = Test::new().current_dir(dir.path()).args(["validate"]).run().status(2);
+    let line = std::fs::read_to_string(dir.path().join("orrery.toml")).unwrap().lines().position(|l| l.starts_with("timeout")).unwrap() + 1;
+    ran.stderr_contains("spec::invalid_duration").stderr_contains("too long").stderr_contains(&format!("orrery.toml:{line}:"));
+}

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{Test, project_copy};
+use crate::harness::{LIMIT, Test, Watchdog, project_copy};
 
 fn tables(db: &Path, like: &str) -> Vec<String> {
     let conn = duckdb::Connection::open(db).expect("open database");
@@ -130,6 +130,7 @@ fn a_killed_apply_leaves_its_lock_and_a_state_true_to_what_finished() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start apply");
+    let _watchdog = Watchdog::new(apply.id(), LIMIT);
     let mut finished = Vec::new();
     let mut slow_started = false;
     for line in BufReader::new(apply.stdout.take().unwrap()).lines() {

@@ -1,6 +1,10 @@
 //! Integration tests: the real `orrery` binary, run in temp dirs through one fluent builder.
 //! All in one test binary so it links once.
 
+// Test code may unwrap: clippy.toml allows it in `#[test]` functions, and the helpers they call
+// here are test code too.
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 
 mod commands;

@@ -12,7 +12,7 @@ use orrery::adapter::{self, Connection};
 use orrery::node::TargetInfo;
 use serde_json::Value;
 
-use crate::harness::{Test, project_copy, repo_root};
+use crate::harness::{LIMIT, Test, Watchdog, output_within, project_copy, repo_root};
 use crate::relations;
 
 fn env(name: &str) -> String {
@@ -54,7 +54,8 @@ fn count(conn: &mut dyn Connection, sql: &str) -> Result<i64, String> {
 /// reference data was.
 fn dump(dbname: &str, manifest: &Path, out: &Path) {
     let script = repo_root().join("tests/fixtures/dbt/dump_relations_pg.py");
-    let status = Command::new(env("ORRERY_TEST_PYTHON"))
+    let mut command = Command::new(env("ORRERY_TEST_PYTHON"));
+    command
         .arg(script)
         .arg(manifest)
         .arg(out)
@@ -62,10 +63,9 @@ fn dump(dbname: &str, manifest: &Path, out: &Path) {
         .env("PGPORT", env("ORRERY_TEST_PG_PORT"))
         .env("PGUSER", env("ORRERY_TEST_PG_USER"))
         .env("PGPASSWORD", env("ORRERY_TEST_PG_PASSWORD"))
-        .env("PGDATABASE", dbname)
-        .status()
-        .expect("run dump_relations_pg.py");
-    assert!(status.success(), "dump_relations_pg.py failed");
+        .env("PGDATABASE", dbname);
+    let output = output_within(&mut command, Duration::from_secs(120), "dump_relations_pg.py");
+    assert!(output.status.success(), "dump_relations_pg.py failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn assert_same_relations(dbname: &str, project: &Path, fixture: &str) {
@@ -218,6 +218,7 @@ fn sigint_cancels_the_query_on_the_server(extra: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start orrery");
+    let _watchdog = Watchdog::new(child.id(), LIMIT);
     let deadline = Instant::now() + Duration::from_secs(60);
     while sleeping_queries(admin.as_mut(), &dbname) == 0 {
         assert!(Instant::now() < deadline, "the pg_sleep(600) query never showed in pg_stat_activity");
@@ -347,5 +348,25 @@ fn connection_problems_are_one_clear_error_before_any_node_starts() {
             assert!(!text.contains(wrong) && !text.contains(&env("ORRERY_TEST_PG_PASSWORD")), "{case}: a password shows");
         }
         assert!(!out.contains("OK ") && !dir.path().join("target/events.log").exists(), "{case}: a node ran:\n{out}");
+    }
+}
+
+#[test]
+fn a_runtime_var_binds_by_the_sql_around_it_on_postgres() {
+    use crate::runtime_vars::{CONTEXTS_MODEL, NASTY, contexts_row};
+    let (dir, dbname) = pg_project();
+    let project = dir.path();
+    let toml = std::fs::read_to_string(project.join("orrery.toml")).unwrap();
+    std::fs::write(project.join("orrery.toml"), format!("{toml}\n[export.airflow]\nruntime_vars = [\"ds\"]\n")).unwrap();
+    std::fs::write(project.join("models/contexts.sql"), CONTEXTS_MODEL).unwrap();
+    for value in ["2026-03-04", NASTY] {
+        let vars = serde_json::json!({ "ds": value }).to_string();
+        pg_run(project, &dbname).args(["--select", "contexts", "--vars", &vars]).run().status(0);
+        let rows = connect(&dbname)
+            .query("select pg_typeof(after_line_comment)::text, after_line_comment, in_string, dollar_body, after_dollar, plain from main.contexts")
+            .expect("query");
+        let row: Vec<String> = rows.rows[0].iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+        assert_eq!(row[0], "text", "a string value is a string literal in code");
+        assert_eq!(row[1..], contexts_row(value)[..]);
     }
 }
