@@ -2,12 +2,22 @@
 # The test command of README.md: everything the tests need is set up here, then cargo test.
 # Uses the dev profile, the one profile of tests, the main command and benchmarks.
 #
+# Gates: `cargo fmt --check`, `cargo clippy --all-targets -- -D warnings` and the
+# `--no-default-features` build run first; every process a test starts has a time limit
+# (tests/cli/harness.rs), so a hang fails its test.
+#
 # Set up: a Python virtualenv with moto's S3 server (PyPI `moto[server]`, boto3 with it) and
 # psycopg2, moto started on a free loopback port for the run and stopped after it; another with
 # Apache Airflow 3 for the exported DAG's tests; a throwaway PostgreSQL server on loopback
 # (scripts/pg-server.sh: Debian's package installed when missing), stopped after the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Gates before the tests: the tree formatted, clippy clean (warnings are errors), and the
+# validate-only build (no DuckDB, no PostgreSQL client) the README offers for pre-commit.
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo build --locked --no-default-features
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}"
 venv="${ORRERY_TEST_VENV:-$cache/orrery-test-py}"

@@ -124,10 +124,10 @@ pub fn display_path(path: &Path) -> PathBuf {
     // orrery never changes directory: the current one is asked once (a project reads
     // thousands of files).
     static CWD: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    if let Some(cwd) = CWD.get_or_init(|| std::env::current_dir().ok()) {
-        if let Ok(rel) = path.strip_prefix(cwd) {
-            return rel.to_path_buf();
-        }
+    if let Some(cwd) = CWD.get_or_init(|| std::env::current_dir().ok())
+        && let Ok(rel) = path.strip_prefix(cwd)
+    {
+        return rel.to_path_buf();
     }
     path.to_path_buf()
 }
@@ -139,9 +139,9 @@ pub enum Severity {
     Warning,
 }
 
-/// One problem found in the user's input.
+/// What a [`Diagnostic`] holds.
 #[derive(Clone)]
-pub struct Diagnostic {
+pub struct DiagnosticData {
     pub severity: Severity,
     /// A namespaced code such as `spec::unknown_key` or `graph::cycle`.
     pub code: String,
@@ -156,9 +156,28 @@ pub struct Diagnostic {
     pub related: Vec<Diagnostic>,
 }
 
+/// One problem found in the user's input: its data boxed, so a `Result` carrying one stays a
+/// pointer wide on the paths that succeed.
+#[derive(Clone)]
+pub struct Diagnostic(Box<DiagnosticData>);
+
+impl std::ops::Deref for Diagnostic {
+    type Target = DiagnosticData;
+
+    fn deref(&self) -> &DiagnosticData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Diagnostic {
+    fn deref_mut(&mut self) -> &mut DiagnosticData {
+        &mut self.0
+    }
+}
+
 impl Diagnostic {
     pub fn new(severity: Severity, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic {
+        Diagnostic(Box::new(DiagnosticData {
             severity,
             code: code.into(),
             message: message.into(),
@@ -168,7 +187,7 @@ impl Diagnostic {
             span: None,
             label: None,
             related: Vec::new(),
-        }
+        }))
     }
 
     pub fn error(code: impl Into<String>, message: impl Into<String>) -> Self {

@@ -3,7 +3,8 @@
 //! The modules are the stages of the flow in DESIGN.md:
 //! `spec` → `project` → `render` → `graph` → `plan` → `exec`, with `adapter` (warehouses),
 //! `artifacts` (dbt's manifest and run results), `callback` (fired by `exec`), `store` (object
-//! stores by URL), `secrets` (scrubbing), `cli` and `diagnostics` beside them.
+//! stores by URL), `secrets` (scrubbing), `sql` (SQL text: lexical contexts, values bound as
+//! literals), `cli` and `diagnostics` beside them.
 
 pub mod adapter;
 pub mod artifacts;
@@ -12,6 +13,7 @@ pub mod callback;
 pub mod cli;
 pub mod diagnostics;
 pub mod dirs;
+pub mod duration;
 pub mod exec;
 pub mod export;
 pub mod graph;
@@ -23,6 +25,7 @@ pub mod render;
 pub mod replace;
 pub mod secrets;
 pub mod spec;
+pub mod sql;
 pub mod state;
 pub mod store;
 pub mod timing;
@@ -38,6 +41,12 @@ pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 /// rather than hashing every node's.
 pub struct Recent<K, V> {
     entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<K, V> Recent<K, V> {

@@ -76,7 +76,7 @@ fn broken_models_report_every_error_with_a_location() {
     let dir = std::env::var("ORRERY_ERR_DIR").unwrap_or_else(|_| format!("{}/tests/fixtures/projects/broken", env!("CARGO_MANIFEST_DIR")));
     let options = LoadOptions { project_dir: dir.clone().into(), profiles_dir: Some(dir.into()), ..Default::default() };
     let project = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
-    let errors = compile(&project, &RenderOptions::default()).err().expect("errors");
+    let errors = compile(&project, &RenderOptions::default()).expect_err("errors");
     let shown: Vec<String> = errors.0.iter().map(|d| format!("{d:?}")).collect();
     insta::assert_snapshot!(shown.join("\n"));
 }
@@ -288,7 +288,7 @@ fn a_config_value_that_fails_to_render_is_an_error_at_its_place() {
     std::fs::write(dir.path().join("models/b.sql"), "select 2 as id").expect("model");
     let options = LoadOptions { project_dir: dir.path().to_path_buf(), profiles_dir: Some(dir.path().to_path_buf()), ..Default::default() };
     let loaded = load(&options).unwrap_or_else(|d| panic!("load: {:#?}", d.0));
-    let errors = compile(&loaded, &RenderOptions::default()).err().expect("a config value that fails is an error");
+    let errors = compile(&loaded, &RenderOptions::default()).expect_err("a config value that fails is an error");
     let found: Vec<_> = errors.0.iter().filter(|d| d.code == "render::yaml").collect();
     assert_eq!(found.len(), 1, "{:#?}", errors.0);
     assert!(found[0].message.contains("not_set"), "{}", found[0].message);

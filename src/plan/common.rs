@@ -91,7 +91,9 @@ pub(super) fn error_at(node: &Node, code: &str, message: String) -> Diagnostic {
 }
 
 pub(super) fn warning_at(node: &Node, code: &str, message: String) -> Diagnostic {
-    Diagnostic { severity: crate::diagnostics::Severity::Warning, ..error_at(node, code, message) }
+    let mut warning = error_at(node, code, message);
+    warning.severity = crate::diagnostics::Severity::Warning;
+    warning
 }
 
 pub(super) fn hooks(hooks: &[String]) -> impl Iterator<Item = String> + '_ {

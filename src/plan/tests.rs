@@ -168,7 +168,7 @@ fn other_type_statements_write_only_what_differs_and_spell_out_in_full() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("plan.json");
     broken.write(&path).expect("written");
-    let err = RunPlan::read(&path).err().expect("refused");
+    let err = RunPlan::read(&path).expect_err("refused");
     assert_eq!(err.code, "plan::invalid");
     assert!(err.message.contains("model.shop.t"), "{}", err.message);
     // Pointed at the node's statements_other_type key, by line and column.

@@ -305,10 +305,11 @@ pub fn load(options: &LoadOptions) -> Result<Project, Diagnostics> {
             .unwrap_or_default();
         dirs.sort();
         for dir in dirs {
-            if let Some((pkg, _)) = load_package(&dir, false, &mut diags) {
-                if pkg.name != packages[0].name && !packages.iter().any(|p| p.name == pkg.name) {
-                    packages.push(pkg);
-                }
+            if let Some((pkg, _)) = load_package(&dir, false, &mut diags)
+                && pkg.name != packages[0].name
+                && !packages.iter().any(|p| p.name == pkg.name)
+            {
+                packages.push(pkg);
             }
         }
     }
@@ -327,11 +328,14 @@ pub fn load(options: &LoadOptions) -> Result<Project, Diagnostics> {
     let Some(target) = target else { return Err(diags) };
     let mut target_info = target.info;
     // A relative duckdb path is relative to the project dir; plans store it absolute.
-    if let Some(Value::String(p)) = target_info.connection.get("path") {
-        if p != ":memory:" && !p.contains("://") && !p.starts_with("md:") && Path::new(p).is_relative() {
-            let abs = root.join(p).display().to_string();
-            target_info.connection.insert("path".into(), Value::String(abs));
-        }
+    if let Some(Value::String(p)) = target_info.connection.get("path")
+        && p != ":memory:"
+        && !p.contains("://")
+        && !p.starts_with("md:")
+        && Path::new(p).is_relative()
+    {
+        let abs = root.join(p).display().to_string();
+        target_info.connection.insert("path".into(), Value::String(abs));
     }
     Ok(Project {
         name: packages[0].name.clone(),

@@ -189,7 +189,7 @@ impl Shared {
     pub fn builtin_where_subquery(&self, package: &str) -> Option<[&str; 2]> {
         let outer = self.find_macro(package, "get_where_subquery")?;
         let inner = self.dispatch(package, "get_where_subquery", Some("dbt"))?;
-        (outer.package == "dbt" && inner.package == "dbt").then(|| [outer.unique_id.as_str(), inner.unique_id.as_str()])
+        (outer.package == "dbt" && inner.package == "dbt").then_some([outer.unique_id.as_str(), inner.unique_id.as_str()])
     }
 
     /// What `adapter.dispatch(name, namespace)` picks, seen from `package`.
@@ -617,10 +617,11 @@ impl NodeFn {
         let mut version = None;
         if let Some(kw) = &kwargs {
             for k in ["v", "version"] {
-                if let Ok(v) = kw.get::<Value>(k) {
-                    if !v.is_undefined() && !v.is_none() {
-                        version = Some(v.to_string());
-                    }
+                if let Ok(v) = kw.get::<Value>(k)
+                    && !v.is_undefined()
+                    && !v.is_none()
+                {
+                    version = Some(v.to_string());
                 }
             }
         }
@@ -688,11 +689,11 @@ impl NodeFn {
         let (pos, kwargs) = split_kwargs(args);
         let node = &self.ctx.node;
         node.record(|r| {
-            if let Some(first) = pos.first() {
-                if let Json::Object(m) = json_of(first) {
-                    for (k, v) in m {
-                        merge_config(&mut r.config, &k, v);
-                    }
+            if let Some(first) = pos.first()
+                && let Json::Object(m) = json_of(first)
+            {
+                for (k, v) in m {
+                    merge_config(&mut r.config, &k, v);
                 }
             }
             if let Some(kw) = &kwargs {
@@ -888,14 +889,14 @@ impl Object for RelationObj {
             "include" | "quote" => {
                 let (_, kw) = split_kwargs(args);
                 let mut rel = self.rel.clone();
-                if method == "include" {
-                    if let Some(kw) = kw {
-                        if kw.get::<Option<bool>>("database").ok().flatten() == Some(false) {
-                            rel.database = None;
-                        }
-                        if kw.get::<Option<bool>>("schema").ok().flatten() == Some(false) {
-                            rel.schema = String::new();
-                        }
+                if method == "include"
+                    && let Some(kw) = kw
+                {
+                    if kw.get::<Option<bool>>("database").ok().flatten() == Some(false) {
+                        rel.database = None;
+                    }
+                    if kw.get::<Option<bool>>("schema").ok().flatten() == Some(false) {
+                        rel.schema = String::new();
                     }
                 }
                 Ok(Value::from_object(RelationObj { rel, cte: self.cte, shared: self.shared.clone(), quoting: self.quoting }))

@@ -217,8 +217,9 @@ impl Draft {
 /// The node config of a draft's config, shared with the nodes before it whose drafts' configs
 /// were written alike (each worker keeps the last few): most nodes of a folder share one.
 fn shared_config(config: &Map<String, Json>, enabled: bool) -> Arc<crate::node::NodeConfig> {
+    type Seen = crate::Recent<(Map<String, Json>, bool), Arc<crate::node::NodeConfig>>;
     thread_local! {
-        static SEEN: std::cell::RefCell<crate::Recent<(Map<String, Json>, bool), Arc<crate::node::NodeConfig>>> =
+        static SEEN: std::cell::RefCell<Seen> =
             const { std::cell::RefCell::new(crate::Recent::new()) };
     }
     SEEN.with_borrow_mut(|seen| {
@@ -300,8 +301,8 @@ fn apply_level(level: &Json, into: &mut Map<String, Json>) {
         if let Some(key) = k.strip_prefix('+') {
             super::context::merge_config(into, key, v.clone());
         } else if CONFIG_KEYS.contains(&k.as_str())
-            && !(v.is_object()
-                && !matches!(k.as_str(), "meta" | "grants" | "persist_docs" | "docs" | "contract" | "quoting" | "column_types"))
+            && (!v.is_object()
+                || matches!(k.as_str(), "meta" | "grants" | "persist_docs" | "docs" | "contract" | "quoting" | "column_types"))
         {
             super::context::merge_config(into, k, v.clone());
         }
@@ -322,10 +323,10 @@ fn apply_tree(tree: Option<&Json>, fqn: &[String], into: &mut Map<String, Json>)
             _ => return,
         }
     }
-    if let Some(leaf) = fqn.last().and_then(|n| cur.get(n.as_str())) {
-        if leaf.is_object() {
-            apply_level(leaf, into);
-        }
+    if let Some(leaf) = fqn.last().and_then(|n| cur.get(n.as_str()))
+        && leaf.is_object()
+    {
+        apply_level(leaf, into);
     }
 }
 
@@ -493,6 +494,8 @@ struct PendingTest {
     definition: Json,
 }
 
+// Boxed: drafts are large and are sorted and moved as pointers (see the render.drafts phase).
+#[allow(clippy::vec_box)]
 pub fn collect(
     project: &Project,
     env: &Environment<'static>,
@@ -688,7 +691,8 @@ pub fn collect(
                     _ => return (drafts, pending_tests),
                 };
                 // (name, template text, offset, version)
-                let mut units: Vec<(String, Arc<str>, usize, Option<String>, Option<String>)> = Vec::new();
+                type Unit = (String, Arc<str>, usize, Option<String>, Option<String>);
+                let mut units: Vec<Unit> = Vec::new();
                 if rt == ResourceType::Snapshot {
                     for c in super::env::SNAPSHOT.captures_iter(&f.source.text) {
                         let body = c.get(4).map_or("", |m| m.as_str());
@@ -705,16 +709,15 @@ pub fn collect(
                             name = base.clone();
                             version = Some(v.clone());
                             latest = l.clone();
-                        } else if let Some((base, v)) = stem.rsplit_once("_v") {
-                            if let Some(p) = patches.get(&("model", base.to_string())) {
-                                if let Some(Json::Array(vs)) = p.entry.get("versions") {
-                                    let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
-                                    if versions.iter().any(|x| x == v) {
-                                        name = base.to_string();
-                                        version = Some(v.to_string());
-                                        latest = p.entry.get("latest_version").map(json_scalar).or_else(|| max_version(&versions));
-                                    }
-                                }
+                        } else if let Some((base, v)) = stem.rsplit_once("_v")
+                            && let Some(p) = patches.get(&("model", base.to_string()))
+                            && let Some(Json::Array(vs)) = p.entry.get("versions")
+                        {
+                            let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
+                            if versions.iter().any(|x| x == v) {
+                                name = base.to_string();
+                                version = Some(v.to_string());
+                                latest = p.entry.get("latest_version").map(json_scalar).or_else(|| max_version(&versions));
                             }
                         }
                     }
@@ -749,15 +752,13 @@ pub fn collect(
                         }
                         description = yaml::str_at(&p.entry, "description").unwrap_or_default().to_string();
                         columns = columns_of(&version_entry(&p.entry, version.as_deref()));
-                        if let Some(v) = &version {
-                            if let Some(Json::Array(vs)) = p.entry.get("versions") {
-                                if let Some(ve) = vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v.as_str())) {
-                                    if let Some(Json::Object(c)) = ve.get("config") {
-                                        for (k, v) in c {
-                                            super::context::merge_config(&mut config, k, v.clone());
-                                        }
-                                    }
-                                }
+                        if let Some(v) = &version
+                            && let Some(Json::Array(vs)) = p.entry.get("versions")
+                            && let Some(ve) = vs.iter().find(|x| x.get("v").map(json_scalar).as_deref() == Some(v.as_str()))
+                            && let Some(Json::Object(c)) = ve.get("config")
+                        {
+                            for (k, v) in c {
+                                super::context::merge_config(&mut config, k, v.clone());
                             }
                         }
                     }
@@ -797,43 +798,43 @@ pub fn collect(
                         parse_sources: vec![],
                         seed_file: (rt == ResourceType::Seed).then(|| f.abs_path.clone()),
                     }));
-                    if let Some(p) = patch {
-                        if matches!(rt, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
-                            let target_ref = match &version {
-                                Some(v) => format!("ref('{name}', version='{v}')"),
-                                None => format!("ref('{name}')"),
-                            };
-                            let target_name = match &version {
-                                Some(v) => format!("{name}_v{v}"),
-                                None => name.clone(),
-                            };
-                            let mut add = |column: Option<String>, def: Json| {
-                                pending_tests.push(PendingTest {
-                                    package: pkg.name.clone(),
-                                    patch_file: p.file.clone(),
-                                    original_file_path: p.original_file_path.clone(),
-                                    yml_path: p.path.clone(),
-                                    target_name: target_name.clone(),
-                                    target_ref: target_ref.clone(),
-                                    attached: unique_id.clone(),
-                                    version: version.clone(),
-                                    is_source: false,
-                                    node_name: name.clone(),
-                                    source_pair: None,
-                                    column,
-                                    definition: def,
-                                })
-                            };
-                            let entry = version_entry(&p.entry, version.as_deref());
-                            for def in tests_of(&entry) {
-                                add(None, def);
-                            }
-                            if let Some(Json::Array(cols)) = entry.get("columns") {
-                                for c in cols {
-                                    let cname = yaml::str_at(c, "name").map(str::to_string);
-                                    for def in tests_of(c) {
-                                        add(cname.clone(), def);
-                                    }
+                    if let Some(p) = patch
+                        && matches!(rt, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)
+                    {
+                        let target_ref = match &version {
+                            Some(v) => format!("ref('{name}', version='{v}')"),
+                            None => format!("ref('{name}')"),
+                        };
+                        let target_name = match &version {
+                            Some(v) => format!("{name}_v{v}"),
+                            None => name.clone(),
+                        };
+                        let mut add = |column: Option<String>, def: Json| {
+                            pending_tests.push(PendingTest {
+                                package: pkg.name.clone(),
+                                patch_file: p.file.clone(),
+                                original_file_path: p.original_file_path.clone(),
+                                yml_path: p.path.clone(),
+                                target_name: target_name.clone(),
+                                target_ref: target_ref.clone(),
+                                attached: unique_id.clone(),
+                                version: version.clone(),
+                                is_source: false,
+                                node_name: name.clone(),
+                                source_pair: None,
+                                column,
+                                definition: def,
+                            })
+                        };
+                        let entry = version_entry(&p.entry, version.as_deref());
+                        for def in tests_of(&entry) {
+                            add(None, def);
+                        }
+                        if let Some(Json::Array(cols)) = entry.get("columns") {
+                            for c in cols {
+                                let cname = yaml::str_at(c, "name").map(str::to_string);
+                                for def in tests_of(c) {
+                                    add(cname.clone(), def);
                                 }
                             }
                         }
@@ -1254,12 +1255,11 @@ pub fn test_kwargs<'env>(
     for (k, v) in &t.metadata.kwargs {
         let value = render_value(k, v).map_err(|e| {
             let mut diag = templates.diagnostic(&e, Some(&origin), "render::test");
-            if diag.span.is_none() {
-                if let Some(target) = t.attached_node.as_deref().and_then(|a| a.rsplit('.').next()) {
-                    if let Some((line, col)) = yaml::find_line(&d.source.text, "name", target) {
-                        diag = diag.at_line_col(&d.source, line, col);
-                    }
-                }
+            if diag.span.is_none()
+                && let Some(target) = t.attached_node.as_deref().and_then(|a| a.rsplit('.').next())
+                && let Some((line, col)) = yaml::find_line(&d.source.text, "name", target)
+            {
+                diag = diag.at_line_col(&d.source, line, col);
             }
             diag
         })?;

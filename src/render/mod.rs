@@ -10,6 +10,8 @@ mod drafts;
 mod env;
 mod native_tests;
 mod pyformat;
+#[cfg(test)]
+mod python_differential;
 mod pytime;
 mod rewrite;
 mod static_parse;
@@ -165,10 +167,10 @@ impl Templates {
                 if let Some(detail) = me.detail() {
                     message = detail.to_string();
                 }
-                if let Some(origin) = me.name().and_then(|n| self.origins.get(n)) {
-                    if me.line().is_some() {
-                        located = Some((me, origin));
-                    }
+                if let Some(origin) = me.name().and_then(|n| self.origins.get(n))
+                    && me.line().is_some()
+                {
+                    located = Some((me, origin));
                 }
             }
             cur = e.source();
@@ -489,7 +491,9 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     drop(t);
     let t = crate::timing::phase("render.compile");
     let drafts = Arc::new(drafts);
-    let compiled: Vec<Option<Result<(String, Option<String>, Recorded), Diagnostic>>> = drafts
+    // Per draft: its SQL, its incremental variant and what its render recorded.
+    type Rendered = Option<Result<(String, Option<String>, Recorded), Diagnostic>>;
+    let compiled: Vec<Rendered> = drafts
         .par_iter()
         .enumerate()
         .zip(keep.par_iter())
@@ -618,7 +622,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         })
         .collect();
     // `filter_map` over the vector's own iterator collects in place (a node is large).
-    let mut nodes: Vec<Node> = nodes.into_iter().filter_map(std::convert::identity).collect();
+    let mut nodes: Vec<Node> = nodes.into_iter().flatten().collect();
     nodes.sort_by(|a: &Node, b: &Node| a.unique_id.cmp(&b.unique_id));
 
     let on_run_start = render_hooks(&env, &shared, &project.on_run_start, &mut diags);
@@ -682,9 +686,7 @@ fn read_parse_calls(
         match call {
             // A call that would fail is left to the render, which reports it as it always has.
             static_parse::Call::Ref(call) => {
-                if shared.ref_target(&d.package, &call).is_none() {
-                    return None;
-                }
+                shared.ref_target(&d.package, &call)?;
                 if !rec.refs.contains(&call) {
                     rec.refs.push(call);
                 }
@@ -886,10 +888,9 @@ fn call_generate(
     // dbt's own macros, not overridden anywhere: their result without rendering them.
     if m.package == "dbt"
         && shared.dispatch(&d.package, macro_name, Some("dbt")).is_some_and(|i| i.package == "dbt" && i.name.starts_with("default__"))
+        && let Some(name) = default_generated_name(d, macro_name, custom, target)
     {
-        if let Some(name) = default_generated_name(d, macro_name, custom, target) {
-            return Ok(name);
-        }
+        return Ok(name);
     }
     let node = new_render(shared, d, true, false, None, context::json_value(&d.model_json(None)), None);
     let f = context::macro_value(&node, m);
@@ -1145,17 +1146,51 @@ pub fn runtime_var_misuse(compiled: &Compiled, probe: &Compiled, names: &[String
             ),
         )
         .with_help("use a runtime variable only as a value in SQL, e.g. `where day = '{{ var(\"ds\") }}'`, or remove it from [export.airflow] runtime_vars");
-        let call = used.first().and_then(|name| {
-            let origin = node.origin.as_ref()?;
-            let pattern = regex::Regex::new(&format!(r#"var\(\s*['"]{}['"]"#, regex::escape(name))).ok()?;
-            let m = pattern.find(&origin.source.text)?;
-            Some((origin.source.clone(), m.range()))
-        });
-        diagnostic = match call {
-            Some((source, span)) => diagnostic.at(&source, span),
-            None => diagnostic.with_file(&node.original_file_path),
-        };
+        diagnostic = at_var_call(diagnostic, node, used.first().map(|n| n.as_str()));
         found.push(diagnostic);
+    }
+    found
+}
+
+/// `diagnostic` placed at the node's first `var('name')` call, else at the node's file.
+fn at_var_call(diagnostic: Diagnostic, node: &Node, name: Option<&str>) -> Diagnostic {
+    let call = name.and_then(|name| {
+        let origin = node.origin.as_ref()?;
+        let pattern = regex::Regex::new(&format!(r#"var\(\s*['"]{}['"]"#, regex::escape(name))).ok()?;
+        let m = pattern.find(&origin.source.text)?;
+        Some((origin.source.clone(), m.range()))
+    });
+    match call {
+        Some((source, span)) => diagnostic.at(&source, span),
+        None => diagnostic.with_file(&node.original_file_path),
+    }
+}
+
+/// Runtime variables whose placeholder lands inside a `"quoted identifier"` of a node's SQL
+/// or hooks: a value is bound as data and can never be a name, so each is an error at the
+/// `var()` call.
+pub fn runtime_var_in_identifier(compiled: &Compiled, names: &[String]) -> Diagnostics {
+    let dialect = crate::sql::Dialect::of(&compiled.target.adapter_type);
+    let mut found = Diagnostics::new();
+    for node in &compiled.nodes {
+        let texts = [node.compiled_code.as_deref(), node.compiled_code_incremental.as_deref()]
+            .into_iter()
+            .flatten()
+            .chain(node.config.pre_hook.iter().map(String::as_str))
+            .chain(node.config.post_hook.iter().map(String::as_str));
+        let texts: Vec<&str> = texts.collect();
+        for name in names {
+            let marker = crate::node::runtime_var_marker(name);
+            if texts.iter().all(|t| crate::sql::bind::in_identifiers(t, dialect, &marker).is_empty()) {
+                continue;
+            }
+            let diagnostic = Diagnostic::error(
+                "render::runtime_var_in_identifier",
+                format!("{}: runtime variable `{name}` stands inside a quoted identifier; it is bound as a value, never as a name", node.unique_id),
+            )
+            .with_help("use the runtime variable as a value, e.g. `where day = '{{ var(\"ds\") }}'`, or remove it from [export.airflow] runtime_vars");
+            found.push(at_var_call(diagnostic, node, Some(name)));
+        }
     }
     found
 }
