@@ -21,6 +21,7 @@ pub mod json;
 pub mod node;
 pub mod plan;
 pub mod project;
+pub mod relation;
 pub mod render;
 pub mod replace;
 pub mod secrets;

@@ -39,13 +39,7 @@ impl ResourceType {
     }
 }
 
-/// `{ database, schema, identifier }`, unquoted; adapters quote when rendering.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Relation {
-    pub database: Option<String>,
-    pub schema: String,
-    pub identifier: String,
-}
+pub use crate::relation::Relation;
 
 /// Where in a file a node (or one of its calls) came from, for diagnostics.
 #[derive(Clone, Debug)]

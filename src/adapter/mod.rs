@@ -29,20 +29,7 @@ pub struct Rows {
 }
 
 /// Whether an existing relation is a table or a view (plans choose statements by it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RelationType {
-    Table,
-    View,
-}
-
-impl RelationType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RelationType::Table => "table",
-            RelationType::View => "view",
-        }
-    }
-}
+pub use crate::relation::RelationKind as RelationType;
 
 /// Cancels the statement running on one connection, from any thread.
 pub trait Interrupt {

@@ -108,7 +108,7 @@ impl Settings {
         let tls = tls.map(|(_, connector)| connector);
         let mut setup = Vec::new();
         if let Some(role) = get(&["role"])?.filter(|r| !r.is_empty()) {
-            setup.push(format!("set role {}", quote(&role)));
+            setup.push(format!("set role {}", crate::relation::quote_sql(&role)));
         }
         if let Some(path) = get(&["search_path"])?.filter(|p| !p.is_empty()) {
             setup.push(format!("set search_path to {path}"));
@@ -203,10 +203,6 @@ fn query_error(err: &tokio_postgres::Error) -> AdapterError {
         }
         None => AdapterError::new(AdapterErrorKind::Query, format!("PostgreSQL: {err}")),
     }
-}
-
-pub(crate) fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 fn literal(text: &str) -> String {

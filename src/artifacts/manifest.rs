@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 
 use crate::diagnostics::Diagnostic;
 use crate::node::{ColumnInfo, Compiled, MacroInfo, Node, NodeConfig, ResourceType, SourceTable};
-use crate::render::builtins::render_relation;
 
 pub const SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
@@ -479,7 +478,6 @@ impl Serialize for NodeJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (compiled, n) = (self.ctx.compiled, self.n);
         let null = &Value::Null;
-        let adapter = compiled.target.adapter_type.as_str();
         let kind = n.resource_type;
         let generic = n.test_metadata.is_some();
         let has_relation = match kind {
@@ -515,7 +513,7 @@ impl Serialize for NodeJson<'_> {
         m.serialize_entry("build_path", null)?;
         m.serialize_entry("unrendered_config", &*EMPTY_OBJECT)?;
         m.serialize_entry("created_at", &self.ctx.created_at)?;
-        m.serialize_entry("relation_name", &has_relation.then(|| render_relation(adapter, &n.relation)))?;
+        m.serialize_entry("relation_name", &has_relation.then(|| n.relation.render_dbt(crate::relation::QuotePolicy::default())))?;
         // dbt keeps SQL files stripped of surrounding whitespace; a snapshot's block as written.
         let raw_code = if n.resource_type == ResourceType::Snapshot { &*n.raw_code } else { n.raw_code.trim() };
         m.serialize_entry("raw_code", raw_code)?;
@@ -613,7 +611,7 @@ impl Serialize for SourceJson<'_> {
         m.serialize_entry("config", &config)?;
         m.serialize_entry("patch_path", null)?;
         m.serialize_entry("unrendered_config", &*EMPTY_OBJECT)?;
-        m.serialize_entry("relation_name", &render_relation(&self.ctx.compiled.target.adapter_type, &s.relation))?;
+        m.serialize_entry("relation_name", &s.relation.render_dbt(crate::relation::QuotePolicy::default()))?;
         m.serialize_entry("created_at", &self.ctx.created_at)?;
         m.serialize_entry("unrendered_database", null)?;
         m.serialize_entry("unrendered_schema", null)?;

@@ -110,7 +110,7 @@ impl<'a> NodeHooks<'a> {
             if parent.resource_type == "test" || parent.materialized == "ephemeral" {
                 continue;
             }
-            let relation = crate::render::builtins::render_relation(&self.plan.target.adapter_type, &Relation::from(&parent.relation));
+            let relation = Relation::from(&parent.relation).render_dbt(crate::relation::QuotePolicy::default());
             let sql = format!("select * from {relation} limit {limit}");
             let rows = self.inner.with_connection(|conn| conn.query(&sql));
             let value = match rows {

@@ -708,7 +708,7 @@ fn write_run_results(
                 rows_affected: o.result.rows_affected,
                 failures: o.failures,
                 compiled_code: None,
-                relation_name: (!is_test).then(|| crate::render::builtins::render_relation(&plan.target.adapter_type, &relation)),
+                relation_name: (!is_test).then(|| relation.render_dbt(crate::relation::QuotePolicy::default())),
             }
         })
         .collect();

@@ -487,11 +487,7 @@ fn stable_topo<N>(dag: &DiGraph<N, ()>) -> Vec<NodeIndex> {
 }
 
 fn relation_name(node: &Node) -> String {
-    let r = &node.relation;
-    match &r.database {
-        Some(db) => format!("\"{db}\".\"{}\".\"{}\"", r.schema, r.identifier),
-        None => format!("\"{}\".\"{}\"", r.schema, r.identifier),
-    }
+    node.relation.render_dbt(crate::relation::QuotePolicy::default())
 }
 
 fn error(code: &str, message: impl Into<String>) -> Diagnostic {

@@ -74,7 +74,7 @@ pub fn change_plan(mut plan: RunPlan, state: Option<&State>, options: &ChangeOpt
     let mut drops: Vec<PlanNode> = recorded
         .iter()
         .filter(|(id, _)| options.destroy || !options.project_ids.contains(*id))
-        .map(|(id, before)| drop_node(id, before, &plan.target.adapter_type))
+        .map(|(id, before)| drop_node(id, before))
         .collect();
     // Dependents before what they read, so a view goes before its table.
     drops.reverse();
@@ -104,8 +104,8 @@ fn replace_reason(before: &NodeState, node: &PlanNode) -> &'static str {
     }
 }
 
-fn drop_node(id: &str, before: &NodeState, adapter_type: &str) -> PlanNode {
-    let relation = crate::render::builtins::render_relation(adapter_type, &Relation::from(&before.relation));
+fn drop_node(id: &str, before: &NodeState) -> PlanNode {
+    let relation = Relation::from(&before.relation).render_dbt(crate::relation::QuotePolicy::default());
     let statements = match (before.resource_type.as_str(), before.materialized.as_str()) {
         ("test", _) => Vec::new(),
         (_, "view") => vec![format!("drop view if exists {relation} cascade")],

@@ -1,5 +1,6 @@
 //! What the dialects share: quoting, relation names, node diagnostics and dbt's test wrapper.
 
+use crate::relation::quote_sql;
 use serde_json::Value;
 
 use super::OtherTypeStatements;
@@ -12,22 +13,6 @@ pub(super) struct Built {
     pub statements_incremental: Option<Vec<String>>,
     pub statements_other_type: Option<OtherTypeStatements>,
     pub statements_create: Option<Vec<String>>,
-}
-
-pub(super) fn quote(ident: &str) -> String {
-    let mut out = String::with_capacity(ident.len() + 2);
-    push_quoted(&mut out, ident);
-    out
-}
-
-fn push_quoted(out: &mut String, ident: &str) {
-    out.push('"');
-    if ident.contains('"') {
-        out.push_str(&ident.replace('"', "\"\""));
-    } else {
-        out.push_str(ident);
-    }
-    out.push('"');
 }
 
 /// `prefix`, the SQL, `suffix` as one string, allocated once (a model's SQL is long).
@@ -50,25 +35,12 @@ pub(super) fn literal(text: &str) -> String {
 }
 
 pub(super) fn render(relation: &Relation) -> String {
-    render_suffixed(relation, "")
+    relation.render_sql()
 }
 
 /// [`render`] of the relation whose identifier has `suffix` appended (see [`sibling`]).
 pub(super) fn render_suffixed(relation: &Relation, suffix: &str) -> String {
-    let db_len = relation.database.as_ref().map_or(0, |db| db.len() + 3);
-    let mut out = String::with_capacity(db_len + relation.schema.len() + relation.identifier.len() + suffix.len() + 6);
-    if let Some(db) = &relation.database {
-        push_quoted(&mut out, db);
-        out.push('.');
-    }
-    push_quoted(&mut out, &relation.schema);
-    out.push('.');
-    if suffix.is_empty() {
-        push_quoted(&mut out, &relation.identifier);
-    } else {
-        push_quoted(&mut out, &format!("{}{suffix}", relation.identifier));
-    }
-    out
+    relation.render_sql_suffixed(suffix)
 }
 
 pub(super) fn sibling(relation: &Relation, suffix: &str) -> Relation {
@@ -77,8 +49,8 @@ pub(super) fn sibling(relation: &Relation, suffix: &str) -> Relation {
 
 pub(super) fn create_schema(database: Option<&str>, schema: &str) -> String {
     match database {
-        Some(db) => format!("create schema if not exists {}.{}", quote(db), quote(schema)),
-        None => format!("create schema if not exists {}", quote(schema)),
+        Some(db) => format!("create schema if not exists {}.{}", quote_sql(db), quote_sql(schema)),
+        None => format!("create schema if not exists {}", quote_sql(schema)),
     }
 }
 
@@ -251,7 +223,7 @@ impl<'a> Snapshot<'a> {
                             .iter()
                             .filter_map(Value::as_str)
                             .map(|c| {
-                                let (s, d) = (format!("snapshotted_data.{}", quote(c)), format!("source_data.{}", quote(c)));
+                                let (s, d) = (format!("snapshotted_data.{}", quote_sql(c)), format!("source_data.{}", quote_sql(c)));
                                 format!("{s} != {d} or (({s} is null) and not ({d} is null)) or ((not {s} is null) and ({d} is null))")
                             })
                             .collect();

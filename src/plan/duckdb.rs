@@ -3,10 +3,11 @@
 //! statement rolls back to the previous relation.
 
 use super::OtherTypeStatements;
-use super::common::{Built, Dialect, Snapshot, around, cat, hooks, literal, quote, render, render_suffixed, unique_keys, warning_at};
+use super::common::{Built, Dialect, Snapshot, around, cat, hooks, literal, render, render_suffixed, unique_keys, warning_at};
 use super::seed;
 use crate::diagnostics::Diagnostics;
 use crate::node::Node;
+use crate::relation::quote_sql;
 
 /// A statement that fails with `message` when run (DuckDB's `error()`).
 fn failing(message: &str) -> String {
@@ -78,7 +79,7 @@ fn replace(node: &Node, sql: &str, kind: &str, other: &str) -> (Vec<String>, Vec
     let tmp = render_suffixed(target, "__dbt_tmp");
     let backup = render_suffixed(target, "__dbt_backup");
     // The backup's name alone: the last part of `backup`, quoted as it is there.
-    let backup_name = &backup[backup.len() - (quote(&target.identifier).len() + "__dbt_backup".len())..];
+    let backup_name = &backup[backup.len() - (quote_sql(&target.identifier).len() + "__dbt_backup".len())..];
     let drop_backup = |existing: &str| cat(&["drop ", existing, " if exists ", &backup, " cascade"]);
     // dbt-duckdb's indentation of the closing parenthesis differs by kind.
     let close = if kind == "view" { "\n  )" } else { "\n    )" };
@@ -91,7 +92,7 @@ fn replace(node: &Node, sql: &str, kind: &str, other: &str) -> (Vec<String>, Vec
     out.push(drop_backup(kind));
     // DuckDB's `alter table if exists` renames views too, and is a no-op when nothing exists.
     out.push(cat(&["alter table if exists ", &render(target), " rename to ", backup_name]));
-    out.push(cat(&["alter ", kind, " ", &tmp, " rename to ", &quote(&target.identifier)]));
+    out.push(cat(&["alter ", kind, " ", &tmp, " rename to ", &quote_sql(&target.identifier)]));
     out.push(drop_backup(kind));
     out.extend(hooks(&node.config.post_hook));
     out.push("commit".into());
@@ -103,7 +104,7 @@ fn replace(node: &Node, sql: &str, kind: &str, other: &str) -> (Vec<String>, Vec
 
 fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
     let target = render(&node.relation);
-    let tmp_name = quote(&format!("{}__dbt_tmp", node.relation.identifier));
+    let tmp_name = quote_sql(&format!("{}__dbt_tmp", node.relation.identifier));
     let sql = node.compiled_code_incremental.as_deref().or(node.compiled_code.as_deref()).unwrap_or("");
     let keys = unique_keys(node);
     let strategy = node.config.incremental_strategy.clone().unwrap_or_else(|| "delete+insert".into());
@@ -182,7 +183,7 @@ fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
     } else {
         ("", "")
     };
-    let tmp_name = quote(&format!("{}__dbt_tmp", node.relation.identifier));
+    let tmp_name = quote_sql(&format!("{}__dbt_tmp", node.relation.identifier));
     let staging =
         format!("create or replace temporary table {tmp_name} as (\n    {}\n    )", snap.staging_select(&valid_to_null, check_rows));
     let mut exclude: Vec<String> = vec!["dbt_change_type".into()];

@@ -25,11 +25,6 @@ use crate::node::{Compiled, Node, Relation, ResourceType, TargetInfo};
 
 pub use seed::{SeedColumn, infer_seed_columns};
 
-/// A relation as DuckDB statements name it: `"db"."schema"."identifier"`.
-pub fn render_relation(relation: &Relation) -> String {
-    common::render(relation)
-}
-
 /// Bumped when a plan written by an older orrery can no longer be read.
 pub const FORMAT_VERSION: u32 = 1;
 

@@ -14,10 +14,11 @@
 //! inserts) read it from the catalog at run time in a `do` block, as dbt-postgres reads it
 //! with `get_columns_in_relation` before writing them; the plan stays static SQL.
 
+use crate::relation::quote_sql;
 use serde_json::Value;
 
 use super::OtherTypeStatements;
-use super::common::{Built, Dialect, Snapshot, error_at, hooks, literal, quote, render, sibling, unique_keys, warning_at};
+use super::common::{Built, Dialect, Snapshot, error_at, hooks, literal, render, sibling, unique_keys, warning_at};
 use super::seed;
 use crate::diagnostics::Diagnostics;
 use crate::node::{Node, Relation};
@@ -64,12 +65,12 @@ impl Dialect for Postgres {
 
 /// `(schema, name)` as a `regclass` literal: PostgreSQL resolves it in the current database.
 fn regclass(relation: &Relation) -> String {
-    literal(&format!("{}.{}", quote(&relation.schema), quote(&relation.identifier)))
+    literal(&format!("{}.{}", quote_sql(&relation.schema), quote_sql(&relation.identifier)))
 }
 
 /// The temporary table a build stages its rows in (dbt-postgres' `__dbt_tmp` suffix).
 fn tmp_name(relation: &Relation) -> String {
-    quote(&format!("{}__dbt_tmp", relation.identifier))
+    quote_sql(&format!("{}__dbt_tmp", relation.identifier))
 }
 
 /// The `grants` config applied as dbt-postgres applies it after a build: privileges granted
@@ -90,7 +91,7 @@ fn grants(node: &Node) -> Vec<String> {
         literal(&target),
     )];
     out.extend(configured.into_iter().map(|(privilege, grantees)| {
-        let to: Vec<String> = grantees.iter().map(|g| quote(g)).collect();
+        let to: Vec<String> = grantees.iter().map(|g| quote_sql(g)).collect();
         format!("grant {privilege} on {target} to {}", to.join(", "))
     }));
     out
@@ -185,7 +186,7 @@ fn table(node: &Node, sql: &str) -> Vec<String> {
         signature(&regclass(relation)),
         signature(&literal(&format!("pg_temp.{tmp}"))),
         render(&backup),
-        quote(&backup.identifier),
+        quote_sql(&backup.identifier),
         render(&backup),
     );
     transaction(node, vec![format!("create temporary table {tmp} on commit drop as (\n{sql}\n    )"), block])

@@ -1,9 +1,10 @@
 //! Seeds: the CSV's column types inferred as dbt's agate type tester does and dbt-duckdb maps
 //! them, and the rows as SQL literals so the plan carries the data itself.
 
-use super::common::{Built, literal, quote, render};
+use super::common::{Built, literal, render};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::node::Node;
+use crate::relation::quote_sql;
 
 /// Rows per `insert` statement.
 const BATCH: usize = 1000;
@@ -162,7 +163,7 @@ pub(super) fn read_csv(
 pub(super) fn create_table(node: &Node, header: &[String], rows: &[Vec<String>]) -> (Vec<SeedColumn>, String, Vec<String>) {
     let columns = infer_seed_columns(header, rows, &node.config.column_types);
     let quote_columns = node.config.quote_columns.unwrap_or(true);
-    let names: Vec<String> = columns.iter().map(|c| if quote_columns { quote(&c.name) } else { c.name.clone() }).collect();
+    let names: Vec<String> = columns.iter().map(|c| if quote_columns { quote_sql(&c.name) } else { c.name.clone() }).collect();
     let create = format!(
         "create table {} ({})",
         render(&node.relation),

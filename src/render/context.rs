@@ -54,7 +54,7 @@ pub struct Shared {
     pub graph: Value,
     pub docs: HashMap<String, String>,
     /// The root project's `quoting:`.
-    pub quoting: super::builtins::QuotePolicy,
+    pub quoting: crate::relation::QuotePolicy,
     pub memo: MacroMemo,
 }
 
@@ -219,11 +219,7 @@ impl Shared {
     }
 
     pub fn quote(&self, ident: &str) -> String {
-        super::builtins::quote_identifier(&self.adapter, ident)
-    }
-
-    pub fn render_relation(&self, rel: &Relation) -> String {
-        super::builtins::render_relation_with(&self.adapter, rel, self.quoting)
+        crate::relation::quote_dbt(ident)
     }
 }
 
@@ -790,7 +786,7 @@ pub struct RelationObj {
     pub rel: Relation,
     pub cte: bool,
     pub shared: Arc<Shared>,
-    pub quoting: super::builtins::QuotePolicy,
+    pub quoting: crate::relation::QuotePolicy,
 }
 
 /// A test's `where` config as `get_where_subquery` reads it: none when unset, empty or false.
@@ -819,7 +815,7 @@ impl Resolved {
     pub fn sql(&self, shared: &Shared) -> String {
         match self {
             Resolved::Ref { relation, .. } => shared.relation_sql(relation),
-            Resolved::Source { relation, .. } => super::builtins::render_relation_with(&shared.adapter, relation, Default::default()),
+            Resolved::Source { relation, .. } => relation.render_dbt(crate::relation::QuotePolicy::default()),
         }
     }
 
@@ -835,7 +831,7 @@ impl Resolved {
 impl Shared {
     /// A node's relation as SQL, quoted as the project's `quoting:` says.
     pub fn relation_sql(&self, relation: &Relation) -> String {
-        super::builtins::render_relation_with(&self.adapter, relation, self.quoting)
+        relation.render_dbt(self.quoting)
     }
 
     /// A `ref` or `source` call read off a template, resolved from `package` as the compile
@@ -921,7 +917,7 @@ impl RelationObj {
         if self.cte {
             return self.rel.identifier.clone();
         }
-        super::builtins::render_relation_with(&self.shared.adapter, &self.rel, self.quoting)
+        self.rel.render_dbt(self.quoting)
     }
 }
 

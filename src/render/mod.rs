@@ -196,9 +196,9 @@ impl Templates {
 }
 
 /// dbt_project.yml's `quoting:` (every part quoted unless set false).
-fn quote_policy(project_yml: &Json) -> builtins::QuotePolicy {
+fn quote_policy(project_yml: &Json) -> crate::relation::QuotePolicy {
     let part = |key: &str| project_yml.get("quoting").and_then(|q| q.get(key)).and_then(Json::as_bool).unwrap_or(true);
-    builtins::QuotePolicy { database: part("database"), schema: part("schema"), identifier: part("identifier") }
+    crate::relation::QuotePolicy { database: part("database"), schema: part("schema"), identifier: part("identifier") }
 }
 
 /// Renders every node of a project to dbt-identical SQL.

@@ -6,19 +6,17 @@
 //! [`TestTarget::model_kwarg`]) and its `raw_code` with [`generic_test_raw_code`]; load
 //! [`macro_files`] as package `dbt`; print values through [`python_display`] in the
 //! environment's formatter (dbt prints `None`, `True`, `1e+20`, `['a']`); inline ephemerals
-//! with [`collect_ctes`] then [`inject_ctes`]; write relations with [`render_relation`].
+//! with [`collect_ctes`] then [`inject_ctes`]; relations are written by `crate::relation`.
 
 pub mod ctes;
 pub mod macros;
 pub mod naming;
 pub mod python;
-pub mod relation;
 
 pub use ctes::{Ephemeral, collect_ctes, inject_ctes};
 pub use macros::macro_files;
 pub use naming::{TEST_CONFIG_KEYS, TestName, TestTarget, generic_test_raw_code, test_node_name, unique_id_hash};
 pub use python::python_display;
-pub use relation::{QuotePolicy, quote_identifier, render_relation, render_relation_with};
 
 #[cfg(test)]
 pub(crate) mod fixtures {
