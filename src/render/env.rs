@@ -303,10 +303,10 @@ pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_
     env.add_global("exceptions", Value::from_object(Exceptions));
     let modules = minijinja::context! {
         re => Value::from_object(Re),
-        datetime => Value::from_object(super::pytime::DateTimeModule),
+        datetime => Value::from_object(super::python::datetime::DateTimeModule),
     };
     env.add_global("modules", modules);
-    env.add_global("run_started_at", super::pytime::utc_datetime(run_started_at));
+    env.add_global("run_started_at", super::python::datetime::utc_datetime(run_started_at));
     super::rewrite::register(&mut env);
     env.add_function("__dbt_call_template", super::context::call_template);
     env.add_function("__dbt_call_target", super::context::call_target);

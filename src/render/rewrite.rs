@@ -335,16 +335,16 @@ fn native(op: &str, a: Value, b: Value) -> Result<Value, Error> {
 }
 
 pub fn add(a: Value, b: Value) -> Result<Value, Error> {
-    super::pytime::arith(&a, &b, false).unwrap_or_else(|| native("a + b", a, b))
+    super::python::datetime::arith(&a, &b, false).unwrap_or_else(|| native("a + b", a, b))
 }
 
 pub fn sub(a: Value, b: Value) -> Result<Value, Error> {
-    super::pytime::arith(&a, &b, true).unwrap_or_else(|| native("a - b", a, b))
+    super::python::datetime::arith(&a, &b, true).unwrap_or_else(|| native("a - b", a, b))
 }
 
 pub fn rem(a: Value, b: Value) -> Result<Value, Error> {
     match a.as_str() {
-        Some(fmt) => super::pyformat::percent(fmt, &b).map(Value::from),
+        Some(fmt) => super::python::format::percent(fmt, &b).map(Value::from),
         None => native("a % b", a, b),
     }
 }

@@ -108,7 +108,7 @@ mod tests {
         let mut env = Environment::new();
         // Strict, so the macros are known to work whatever undefined behaviour render picks.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        env.set_formatter(|out, state, value| match crate::render::builtins::python_display(value) {
+        env.set_formatter(|out, state, value| match crate::render::python::repr::python_display(value) {
             Some(text) => out.write_str(&text).map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string())),
             None => minijinja::escape_formatter(out, state, value),
         });

@@ -4,19 +4,17 @@
 //!
 //! For the render stage: name a generic test with [`test_node_name`] (its `model` kwarg from
 //! [`TestTarget::model_kwarg`]) and its `raw_code` with [`generic_test_raw_code`]; load
-//! [`macro_files`] as package `dbt`; print values through [`python_display`] in the
+//! [`macro_files`] as package `dbt`; print values through `render::python::python_display` in the
 //! environment's formatter (dbt prints `None`, `True`, `1e+20`, `['a']`); inline ephemerals
 //! with [`collect_ctes`] then [`inject_ctes`]; relations are written by `crate::relation`.
 
 pub mod ctes;
 pub mod macros;
 pub mod naming;
-pub mod python;
 
 pub use ctes::{Ephemeral, collect_ctes, inject_ctes};
 pub use macros::macro_files;
 pub use naming::{TEST_CONFIG_KEYS, TestName, TestTarget, generic_test_raw_code, test_node_name, unique_id_hash};
-pub use python::python_display;
 
 #[cfg(test)]
 pub(crate) mod fixtures {

@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::python::{py_repr_str, py_str};
+use crate::render::python::repr::{py_repr_str, py_str};
 
 /// What a generic test is attached to, as the properties yml names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::pyformat::MAX_WIDTH;
+use super::format::MAX_WIDTH;
 
 /// splitmix64: a fixed sequence, so a failure names a case that comes back every run.
 struct Rng(u64);
@@ -234,12 +234,12 @@ json.dump(out, sys.stdout)
 }
 
 fn ours(env: &minijinja::Environment<'static>, expr: &str) -> Result<String, String> {
-    let (text, _) = super::prepared(&format!("{{{{ {expr} }}}}"));
+    let (text, _) = super::super::prepared(&format!("{{{{ {expr} }}}}"));
     env.render_str(&text, ()).map_err(|e| e.to_string())
 }
 
 fn compare(exprs: Vec<String>) {
-    let env = super::env::new_environment(chrono::Utc::now(), "differential", false);
+    let env = super::super::env::new_environment(chrono::Utc::now(), "differential", false);
     let expected = cpython(&exprs);
     assert_eq!(expected.len(), exprs.len());
     let mut differences = Vec::new();
@@ -287,7 +287,7 @@ fn datetime_arithmetic_is_cpythons() {
 
 #[test]
 fn widths_past_the_cap_are_errors_not_allocations() {
-    let env = super::env::new_environment(chrono::Utc::now(), "differential", false);
+    let env = super::super::env::new_environment(chrono::Utc::now(), "differential", false);
     for expr in [
         format!("'%{}d' % 1", MAX_WIDTH + 1),
         "'%.70000f' % 1.5".into(),

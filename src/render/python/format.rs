@@ -3,7 +3,7 @@
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
-use super::builtins::python::py_repr_str;
+use super::repr::py_repr_str;
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -11,7 +11,7 @@ fn err(msg: impl Into<String>) -> Error {
 
 /// Python's `str()` of a Jinja value.
 pub fn py_str(v: &Value) -> String {
-    super::builtins::python_display(v).unwrap_or_else(|| v.to_string())
+    super::repr::python_display(v).unwrap_or_else(|| v.to_string())
 }
 
 fn py_repr(v: &Value) -> String {

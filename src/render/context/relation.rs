@@ -1,0 +1,177 @@
+//! Relations as templates see them (`ref()`, `source()`, `this`), the `ref`/`source` calls the
+//! shortcuts resolve, and the `adapter` object.
+
+use super::*;
+
+/// A relation as Jinja sees it: renders quoted, exposes its parts.
+pub struct RelationObj {
+    pub rel: Relation,
+    pub cte: bool,
+    pub shared: Arc<Shared>,
+    pub quoting: crate::relation::QuotePolicy,
+}
+
+/// A test's `where` config as `get_where_subquery` reads it: none when unset, empty or false.
+pub fn where_filter(config: &serde_json::Map<String, Json>) -> Option<String> {
+    match config.get("where") {
+        None | Some(Json::Null | Json::Bool(false)) => None,
+        Some(Json::String(w)) => Some(w.clone()).filter(|w| !w.is_empty()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+/// What `get_where_subquery` gives for a relation (as SQL) and a `where` filter.
+pub fn where_subquery(relation: &str, filter: &str) -> String {
+    format!("(select * from {relation} where {filter}) dbt_subquery")
+}
+
+/// A `ref` or `source` call read off a template (see `static_parse`), resolved.
+pub enum Resolved {
+    Ref { call: RefCall, unique_id: String, relation: Relation },
+    Source { pair: [String; 2], unique_id: String, relation: Relation },
+}
+
+impl Resolved {
+    /// The relation as the call prints it: a model by the project's `quoting:`, a source by
+    /// its own (every part quoted), as `ref()` and `source()` print them.
+    pub fn sql(&self, shared: &Shared) -> String {
+        match self {
+            Resolved::Ref { relation, .. } => shared.relation_sql(relation),
+            Resolved::Source { relation, .. } => relation.render_dbt(crate::relation::QuotePolicy::default()),
+        }
+    }
+
+    /// Records the call as `ref()` or `source()` records it.
+    pub fn record(self, rec: &mut Recorded) {
+        match self {
+            Resolved::Ref { call, unique_id, .. } => rec.add_ref(call, &unique_id),
+            Resolved::Source { pair, unique_id, .. } => rec.add_source(pair, &unique_id),
+        }
+    }
+}
+
+impl Shared {
+    /// A node's relation as SQL, quoted as the project's `quoting:` says.
+    pub fn relation_sql(&self, relation: &Relation) -> String {
+        relation.render_dbt(self.quoting)
+    }
+
+    /// A `ref` or `source` call read off a template, resolved from `package` as the compile
+    /// pass resolves it; `None` for any other call, one that would fail, and a ref to an
+    /// ephemeral or disabled model (the render writes those differently).
+    pub fn resolve(&self, package: &str, call: crate::render::static_parse::Call) -> Option<Resolved> {
+        use crate::render::static_parse::Call;
+        match call {
+            Call::Ref(call) => {
+                let target = self.ref_target(package, &call)?;
+                if target.ephemeral || !target.enabled {
+                    return None;
+                }
+                Some(Resolved::Ref { call, unique_id: target.unique_id.clone(), relation: target.relation.clone() })
+            }
+            Call::Source(source, table) => {
+                let (unique_id, relation) = self.sources.get(&(source.clone(), table.clone()))?.clone();
+                Some(Resolved::Source { pair: [source, table], unique_id, relation })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A node's relation, quoted as the project's `quoting:` says.
+pub fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
+    Value::from_object(RelationObj { rel, cte: false, shared: shared.clone(), quoting: shared.quoting })
+}
+
+impl fmt::Debug for RelationObj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.rel)
+    }
+}
+
+impl Object for RelationObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let r = &self.rel;
+        Some(match key.as_str()? {
+            "database" => r.database.clone().map(Value::from).unwrap_or_default(),
+            "schema" => Value::from(r.schema.clone()),
+            "identifier" | "name" | "table" => Value::from(r.identifier.clone()),
+            "is_table" | "is_view" | "is_cte" => Value::from(self.cte && key.as_str() == Some("is_cte")),
+            _ => return None,
+        })
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(self.to_sql())),
+            "include" | "quote" => {
+                let (_, kw) = split_kwargs(args);
+                let mut rel = self.rel.clone();
+                if method == "include"
+                    && let Some(kw) = kw
+                {
+                    if kw.get::<Option<bool>>("database").ok().flatten() == Some(false) {
+                        rel.database = None;
+                    }
+                    if kw.get::<Option<bool>>("schema").ok().flatten() == Some(false) {
+                        rel.schema = String::new();
+                    }
+                }
+                Ok(Value::from_object(RelationObj { rel, cte: self.cte, shared: self.shared.clone(), quoting: self.quoting }))
+            }
+            "incorporate" => Ok(Value::from_object(RelationObj {
+                rel: self.rel.clone(),
+                cte: self.cte,
+                shared: self.shared.clone(),
+                quoting: self.quoting,
+            })),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_sql())
+    }
+}
+
+impl RelationObj {
+    fn to_sql(&self) -> String {
+        if self.cte {
+            return self.rel.identifier.clone();
+        }
+        self.rel.render_dbt(self.quoting)
+    }
+}
+
+/// `adapter`: quoting, dispatch and the few introspection calls that are safe without a connection.
+#[derive(Debug)]
+pub(super) struct Adapter {
+    pub(super) ctx: Ctx,
+}
+
+impl Object for Adapter {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let shared = &self.ctx.node.shared;
+        match method {
+            "quote" => Ok(Value::from(shared.quote(args.first().and_then(|v| v.as_str()).unwrap_or_default()))),
+            "type" => Ok(Value::from(shared.adapter.clone())),
+            "dispatch" => {
+                let (pos, kw) = split_kwargs(args);
+                let name = pos.first().and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let namespace = pos
+                    .get(1)
+                    .cloned()
+                    .or_else(|| kw.and_then(|k| k.get::<Value>("macro_namespace").ok()))
+                    .and_then(|v| v.as_str().map(str::to_string));
+                if let Some(m) = shared.dispatch(&self.ctx.package, &name, namespace.as_deref()) {
+                    return Ok(macro_value(&self.ctx.node, m));
+                }
+                Err(Error::new(ErrorKind::UnknownFunction, format!("no implementation of macro `{name}` for adapter {}", shared.adapter)))
+            }
+            "get_relation" | "load_relation" => Ok(Value::from(())),
+            "get_columns_in_relation" | "list_relations_without_caching" => Ok(Value::from(Vec::<Value>::new())),
+            "already_exists" => Ok(Value::from(false)),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
