@@ -32,7 +32,10 @@ impl SourceFile {
     pub fn read_opened(path: &Path, file: std::io::Result<std::fs::File>) -> Result<Self, Diagnostic> {
         match file.and_then(read_text) {
             Ok(text) => Ok(SourceFile::new(display_path(path), text)),
-            Err(err) => Err(Diagnostic::error("io::read", format!("cannot read {}: {err}", path.display())).with_file(display_path(path))),
+            Err(err) => {
+                Err(Diagnostic::error(crate::codes::io::READ, format!("cannot read {}: {err}", path.display()))
+                    .with_file(display_path(path)))
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod artifacts;
 pub mod cache;
 pub mod callback;
 pub mod cli;
+pub mod codes;
 pub mod diagnostics;
 pub mod dirs;
 pub mod duration;

@@ -114,11 +114,11 @@ pub enum AdapterErrorKind {
 impl AdapterErrorKind {
     pub fn code(self) -> &'static str {
         match self {
-            AdapterErrorKind::Config => "adapter::config",
-            AdapterErrorKind::Connection => "adapter::connection",
-            AdapterErrorKind::Query => "adapter::query",
-            AdapterErrorKind::Interrupted => "adapter::interrupted",
-            AdapterErrorKind::Unsupported => "adapter::unsupported",
+            AdapterErrorKind::Config => crate::codes::adapter::CONFIG,
+            AdapterErrorKind::Connection => crate::codes::adapter::CONNECTION,
+            AdapterErrorKind::Query => crate::codes::adapter::QUERY,
+            AdapterErrorKind::Interrupted => crate::codes::adapter::INTERRUPTED,
+            AdapterErrorKind::Unsupported => crate::codes::adapter::UNSUPPORTED,
         }
     }
 }

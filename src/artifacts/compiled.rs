@@ -60,7 +60,8 @@ fn holds(file: &mut std::fs::File, text: &[u8]) -> std::io::Result<bool> {
 }
 
 fn replace_file(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
-    let fail = |e: &dyn std::fmt::Display| Diagnostic::error("artifacts::write", format!("cannot write {}: {e}", path.display()));
+    let fail =
+        |e: &dyn std::fmt::Display| Diagnostic::error(crate::codes::artifacts::WRITE, format!("cannot write {}: {e}", path.display()));
     let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
     // The replacement keeps the old file's permissions (a temporary file is private).
     let mut builder = tempfile::Builder::new();
@@ -74,7 +75,7 @@ fn replace_file(path: &std::path::Path, text: &str) -> Result<(), Diagnostic> {
 }
 
 fn write_file(dirs: &DirHandles, path: &Path, text: &str) -> Result<(), Diagnostic> {
-    dirs.create(path, text).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot write {}: {e}", path.display())))
+    dirs.create(path, text).map_err(|e| Diagnostic::error(crate::codes::artifacts::WRITE, format!("cannot write {}: {e}", path.display())))
 }
 
 /// Writes every model's, analysis' and test's compiled SQL (in parallel, directories made once).
@@ -98,7 +99,8 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
         if !dir.is_dir() {
             fresh.insert(*dir);
         }
-        std::fs::create_dir_all(dir).map_err(|e| Diagnostic::error("artifacts::write", format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Diagnostic::error(crate::codes::artifacts::WRITE, format!("cannot create {}: {e}", dir.display())))?;
     }
     // Each file opened by name in its directory (see crate::dirs).
     let handles = DirHandles::open(dirs.iter().copied());

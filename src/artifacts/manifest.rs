@@ -155,7 +155,7 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
     let dir = compiled.project_root.join(&compiled.target_path);
     let path = dir.join("manifest.json");
     let fail = |err: &dyn std::fmt::Display| {
-        Diagnostic::error("artifacts::write", format!("cannot write {}: {err}", path.display()))
+        Diagnostic::error(crate::codes::artifacts::WRITE, format!("cannot write {}: {err}", path.display()))
             .with_help("check that the target path is writable")
     };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;

@@ -114,7 +114,7 @@ pub fn merge(path: &Path, run_id: &str, invocation: &Invocation, results: &[Node
             }
             Err(err) => {
                 return Err(Box::new(
-                    Diagnostic::error("artifacts::write", format!("cannot lock {}: {err}", lock_path.display()))
+                    Diagnostic::error(crate::codes::artifacts::WRITE, format!("cannot lock {}: {err}", lock_path.display()))
                         .with_help("remove the .lock file if no orrery task is running"),
                 ));
             }
@@ -151,7 +151,7 @@ impl Drop for LockFile {
 fn write_value(path: &Path, value: &Value) -> Result<(), Box<Diagnostic>> {
     let fail = |err: &dyn std::fmt::Display| {
         Box::new(
-            Diagnostic::error("artifacts::write", format!("cannot write {}: {err}", path.display()))
+            Diagnostic::error(crate::codes::artifacts::WRITE, format!("cannot write {}: {err}", path.display()))
                 .with_help("check that the target folder is writable"),
         )
     };

@@ -64,17 +64,16 @@ impl Dispatcher {
             match serde_json::from_value::<Callback>(value.clone()) {
                 Ok(callback) => parsed.push(callback),
                 Err(err) => problems.push(
-                    Diagnostic::error("callback::invalid", format!("the plan's callback #{} is invalid: {err}", i + 1))
+                    Diagnostic::error(crate::codes::callback::INVALID, format!("the plan's callback #{} is invalid: {err}", i + 1))
                         .with_help("compile the plan again with this orrery"),
                 ),
             }
         }
         problems.into_result()?;
-        let background = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .thread_name(|i| format!("orrery-callback-{i}"))
-            .build()
-            .map_err(|e| Diagnostics::from(Diagnostic::error("callback::pool", format!("cannot start callback threads: {e}"))))?;
+        let background =
+            rayon::ThreadPoolBuilder::new().num_threads(4).thread_name(|i| format!("orrery-callback-{i}")).build().map_err(|e| {
+                Diagnostics::from(Diagnostic::error(crate::codes::callback::POOL, format!("cannot start callback threads: {e}")))
+            })?;
         Ok(Dispatcher {
             callbacks: parsed,
             run,

@@ -20,7 +20,7 @@ macro_rules! say {
 }
 
 /// `orrery plan`'s flags.
-pub struct PlanArgs<'a> {
+pub(super) struct PlanArgs<'a> {
     pub out: Option<&'a Path>,
     pub detailed_exitcode: bool,
     pub replace: &'a [String],
@@ -49,7 +49,8 @@ fn make_plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> Res
             (plan, places, project_ids, Some(build))
         }
     };
-    let store = state_store(&plan)?.ok_or_else(|| Diagnostics::from(Diagnostic::error("state::backend", "the plan names no state")))?;
+    let store =
+        state_store(&plan)?.ok_or_else(|| Diagnostics::from(Diagnostic::error(crate::codes::state::BACKEND, "the plan names no state")))?;
     if let Some(lock) = store.lock_info() {
         eprintln!("warning: the state is locked by {} for `{}` (lock {}); this plan may be stale", lock.who, lock.operation, lock.id);
     }
@@ -195,7 +196,7 @@ fn plan_location(path: &Path) -> Result<(crate::store::Location, String), Diagno
     let text = path.to_string_lossy();
     let (dir, name) = text.rsplit_once('/').unwrap_or(("", &text));
     let location = crate::store::open(dir, &crate::spec::StoreOptions::new()).map_err(|e| {
-        Diagnostic::error("plan::remote", format!("plan {text}: {}", e.0))
+        Diagnostic::error(crate::codes::plan::REMOTE, format!("plan {text}: {}", e.0))
             .with_help("credentials and endpoints come from the environment (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, …)")
     })?;
     Ok((location, name.to_string()))
@@ -209,7 +210,7 @@ fn save_plan(plan: &RunPlan, path: &Path) -> Result<(), Diagnostic> {
     let (location, name) = plan_location(path)?;
     location
         .put(&name, plan.to_json().into_bytes(), std::time::Duration::from_secs(120))
-        .map_err(|e| Diagnostic::error("plan::remote", format!("cannot save the plan: {}", e.0)))
+        .map_err(|e| Diagnostic::error(crate::codes::plan::REMOTE, format!("cannot save the plan: {}", e.0)))
 }
 
 /// Reads a plan from a file or an object store URL.
@@ -220,9 +221,9 @@ fn load_plan(path: &Path) -> Result<RunPlan, Diagnostic> {
     let (location, name) = plan_location(path)?;
     let bytes = location
         .get(&name, std::time::Duration::from_secs(120))
-        .map_err(|e| Diagnostic::error("plan::remote", format!("cannot read the plan: {}", e.0)))?;
-    let local = tempfile::NamedTempFile::new().map_err(|e| Diagnostic::error("plan::remote", e.to_string()))?;
-    std::fs::write(local.path(), bytes).map_err(|e| Diagnostic::error("plan::remote", e.to_string()))?;
+        .map_err(|e| Diagnostic::error(crate::codes::plan::REMOTE, format!("cannot read the plan: {}", e.0)))?;
+    let local = tempfile::NamedTempFile::new().map_err(|e| Diagnostic::error(crate::codes::plan::REMOTE, e.to_string()))?;
+    std::fs::write(local.path(), bytes).map_err(|e| Diagnostic::error(crate::codes::plan::REMOTE, e.to_string()))?;
     RunPlan::read(local.path()).map_err(|mut d| {
         d.message = d.message.replace(&local.path().display().to_string(), &path.display().to_string());
         d
@@ -230,7 +231,7 @@ fn load_plan(path: &Path) -> Result<RunPlan, Diagnostic> {
 }
 
 /// `orrery plan`.
-pub fn plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> i32 {
+pub(super) fn plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> i32 {
     let (plan, _) = match make_plan(global, selection, args) {
         Ok(planned) => planned,
         Err(diagnostics) => return fail(global.format, &diagnostics),
@@ -252,7 +253,7 @@ pub fn plan(global: &Global, selection: &Selection, args: &PlanArgs<'_>) -> i32 
 }
 
 /// `orrery show PLAN`: a saved plan as `plan` printed it.
-pub fn show(global: &Global, path: &Path) -> i32 {
+pub(super) fn show(global: &Global, path: &Path) -> i32 {
     match load_plan(path) {
         Ok(plan) if plan.kind == PlanKind::Change => {
             print_plan(global, &plan);
@@ -276,7 +277,7 @@ pub fn show(global: &Global, path: &Path) -> i32 {
 }
 
 /// `orrery apply [PLAN]`.
-pub fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_approve: bool) -> i32 {
+pub(super) fn apply(global: &Global, selection: &Selection, path: Option<&Path>, auto_approve: bool) -> i32 {
     let (plan, places) = match path {
         Some(path) => match load_plan(path) {
             Ok(plan) if plan.kind == PlanKind::Change => {
@@ -335,7 +336,7 @@ fn record_into_stale_checked(
     lock_timeout: std::time::Duration,
 ) -> Result<(Option<crate::state::Lock>, Option<crate::state::Recorder>), Diagnostic> {
     let Some(store) = state_store(plan)? else {
-        return Err(Diagnostic::error("state::backend", "the plan names no state to apply against")
+        return Err(Diagnostic::error(crate::codes::state::BACKEND, "the plan names no state to apply against")
             .with_help("make the plan again with `orrery plan -o PLAN`"));
     };
     // Checked under the lock, so two applies of one plan cannot both pass.
@@ -376,7 +377,7 @@ fn confirm() -> bool {
 }
 
 /// `orrery state show | list | rm NODE | unlock LOCK_ID`.
-pub fn state(global: &Global, command: &StateCommand) -> i32 {
+pub(super) fn state(global: &Global, command: &StateCommand) -> i32 {
     let loaded = match crate::spec::load(&global.pipeline) {
         Ok(loaded) => loaded,
         Err(diagnostics) => return fail(global.format, &diagnostics),
@@ -428,14 +429,14 @@ pub fn state(global: &Global, command: &StateCommand) -> i32 {
         }
         StateCommand::Rm { node } => {
             let Some(mut state) = state else {
-                return fail(global.format, &Diagnostic::error("state::rm", "there is no state yet").into());
+                return fail(global.format, &Diagnostic::error(crate::codes::state::RM, "there is no state yet").into());
             };
             let _lock = match store.lock_waiting("state rm", global.lock_timeout) {
                 Ok(lock) => lock,
                 Err(diagnostic) => return fail(global.format, &diagnostic.into()),
             };
             if state.nodes.remove(node).is_none() {
-                let diagnostic = Diagnostic::error("state::rm", format!("`{node}` is not in the state"))
+                let diagnostic = Diagnostic::error(crate::codes::state::RM, format!("`{node}` is not in the state"))
                     .with_help("`orrery state list` shows the ids in it");
                 return fail(global.format, &diagnostic.into());
             }

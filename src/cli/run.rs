@@ -73,7 +73,7 @@ fn to_value<T: serde::Serialize>(value: &T) -> serde_json::Value {
 }
 
 /// Writes target/compiled/**, target/manifest.json and target/plan.json; returns a summary line.
-pub fn write_compile_artifacts(build: &Build, selection: &Selection, full_refresh: bool) -> Result<String, Diagnostics> {
+pub(super) fn write_compile_artifacts(build: &Build, selection: &Selection, full_refresh: bool) -> Result<String, Diagnostics> {
     let (plan, _warnings) = plan_and_write(build, selection, full_refresh)?;
     let remote = upload_compile_artifacts(build, &plan)?;
     let s = &plan.summary;
@@ -106,7 +106,7 @@ pub(super) fn upload_compile_artifacts(build: &Build, plan: &RunPlan) -> Result<
     let run = run_info(plan, &places, callback::new_run_id(now), now, serde_json::json!({}));
     artifacts::remote::upload_compile(&plan.artifacts, &run.run_context(), &target_dir(build)).map_err(|message| {
         Diagnostics::from(
-            Diagnostic::error("artifacts::remote", format!("cannot copy the artifacts: {}", crate::secrets::scrub(&message)))
+            Diagnostic::error(crate::codes::artifacts::REMOTE, format!("cannot copy the artifacts: {}", crate::secrets::scrub(&message)))
                 .with_help("check [artifacts] remote_path and its options, and the store's credentials in the environment"),
         )
     })
@@ -160,7 +160,7 @@ fn write_compiled_and_plan(build: &Build, plan: &RunPlan) -> (Result<(), Diagnos
 }
 
 /// `orrery export airflow`: the DAG file and the run plan it reads, side by side.
-pub fn export_airflow(global: &Global, selection: &Selection, out: &Path, plan_path: Option<&Path>) -> i32 {
+pub(super) fn export_airflow(global: &Global, selection: &Selection, out: &Path, plan_path: Option<&Path>) -> i32 {
     let spec = crate::spec::load(&global.pipeline).ok();
     let plan = match plan_path {
         Some(path) => match RunPlan::read(path) {
@@ -183,11 +183,11 @@ pub fn export_airflow(global: &Global, selection: &Selection, out: &Path, plan_p
     let dag = crate::export::airflow::dag_file(&plan, &settings, &plan_file);
     let dag_path = out.join(format!("{}.py", plan.pipeline));
     let written = std::fs::create_dir_all(out)
-        .map_err(|e| Diagnostic::error("export::write", format!("cannot create {}: {e}", out.display())))
+        .map_err(|e| Diagnostic::error(crate::codes::export::WRITE, format!("cannot create {}: {e}", out.display())))
         .and_then(|_| plan.write(&out.join(&plan_file)))
         .and_then(|_| {
             std::fs::write(&dag_path, dag)
-                .map_err(|e| Diagnostic::error("export::write", format!("cannot write {}: {e}", dag_path.display())))
+                .map_err(|e| Diagnostic::error(crate::codes::export::WRITE, format!("cannot write {}: {e}", dag_path.display())))
         });
     match written {
         Ok(()) => {
@@ -199,7 +199,7 @@ pub fn export_airflow(global: &Global, selection: &Selection, out: &Path, plan_p
 }
 
 /// `orrery run`'s own flags.
-pub struct RunOptions<'a> {
+pub(super) struct RunOptions<'a> {
     pub plan: Option<&'a Path>,
     pub full_refresh: bool,
     pub threads: Option<usize>,
@@ -218,7 +218,7 @@ pub(super) struct Places {
 }
 
 /// `orrery run`: compile (unless `--plan`), then execute.
-pub fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> i32 {
+pub(super) fn run(global: &Global, selection: &Selection, options: &RunOptions<'_>) -> i32 {
     let event = match parse_event(options.event.as_deref()) {
         Ok(event) => event,
         Err(diagnostic) => return fail(global.format, &diagnostic.into()),
@@ -302,7 +302,7 @@ fn finish_run(
     event: serde_json::Value,
 ) -> Result<i32, Diagnostics> {
     let Some(run_id) = options.run_id.clone() else {
-        return Err(Diagnostic::error("run::finish", "--finish needs the --run-id of the run it ends")
+        return Err(Diagnostic::error(crate::codes::run::FINISH, "--finish needs the --run-id of the run it ends")
             .with_help("pass the scheduler's run id, as the node tasks did")
             .into());
     };
@@ -363,7 +363,7 @@ fn one_node(mut plan: RunPlan, id: &str) -> Result<RunPlan, Diagnostic> {
             Some(similar) => format!("did you mean `{similar}`?"),
             None => "`orrery graph --format json` lists the plan's nodes".to_string(),
         };
-        return Err(Diagnostic::error("run::unknown_node", format!("the plan has no node `{id}`")).with_help(help));
+        return Err(Diagnostic::error(crate::codes::run::UNKNOWN_NODE, format!("the plan has no node `{id}`")).with_help(help));
     };
     let id = node.id.clone();
     let with_tests = execution_setting::<String>(&plan, "test_behavior").is_none_or(|b| b == "after_each");
@@ -383,7 +383,7 @@ fn parse_event(given: Option<&str>) -> Result<serde_json::Value, Diagnostic> {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => (text, path.to_string()),
             Err(err) => {
-                return Err(Diagnostic::error("cli::event", format!("cannot read --event file {path}: {err}"))
+                return Err(Diagnostic::error(crate::codes::cli::EVENT, format!("cannot read --event file {path}: {err}"))
                     .with_help("pass inline JSON, or @FILE naming a readable JSON file"));
             }
         },
@@ -391,7 +391,7 @@ fn parse_event(given: Option<&str>) -> Result<serde_json::Value, Diagnostic> {
     };
     serde_json::from_str(&text).map_err(|err| {
         let source = crate::diagnostics::SourceFile::new(origin.clone(), text.clone());
-        Diagnostic::error("cli::event", format!("{origin} is not valid JSON: {err}"))
+        Diagnostic::error(crate::codes::cli::EVENT, format!("{origin} is not valid JSON: {err}"))
             .at_line_col(&source, err.line(), err.column())
             .with_help("pass a JSON object, e.g. --event '{\"trigger\": \"manual\"}'")
     })
@@ -407,7 +407,7 @@ fn duration_setting(plan: &RunPlan, key: &str) -> Result<Option<Duration>, Diagn
     let Some(value) = plan.execution.get(key).filter(|v| !v.is_null()) else { return Ok(None) };
     let text = value.as_str().unwrap_or_default();
     crate::duration::parse(text).map(Some).map_err(|e| {
-        Diagnostic::error("run::invalid_duration", format!("the plan's execution.{key}: invalid duration `{text}`: {e}"))
+        Diagnostic::error(crate::codes::run::INVALID_DURATION, format!("the plan's execution.{key}: invalid duration `{text}`: {e}"))
             .with_help("write a number and a unit of at most 365 days, e.g. `5s`, `30m`, `1h 30m`, and compile the plan again")
     })
 }

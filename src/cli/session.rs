@@ -15,7 +15,7 @@ use crate::spec::{LoadedPipeline, Spanned};
 use crate::{project, render, spec};
 
 /// A compiled project, before its graph is built (the graph borrows it).
-pub struct Build {
+pub(super) struct Build {
     pub pipeline: LoadedPipeline,
     pub compiled: Compiled,
     /// Kept only so a short-lived command can skip freeing it (see [`Build::discard`]).
@@ -28,7 +28,7 @@ pub struct Build {
 impl Build {
     /// Ends a command that exits right after: freeing a 10k-model project's many small
     /// allocations one by one takes longer than writing its artifacts.
-    pub fn discard(self) {
+    pub(super) fn discard(self) {
         std::mem::forget(self);
     }
 }
@@ -40,7 +40,7 @@ pub(super) fn cli_vars(vars: Option<&str>) -> Result<IndexMap<String, serde_json
         Ok(map) => Ok(map.unwrap_or_default()),
         Err(err) => {
             let source = SourceFile::new("--vars", text.to_string());
-            Err(Diagnostic::error("cli::vars", format!("--vars is not a YAML mapping: {err}"))
+            Err(Diagnostic::error(crate::codes::cli::VARS, format!("--vars is not a YAML mapping: {err}"))
                 .at(&source, 0..text.len())
                 .with_help("pass a mapping, e.g. --vars '{start_date: \"2024-01-01\"}'"))
         }
@@ -65,7 +65,7 @@ fn fallback_options(pipeline_path: &Path) -> Option<project::LoadOptions> {
 }
 
 /// Runs spec → project → render for one pipeline file.
-pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Result<Build, Diagnostics> {
+pub(super) fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Result<Build, Diagnostics> {
     let mut problems = Diagnostics::new();
     let t = crate::timing::phase("spec");
     let loaded = match spec::load(pipeline_path) {
@@ -162,7 +162,7 @@ pub fn build(global: &Global, pipeline_path: &Path, full_refresh: bool) -> Resul
 
 /// The graph and selection of a build: `--select` replaces `[select].include`; excludes add
 /// up. Selectors from orrery.toml point back at it in diagnostics.
-pub fn select<'a>(build: &'a Build, selection: &Selection) -> Result<(Graph<'a>, Selected<'a>), Diagnostics> {
+pub(super) fn select<'a>(build: &'a Build, selection: &Selection) -> Result<(Graph<'a>, Selected<'a>), Diagnostics> {
     // `build` checked this compile's graph for duplicates and cycles when it was made.
     let graph = Graph::build_checked(&build.compiled)?;
     let source = &build.pipeline.source;
@@ -187,13 +187,13 @@ pub fn select<'a>(build: &'a Build, selection: &Selection) -> Result<(Graph<'a>,
 }
 
 /// The pipeline files `validate` checks: the arguments, else `--pipeline`.
-pub fn pipeline_paths(global: &Global, given: &[PathBuf]) -> Vec<PathBuf> {
+pub(super) fn pipeline_paths(global: &Global, given: &[PathBuf]) -> Vec<PathBuf> {
     if given.is_empty() { vec![global.pipeline.clone()] } else { given.to_vec() }
 }
 
 /// Each node-scope callback's nodes: node id → the names of the callbacks that fire for it.
 /// A callback without `nodes` fires for every node; its selectors point back at orrery.toml.
-pub fn callback_nodes(build: &Build, graph: &Graph<'_>) -> Result<std::collections::HashMap<String, Vec<String>>, Diagnostics> {
+pub(super) fn callback_nodes(build: &Build, graph: &Graph<'_>) -> Result<std::collections::HashMap<String, Vec<String>>, Diagnostics> {
     let mut by_node: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
     let mut problems = Diagnostics::new();
     let source = &build.pipeline.source;

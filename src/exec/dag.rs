@@ -43,15 +43,18 @@ impl Dag {
         for (i, task) in tasks.iter().enumerate() {
             if let Some(first) = seen.insert(&task.id, i) {
                 diagnostics.push(
-                    Diagnostic::error("exec::duplicate_task", format!("task `{}` is listed twice (#{first} and #{i})", task.id))
-                        .with_help("every task id must be unique"),
+                    Diagnostic::error(
+                        crate::codes::exec::DUPLICATE_TASK,
+                        format!("task `{}` is listed twice (#{first} and #{i})", task.id),
+                    )
+                    .with_help("every task id must be unique"),
                 );
             }
             for &dep in &task.deps {
                 if dep >= n {
                     diagnostics.push(
                         Diagnostic::error(
-                            "exec::unknown_dependency",
+                            crate::codes::exec::UNKNOWN_DEPENDENCY,
                             format!("task `{}` depends on #{dep}, but there are only {n} tasks", task.id),
                         )
                         .with_help("dependencies are indices into the task list"),
@@ -77,7 +80,7 @@ impl Dag {
             Err(cycle) => {
                 let names: Vec<&str> = cycle.iter().map(|&i| tasks[i].id.as_str()).collect();
                 diagnostics.push(
-                    Diagnostic::error("exec::cycle", format!("tasks depend on each other in a cycle: {}", names.join(" -> ")))
+                    Diagnostic::error(crate::codes::exec::CYCLE, format!("tasks depend on each other in a cycle: {}", names.join(" -> ")))
                         .with_help("remove one of these dependencies"),
                 );
                 return Err(diagnostics);

@@ -92,11 +92,10 @@ pub fn execute(
     let started_at = SystemTime::now();
     let start = Instant::now();
     let threads = options.threads.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("orrery-worker-{i}"))
-        .build()
-        .map_err(|err| Box::new(Diagnostic::error("exec::thread_pool", format!("cannot start {threads} worker threads: {err}"))))?;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("orrery-worker-{i}")).build().map_err(|err| {
+            Box::new(Diagnostic::error(crate::codes::exec::THREAD_POOL, format!("cannot start {threads} worker threads: {err}")))
+        })?;
 
     let n = dag.len();
     let mut ready = BinaryHeap::new();

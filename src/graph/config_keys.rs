@@ -84,7 +84,7 @@ pub fn unknown_config_keys(compiled: &Compiled) -> Diagnostics {
     for node in &compiled.nodes {
         for key in node.config.extra.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
             let mut warning = Diagnostic::warning(
-                "graph::unknown_config_key",
+                crate::codes::graph::UNKNOWN_CONFIG_KEY,
                 format!("{} sets config key `{key}`, which dbt does not know", node.unique_id),
             )
             .with_help(match crate::diagnostics::did_you_mean(key, KNOWN.iter().copied()) {

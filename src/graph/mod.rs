@@ -268,9 +268,9 @@ impl<'a> Unvalidated<'a> {
         for member in members {
             if let Some(prev) = previous.filter(|p| p.unique_id() == member.unique_id()) {
                 problems.push(
-                    locate(compiled, error("graph::duplicate", format!("`{}` is defined twice", member.unique_id())), member)
+                    locate(compiled, error(crate::codes::graph::DUPLICATE, format!("`{}` is defined twice", member.unique_id())), member)
                         .with_help("each node and source needs its own unique_id; remove or rename one of them")
-                        .with_related(locate(compiled, error("graph::duplicate", "first defined here"), prev)),
+                        .with_related(locate(compiled, error(crate::codes::graph::DUPLICATE, "first defined here"), prev)),
                 );
                 continue;
             }
@@ -314,7 +314,7 @@ impl<'a> Unvalidated<'a> {
         let mut suggestions_left = 20;
         for &(node, dep) in missing {
             let diagnostic = if disabled.contains_key(dep) {
-                error("graph::disabled_dependency", format!("`{}` depends on `{dep}`, which is disabled", node.unique_id))
+                error(crate::codes::graph::DISABLED_DEPENDENCY, format!("`{}` depends on `{dep}`, which is disabled", node.unique_id))
                     .with_help(format!("enable `{dep}` or disable `{}` as well", node.name))
             } else {
                 let suggestion = if suggestions_left > 0 {
@@ -327,7 +327,8 @@ impl<'a> Unvalidated<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "check the ref() and source() calls of this node".to_string(),
                 };
-                error("graph::unknown_dependency", format!("`{}` depends on `{dep}`, which does not exist", node.unique_id)).with_help(help)
+                error(crate::codes::graph::UNKNOWN_DEPENDENCY, format!("`{}` depends on `{dep}`, which does not exist", node.unique_id))
+                    .with_help(help)
             };
             self.problems.push(locate(self.compiled, diagnostic, Member::Node(node)));
         }
@@ -379,9 +380,9 @@ impl<'a> Unvalidated<'a> {
                     node.name, node.package_name, first.unique_id, node.unique_id
                 );
                 problems.push(
-                    locate(self.compiled, error("graph::duplicate", message), Member::Node(node))
+                    locate(self.compiled, error(crate::codes::graph::DUPLICATE, message), Member::Node(node))
                         .with_help("ref() could not tell them apart: rename one, or disable one with `enabled: false`")
-                        .with_related(locate(self.compiled, error("graph::duplicate", "the other one"), Member::Node(first))),
+                        .with_related(locate(self.compiled, error(crate::codes::graph::DUPLICATE, "the other one"), Member::Node(first))),
                 );
                 continue;
             }
@@ -393,9 +394,9 @@ impl<'a> Unvalidated<'a> {
             if let Some(first) = relations.get(&relation) {
                 let message = format!("`{}` and `{}` both build the relation {}", first.unique_id, node.unique_id, relation_name(node));
                 problems.push(
-                    locate(self.compiled, error("graph::duplicate", message), Member::Node(node))
+                    locate(self.compiled, error(crate::codes::graph::DUPLICATE, message), Member::Node(node))
                         .with_help("give one of them another `alias` or `schema`")
-                        .with_related(locate(self.compiled, error("graph::duplicate", "the other one"), Member::Node(first))),
+                        .with_related(locate(self.compiled, error(crate::codes::graph::DUPLICATE, "the other one"), Member::Node(first))),
                 );
             } else {
                 relations.insert(relation, node);
@@ -424,13 +425,14 @@ impl<'a> Unvalidated<'a> {
             let path = self.cycle_from(start, &component, c);
             let ids: Vec<&str> = path.iter().map(|ix| self.dag[*ix].unique_id()).collect();
             let first = self.dag[path[0]];
-            let mut diagnostic = locate(self.compiled, error("graph::cycle", format!("dependency cycle: {}", ids.join(" -> "))), first)
-                .with_label(format!("depends on `{}`", ids[1]))
-                .with_help("`a -> b` reads \"a depends on b\"; remove one of these ref() or source() calls");
+            let mut diagnostic =
+                locate(self.compiled, error(crate::codes::graph::CYCLE, format!("dependency cycle: {}", ids.join(" -> "))), first)
+                    .with_label(format!("depends on `{}`", ids[1]))
+                    .with_help("`a -> b` reads \"a depends on b\"; remove one of these ref() or source() calls");
             for pair in path[1..path.len() - 1].iter().zip(&path[2..]) {
                 let (here, next) = (self.dag[*pair.0], self.dag[*pair.1]);
                 let note = format!("`{}` depends on `{}`", here.unique_id(), next.unique_id());
-                diagnostic = diagnostic.with_related(locate(self.compiled, error("graph::cycle", note), here));
+                diagnostic = diagnostic.with_related(locate(self.compiled, error(crate::codes::graph::CYCLE, note), here));
             }
             problems.push(diagnostic);
         }

@@ -76,7 +76,7 @@ impl<'a> Graph<'a> {
                         None => "check the spelling; `orrery graph` lists what can be selected".to_string(),
                     };
                     problems.push(item.arg.locate(
-                        Diagnostic::error("graph::empty_selector", message).with_help(help),
+                        Diagnostic::error(crate::codes::graph::EMPTY_SELECTOR, message).with_help(help),
                         item.offset,
                         item.text.len(),
                     ));

@@ -130,7 +130,7 @@ const OTHER_RESOURCE_TYPES: &[&str] = &[
 ];
 
 fn invalid(raw: &str, why: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::error("graph::invalid_selector", format!("invalid selector `{raw}`: {why}"))
+    Diagnostic::error(crate::codes::graph::INVALID_SELECTOR, format!("invalid selector `{raw}`: {why}"))
 }
 
 /// Diagnostics are large; boxing keeps the parser's `Result`s small.
@@ -283,8 +283,11 @@ fn parse_method(raw: &str, method: &str, value: &str) -> Parsed<Method> {
         "exposure" | "metric" | "semantic_model" | "saved_query" | "unit_test" => Method::Nothing,
         "state" | "result" | "source_status" | "selector" => {
             return Err(Box::new(
-                Diagnostic::error("graph::unsupported_selector", format!("`{name}:` selectors are not supported by orrery (in `{raw}`)"))
-                    .with_help("orrery keeps no previous manifest or run results to compare against; select by name, tag or path"),
+                Diagnostic::error(
+                    crate::codes::graph::UNSUPPORTED_SELECTOR,
+                    format!("`{name}:` selectors are not supported by orrery (in `{raw}`)"),
+                )
+                .with_help("orrery keeps no previous manifest or run results to compare against; select by name, tag or path"),
             ));
         }
         other => {
@@ -304,7 +307,7 @@ pub(crate) struct MatchContext<'p> {
 
 impl Criterion {
     /// A bare node name, which a did-you-mean can correct.
-    pub fn bare_name(&self) -> Option<&str> {
+    pub(super) fn bare_name(&self) -> Option<&str> {
         match &self.method {
             Method::Fqn(p) if p.parts.len() == 1 && p.wildcard_at.is_none() => Some(&p.text),
             _ => None,
@@ -312,7 +315,7 @@ impl Criterion {
     }
 
     /// Whether the method part (without graph operators) selects `member`.
-    pub fn matches(&self, member: Member<'_>, ctx: &MatchContext<'_>) -> bool {
+    pub(super) fn matches(&self, member: Member<'_>, ctx: &MatchContext<'_>) -> bool {
         let value = self.value.as_str();
         match &self.method {
             Method::Fqn(pattern) => match member {

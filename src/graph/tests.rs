@@ -417,16 +417,16 @@ fn selector_syntax_errors() {
     let c = shop();
     let graph = Graph::build(&c).expect("valid");
     for (selector, code) in [
-        ("+", "graph::invalid_selector"),
-        ("orders,", "graph::invalid_selector"),
-        ("config:table", "graph::invalid_selector"),
-        ("config.materialized:", "graph::invalid_selector"),
-        ("resource_type:modle", "graph::invalid_selector"),
-        ("source:a.b.c.d", "graph::invalid_selector"),
-        ("state:modified", "graph::unsupported_selector"),
-        ("99999999999999999999999+orders", "graph::invalid_selector"),
-        ("exposure:weekly", "graph::empty_selector"),
-        ("tag:nightly,resource_type:seed", "graph::empty_selector"),
+        ("+", crate::codes::graph::INVALID_SELECTOR),
+        ("orders,", crate::codes::graph::INVALID_SELECTOR),
+        ("config:table", crate::codes::graph::INVALID_SELECTOR),
+        ("config.materialized:", crate::codes::graph::INVALID_SELECTOR),
+        ("resource_type:modle", crate::codes::graph::INVALID_SELECTOR),
+        ("source:a.b.c.d", crate::codes::graph::INVALID_SELECTOR),
+        ("state:modified", crate::codes::graph::UNSUPPORTED_SELECTOR),
+        ("99999999999999999999999+orders", crate::codes::graph::INVALID_SELECTOR),
+        ("exposure:weekly", crate::codes::graph::EMPTY_SELECTOR),
+        ("tag:nightly,resource_type:seed", crate::codes::graph::EMPTY_SELECTOR),
     ] {
         let problems = graph.select_strs(&[selector], &[]).expect_err(selector);
         assert_eq!(problems.0.iter().map(|d| d.code.as_str()).collect::<Vec<_>>(), [code], "{selector}");

@@ -76,7 +76,7 @@ pub(super) fn compiled_sql<'a>(node: &'a Node, diagnostics: &mut Diagnostics) ->
     match node.compiled_code.as_deref() {
         Some(sql) => sql,
         None => {
-            diagnostics.push(error_at(node, "plan::not_compiled", format!("{} has no compiled SQL", node.unique_id)));
+            diagnostics.push(error_at(node, crate::codes::plan::NOT_COMPILED, format!("{} has no compiled SQL", node.unique_id)));
             ""
         }
     }
@@ -131,7 +131,7 @@ pub(super) fn statements(
             if node.config.store_failures == Some(true) {
                 diagnostics.push(warning_at(
                     node,
-                    "plan::store_failures",
+                    crate::codes::plan::STORE_FAILURES,
                     format!("{}: store_failures is not supported yet; the test runs without storing its failures", node.unique_id),
                 ));
             }
@@ -156,8 +156,12 @@ fn model(dialect: &impl Dialect, node: &Node, full_refresh: bool, diagnostics: &
         "ephemeral" => Built::default(),
         other => {
             diagnostics.push(
-                error_at(node, "plan::unknown_materialization", format!("{}: unknown materialization `{other}`", node.unique_id))
-                    .with_help("orrery builds `view`, `table`, `incremental` and `ephemeral` models"),
+                error_at(
+                    node,
+                    crate::codes::plan::UNKNOWN_MATERIALIZATION,
+                    format!("{}: unknown materialization `{other}`", node.unique_id),
+                )
+                .with_help("orrery builds `view`, `table`, `incremental` and `ephemeral` models"),
             );
             Built::default()
         }
@@ -181,12 +185,12 @@ pub(super) struct Snapshot<'a> {
 
 impl<'a> Snapshot<'a> {
     /// `now`: the dialect's clock as a timestamp (the `check` strategy's version time).
-    pub fn from_node(node: &'a Node, now: &str, diagnostics: &mut Diagnostics) -> Option<Snapshot<'a>> {
+    pub(super) fn from_node(node: &'a Node, now: &str, diagnostics: &mut Diagnostics) -> Option<Snapshot<'a>> {
         let sql = compiled_sql(node, diagnostics);
         let keys = unique_keys(node);
         if keys.is_empty() {
             diagnostics.push(
-                error_at(node, "plan::snapshot_unique_key", format!("{}: a snapshot needs a `unique_key`", node.unique_id))
+                error_at(node, crate::codes::plan::SNAPSHOT_UNIQUE_KEY, format!("{}: a snapshot needs a `unique_key`", node.unique_id))
                     .with_help("set unique_key in the snapshot's config"),
             );
             return None;
@@ -194,7 +198,7 @@ impl<'a> Snapshot<'a> {
         if node.config.invalidate_hard_deletes == Some(true) {
             diagnostics.push(warning_at(
                 node,
-                "plan::hard_deletes",
+                crate::codes::plan::HARD_DELETES,
                 format!("{}: invalidate_hard_deletes is not supported yet; deleted source rows stay current", node.unique_id),
             ));
         }
@@ -206,7 +210,7 @@ impl<'a> Snapshot<'a> {
                     diagnostics.push(
                         error_at(
                             node,
-                            "plan::snapshot_updated_at",
+                            crate::codes::plan::SNAPSHOT_UPDATED_AT,
                             format!("{}: the timestamp strategy needs `updated_at`", node.unique_id),
                         )
                         .with_help("set updated_at to the column that records changes"),
@@ -236,8 +240,12 @@ impl<'a> Snapshot<'a> {
             }
             other => {
                 diagnostics.push(
-                    error_at(node, "plan::snapshot_strategy", format!("{}: unknown snapshot strategy `{other}`", node.unique_id))
-                        .with_help("use `timestamp` or `check`"),
+                    error_at(
+                        node,
+                        crate::codes::plan::SNAPSHOT_STRATEGY,
+                        format!("{}: unknown snapshot strategy `{other}`", node.unique_id),
+                    )
+                    .with_help("use `timestamp` or `check`"),
                 );
                 return None;
             }
@@ -258,7 +266,7 @@ impl<'a> Snapshot<'a> {
 
     /// The first build's `select`: the query's rows with the snapshot's columns; `valid_to_null`
     /// is the dialect's null of the version time's type.
-    pub fn first_select(&self, valid_to_null: &str) -> String {
+    pub(super) fn first_select(&self, valid_to_null: &str) -> String {
         let (sql, scd_id, updated) = (self.sql, &self.scd_id, &self.updated);
         format!(
             "select *,\n        {scd_id} as dbt_scd_id,\n        {updated} as dbt_updated_at,\n        {updated} as dbt_valid_from,\n        \
@@ -268,7 +276,7 @@ impl<'a> Snapshot<'a> {
 
     /// The query of a later run's staging table: the rows to insert and to close.
     /// `check_rows`: extra select items of the snapshotted and the source side (`check_cols = 'all'`).
-    pub fn staging_select(&self, valid_to_null: &str, check_rows: (&str, &str)) -> String {
+    pub(super) fn staging_select(&self, valid_to_null: &str, check_rows: (&str, &str)) -> String {
         let Snapshot { sql, target, updated, changed, scd_id, key_cols, key_names, .. } = self;
         let (check_row_snap, check_row_src) = check_rows;
         let join = key_names.iter().map(|k| format!("snapshotted_data.{k} = source_data.{k}")).collect::<Vec<_>>().join(" and ");
@@ -290,7 +298,7 @@ impl<'a> Snapshot<'a> {
     }
 
     /// Closes the versions the staging table `tmp` replaces.
-    pub fn close_updated(&self, tmp: &str) -> String {
+    pub(super) fn close_updated(&self, tmp: &str) -> String {
         let target = &self.target;
         format!(
             "update {target} as DBT_INTERNAL_TARGET\n    set dbt_valid_to = DBT_INTERNAL_SOURCE.dbt_valid_to\n    from {tmp} as DBT_INTERNAL_SOURCE\n    \

@@ -112,7 +112,7 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
         diagnostics.push(
             warning_at(
                 node,
-                "plan::on_schema_change",
+                crate::codes::plan::ON_SCHEMA_CHANGE,
                 format!("{}: on_schema_change `{change}` is not supported yet; columns are matched by name", node.unique_id),
             )
             .with_help("rebuild with --full-refresh after changing the columns"),
@@ -147,7 +147,7 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
             diagnostics.push(
                 warning_at(
                     node,
-                    "plan::unknown_incremental_strategy",
+                    crate::codes::plan::UNKNOWN_INCREMENTAL_STRATEGY,
                     format!("{}: unknown incremental_strategy `{other}`; its incremental run will fail", node.unique_id),
                 )
                 .with_help("use `append`, `delete+insert` or `merge` (or run with --full-refresh)"),

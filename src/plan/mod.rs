@@ -236,8 +236,11 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
         "postgres" => Some(Dialect::Postgres),
         other => {
             diagnostics.push(
-                Diagnostic::error("plan::unsupported_adapter", format!("orrery cannot write statements for adapter type `{other}` yet"))
-                    .with_help("use a `duckdb` or `postgres` target"),
+                Diagnostic::error(
+                    crate::codes::plan::UNSUPPORTED_ADAPTER,
+                    format!("orrery cannot write statements for adapter type `{other}` yet"),
+                )
+                .with_help("use a `duckdb` or `postgres` target"),
             );
             None
         }
@@ -515,8 +518,9 @@ impl RunPlan {
     /// Writes the plan atomically, over `spare` when given (see [`crate::replace`]): for the
     /// plan `compile` writes again and again in the same place.
     pub fn write_over(&self, path: &Path, spare: Option<&Path>) -> Result<(), Diagnostic> {
-        let io_err =
-            |err: std::io::Error| Diagnostic::error("plan::write", format!("cannot write {}: {err}", path.display())).with_file(path);
+        let io_err = |err: std::io::Error| {
+            Diagnostic::error(crate::codes::plan::WRITE, format!("cannot write {}: {err}", path.display())).with_file(path)
+        };
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
@@ -533,13 +537,13 @@ impl RunPlan {
     pub fn read(path: &Path) -> Result<RunPlan, Diagnostic> {
         let source = SourceFile::read(path)?;
         let plan: RunPlan = serde_json::from_str(&source.text).map_err(|err| {
-            Diagnostic::error("plan::invalid", format!("{} is not a valid plan: {err}", path.display()))
+            Diagnostic::error(crate::codes::plan::INVALID, format!("{} is not a valid plan: {err}", path.display()))
                 .at_line_col(&source, err.line(), err.column())
                 .with_help("write it again with `orrery compile`")
         })?;
         if plan.format_version > FORMAT_VERSION {
             return Err(Diagnostic::error(
-                "plan::format_version",
+                crate::codes::plan::FORMAT_VERSION,
                 format!("{} has plan format {}, this orrery reads up to {FORMAT_VERSION}", path.display(), plan.format_version),
             )
             .with_file(path)
@@ -548,7 +552,7 @@ impl RunPlan {
         if let Some(node) = plan.nodes.iter().find(|n| n.statements_other_type.as_ref().is_some_and(|o| o.resolve(&n.statements).is_none()))
         {
             let error = Diagnostic::error(
-                "plan::invalid",
+                crate::codes::plan::INVALID,
                 format!(
                     "{} is not a valid plan: {}'s statements_other_type has a null past the end of its statements",
                     path.display(),
@@ -590,8 +594,11 @@ impl RunPlan {
         let missing: Vec<&String> = self.runtime_vars.iter().filter(|n| !values.contains_key(n.as_str())).collect();
         if !missing.is_empty() {
             let names = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            return Err(Diagnostic::error("run::runtime_var_missing", format!("the plan needs the runtime variable(s) {names}"))
-                .with_help(format!("pass them with --vars, e.g. --vars '{{{}: \"2024-01-01\"}}'", missing[0])));
+            return Err(Diagnostic::error(
+                crate::codes::run::RUNTIME_VAR_MISSING,
+                format!("the plan needs the runtime variable(s) {names}"),
+            )
+            .with_help(format!("pass them with --vars, e.g. --vars '{{{}: \"2024-01-01\"}}'", missing[0])));
         }
         let dialect = crate::sql::Dialect::of(&self.target.adapter_type);
         let bindings: Vec<(&str, String, &Value)> =
@@ -599,8 +606,11 @@ impl RunPlan {
         let bind = |owner: &str, sql: &mut String| -> Result<(), Diagnostic> {
             for (name, marker, value) in &bindings {
                 *sql = crate::sql::bind::bind(sql, dialect, marker, value).map_err(|e| {
-                    Diagnostic::error("run::runtime_var_unbindable", format!("{owner}: runtime variable `{name}` cannot be bound: {e}"))
-                        .with_help("use a runtime variable as a value (in code, a string literal or a comment), never inside a quoted name")
+                    Diagnostic::error(
+                        crate::codes::run::RUNTIME_VAR_UNBINDABLE,
+                        format!("{owner}: runtime variable `{name}` cannot be bound: {e}"),
+                    )
+                    .with_help("use a runtime variable as a value (in code, a string literal or a comment), never inside a quoted name")
                 })?;
             }
             Ok(())

@@ -204,7 +204,7 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
         diagnostics.push(
             warning_at(
                 node,
-                "plan::on_schema_change",
+                crate::codes::plan::ON_SCHEMA_CHANGE,
                 format!("{}: on_schema_change `{change}` is not supported yet; the table's columns are kept", node.unique_id),
             )
             .with_help("rebuild with --full-refresh after changing the columns"),
@@ -244,7 +244,7 @@ fn incremental(node: &Node, diagnostics: &mut Diagnostics) -> Vec<String> {
             diagnostics.push(
                 warning_at(
                     node,
-                    "plan::unknown_incremental_strategy",
+                    crate::codes::plan::UNKNOWN_INCREMENTAL_STRATEGY,
                     format!("{}: unknown incremental_strategy `{other}`; its incremental run will fail", node.unique_id),
                 )
                 .with_help("use `append`, `delete+insert` or `merge` (or run with --full-refresh)"),
@@ -293,8 +293,12 @@ fn seed_statements(node: &Node, full_refresh: bool, project_root: &std::path::Pa
 fn snapshot(node: &Node, diagnostics: &mut Diagnostics) -> Built {
     if node.config.strategy.as_deref() == Some("check") && !matches!(node.config.check_cols, Some(Value::Array(_))) {
         diagnostics.push(
-            error_at(node, "plan::snapshot_check_all", format!("{}: check_cols `all` is not supported on PostgreSQL yet", node.unique_id))
-                .with_help("list the columns to compare in check_cols"),
+            error_at(
+                node,
+                crate::codes::plan::SNAPSHOT_CHECK_ALL,
+                format!("{}: check_cols `all` is not supported on PostgreSQL yet", node.unique_id),
+            )
+            .with_help("list the columns to compare in check_cols"),
         );
         return Built::default();
     }

@@ -127,8 +127,9 @@ pub(super) fn read_csv(
 ) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let path = node.seed_file.clone().unwrap_or_else(|| project_root.join(&node.original_file_path));
     let delimiter = node.config.delimiter.as_deref().and_then(|d| d.bytes().next()).unwrap_or(b',');
-    let fail =
-        |message: String| Diagnostic::error("plan::seed_csv", message).with_file(&node.original_file_path).with_help("fix the CSV file");
+    let fail = |message: String| {
+        Diagnostic::error(crate::codes::plan::SEED_CSV, message).with_file(&node.original_file_path).with_help("fix the CSV file")
+    };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) => {

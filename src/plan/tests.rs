@@ -138,7 +138,7 @@ fn plans_round_trip_through_files() {
     assert_eq!(RunPlan::read(&path).ok(), Some(plan));
     std::fs::write(&path, "{\"format_version\": 1,\n \"kind\": \"run\", \"bogus\": 1}").expect("written");
     let err = RunPlan::read(&path).err().map(|d| (d.code.clone(), d.location().and_then(|l| l.1)));
-    assert_eq!(err.map(|e| e.0), Some("plan::invalid".to_string()));
+    assert_eq!(err.map(|e| e.0), Some(crate::codes::plan::INVALID.to_string()));
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn other_type_statements_write_only_what_differs_and_spell_out_in_full() {
     let path = dir.path().join("plan.json");
     broken.write(&path).expect("written");
     let err = RunPlan::read(&path).expect_err("refused");
-    assert_eq!(err.code, "plan::invalid");
+    assert_eq!(err.code, crate::codes::plan::INVALID);
     assert!(err.message.contains("model.shop.t"), "{}", err.message);
     // Pointed at the node's statements_other_type key, by line and column.
     let text = std::fs::read_to_string(&path).expect("read");

@@ -103,7 +103,7 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
             return None;
         }
     };
-    let doc = match yaml::parse(&source, "project::yaml") {
+    let doc = match yaml::parse(&source, crate::codes::project::YAML) {
         Ok(d) => d,
         Err(d) => {
             diags.push(d);
@@ -111,7 +111,9 @@ fn load_package(dir: &Path, is_root: bool, diags: &mut Diagnostics) -> Option<(P
         }
     };
     let Some(name) = yaml::str_at(&doc, "name").map(str::to_string) else {
-        diags.push(Diagnostic::error("project::no_name", "dbt_project.yml has no `name`").with_file(source.path.as_ref().clone()));
+        diags.push(
+            Diagnostic::error(crate::codes::project::NO_NAME, "dbt_project.yml has no `name`").with_file(source.path.as_ref().clone()),
+        );
         return None;
     };
     let mut config_trees = IndexMap::new();

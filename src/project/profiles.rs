@@ -40,7 +40,10 @@ fn render_profile_str(text: &str, source: Option<&SourceFile>) -> Result<String,
     let mut env = minijinja::Environment::new();
     env.add_function("env_var", crate::render::env_var_function);
     env.render_str(text, ()).map_err(|err| {
-        let d = Diagnostic::error("project::profile", format!("cannot render profile value `{text}`: {}", err.detail().unwrap_or("error")));
+        let d = Diagnostic::error(
+            crate::codes::project::PROFILE,
+            format!("cannot render profile value `{text}`: {}", err.detail().unwrap_or("error")),
+        );
         match source {
             Some(src) => match src.text.find(text) {
                 Some(pos) => d.at(src, pos..pos + text.len()),
@@ -89,7 +92,7 @@ pub fn load_target(
     if let Some(path) = profiles_path(profiles_dir, project_dir) {
         match SourceFile::read(&path) {
             Ok(src) => {
-                match yaml::parse(&src, "project::profiles_yaml") {
+                match yaml::parse(&src, crate::codes::project::PROFILES_YAML) {
                     Ok(doc) => match doc.get(profile) {
                         Some(p) => {
                             if let Some(t) = p.get("target").and_then(Value::as_str) {
@@ -102,7 +105,7 @@ pub fn load_target(
                         None if inline_outputs.is_empty() => {
                             let names: Vec<&str> = doc.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
                             let mut d = Diagnostic::error(
-                                "project::unknown_profile",
+                                crate::codes::project::UNKNOWN_PROFILE,
                                 format!("profile `{profile}` not found in {}", path.display()),
                             )
                             .with_file(src.path.as_ref().clone());
@@ -129,7 +132,7 @@ pub fn load_target(
     }
     if outputs.is_empty() {
         diags.push(
-            Diagnostic::error("project::no_profile", format!("no outputs for profile `{profile}`"))
+            Diagnostic::error(crate::codes::project::NO_PROFILE, format!("no outputs for profile `{profile}`"))
                 .with_help("add a profiles.yml next to dbt_project.yml or [profile.outputs] in orrery.toml"),
         );
         return None;
@@ -145,7 +148,8 @@ pub fn load_target(
         None => outputs.keys().next().cloned().unwrap_or_default(),
     };
     let Some(Value::Object(output)) = outputs.get(&target_name) else {
-        let mut d = Diagnostic::error("project::unknown_target", format!("target `{target_name}` not found in profile `{profile}`"));
+        let mut d =
+            Diagnostic::error(crate::codes::project::UNKNOWN_TARGET, format!("target `{target_name}` not found in profile `{profile}`"));
         if let Some(s) = did_you_mean(&target_name, outputs.keys().map(String::as_str)) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }

@@ -218,8 +218,8 @@ pub fn check(source: &SourceFile, doc: &Value) -> Vec<Diagnostic> {
     ck.problems
         .into_iter()
         .map(|p| {
-            let diag =
-                Diagnostic::error("project::properties", p.message).with_help("see dbt's properties file reference for this key's shape");
+            let diag = Diagnostic::error(crate::codes::project::PROPERTIES, p.message)
+                .with_help("see dbt's properties file reference for this key's shape");
             match tree.as_ref().and_then(|t| t.locate(&p.path)) {
                 Some((line, col)) => diag.at_line_col(source, line, col),
                 None => diag.with_file(source.path.as_ref().clone()),

@@ -38,7 +38,7 @@ pub(super) fn render_node_hooks(
             .iter()
             .map(|hook| {
                 env.render_str(hook, root.clone()).map_err(|e| {
-                    Diagnostic::error("render::hook", format!("hook of {}: {}", d.unique_id, e.detail().unwrap_or("error")))
+                    Diagnostic::error(crate::codes::render::HOOK, format!("hook of {}: {}", d.unique_id, e.detail().unwrap_or("error")))
                         .at(&d.source, 0..0)
                         .with_help("hooks are Jinja templates rendered with the node's context (this, target, var…)")
                 })
@@ -66,7 +66,7 @@ pub(super) fn render_hooks(env: &Environment<'static>, shared: &Arc<Shared>, hoo
         let root = Value::from_object(Ctx { node, package: Arc::from(shared.root_package.as_str()) });
         match env.render_str(hook, root) {
             Ok(s) => out.push(s),
-            Err(e) => diags.push(Diagnostic::error("render::hook", format!("on-run hook: {}", e.detail().unwrap_or("error")))),
+            Err(e) => diags.push(Diagnostic::error(crate::codes::render::HOOK, format!("on-run hook: {}", e.detail().unwrap_or("error")))),
         }
     }
     out

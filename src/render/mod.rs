@@ -3,9 +3,9 @@
 //! Two passes, as dbt: a parse pass (`execute` false) records `ref`/`source`/`config` calls,
 //! then relations are resolved through `generate_*_name` and the compile pass renders SQL.
 
-pub mod builtins;
+pub(crate) mod builtins;
 mod config;
-pub mod context;
+pub(crate) mod context;
 mod descriptions;
 mod drafts;
 mod env;
@@ -70,7 +70,7 @@ pub(crate) struct TemplateOrigin {
 }
 
 impl TemplateOrigin {
-    pub fn new(source: SourceFile, offset: usize) -> Self {
+    pub(crate) fn new(source: SourceFile, offset: usize) -> Self {
         TemplateOrigin { source, offset, map: None }
     }
 
@@ -148,7 +148,7 @@ fn register_draft_templates(
     let mut broken = std::collections::HashSet::new();
     for (name, err) in names.into_iter().zip(errors) {
         if let Some(err) = err {
-            diags.push(templates.diagnostic(&err, templates.origins.get(&name), "render::syntax"));
+            diags.push(templates.diagnostic(&err, templates.origins.get(&name), crate::codes::render::SYNTAX));
             broken.insert(name);
         }
     }
@@ -167,7 +167,7 @@ pub(crate) struct Templates {
 
 impl Templates {
     /// A minijinja error as a diagnostic at the innermost template location known.
-    pub fn diagnostic(&self, err: &minijinja::Error, fallback: Option<&TemplateOrigin>, code: &str) -> Diagnostic {
+    pub(crate) fn diagnostic(&self, err: &minijinja::Error, fallback: Option<&TemplateOrigin>, code: &str) -> Diagnostic {
         let mut message = err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string());
         let mut located: Option<(&minijinja::Error, &TemplateOrigin)> = None;
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -282,7 +282,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 if let Err(err) = add(env, template.clone(), text) {
                     let mut t = Templates::default();
                     t.origins.insert(template.clone(), origin.clone());
-                    diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
+                    diags.push(t.diagnostic(&err, Some(&origin), crate::codes::render::SYNTAX));
                     continue;
                 }
                 templates.origins.insert(template.clone(), origin);
@@ -301,7 +301,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         if let Err(err) = add(env, template.clone(), compiled_text) {
             let mut t = Templates::default();
             t.origins.insert(template.clone(), origin.clone());
-            diags.push(t.diagnostic(&err, Some(&origin), "render::syntax"));
+            diags.push(t.diagnostic(&err, Some(&origin), crate::codes::render::SYNTAX));
             return;
         }
         templates.origins.insert(template.clone(), origin);
@@ -419,7 +419,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         .enumerate()
         .map(|(i, d)| {
             if d.template.as_ref().is_some_and(|t| broken.contains(t)) {
-                return Err(Diagnostic::warning("render::skipped", "skipped after a syntax error"));
+                return Err(Diagnostic::warning(crate::codes::render::SKIPPED, "skipped after a syntax error"));
             }
             if !options.plain {
                 let read = pieces.get(i).filter(|(_, own)| *own).and_then(|(p, _)| p.as_deref());
@@ -707,7 +707,7 @@ fn draft_template<'e>(
         Some((name, text)) => env.template_from_named_str(name, text),
         None => env.get_template(tname),
     };
-    compiled.map(Some).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::syntax"))
+    compiled.map(Some).map_err(|e| templates.diagnostic(&e, Some(&origin), crate::codes::render::SYNTAX))
 }
 
 fn render_template(
@@ -719,7 +719,7 @@ fn render_template(
     let Some(tmpl) = tmpl else { return Ok(String::new()) };
     let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
-    tmpl.render(root).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))
+    tmpl.render(root).map_err(|e| templates.diagnostic(&e, Some(&origin), crate::codes::render::TEMPLATE))
 }
 
 fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {

@@ -44,7 +44,7 @@ fn call_generate(
 ) -> Result<String, Diagnostic> {
     let origin = TemplateOrigin::new(d.source.clone(), d.offset);
     let Some(m) = shared.find_macro(&d.package, macro_name) else {
-        return Err(Diagnostic::error("render::missing_macro", format!("macro `{macro_name}` not found")));
+        return Err(Diagnostic::error(crate::codes::render::MISSING_MACRO, format!("macro `{macro_name}` not found")));
     };
     // dbt's own macros, not overridden anywhere: their result without rendering them.
     if m.package == "dbt"
@@ -58,7 +58,9 @@ fn call_generate(
     let state = env.empty_state();
     let custom = custom.filter(|v| !v.is_null()).map(context::json_value).unwrap_or(Value::from(()));
     let mut st = state;
-    let v = f.call(&mut st, &[custom, node.model.clone()]).map_err(|e| templates.diagnostic(&e, Some(&origin), "render::template"))?;
+    let v = f
+        .call(&mut st, &[custom, node.model.clone()])
+        .map_err(|e| templates.diagnostic(&e, Some(&origin), crate::codes::render::TEMPLATE))?;
     Ok(v.to_string().trim().to_string())
 }
 

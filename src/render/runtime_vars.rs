@@ -30,7 +30,7 @@ pub fn runtime_var_misuse(compiled: &Compiled, probe: &Compiled, names: &[String
         let used: Vec<&String> = names.iter().filter(|n| node.raw_code.contains(n.as_str())).collect();
         let shown = used.first().map_or_else(|| names.join("`, `"), |n| n.to_string());
         let mut diagnostic = Diagnostic::error(
-            "render::runtime_var_control_flow",
+            crate::codes::render::RUNTIME_VAR_CONTROL_FLOW,
             format!(
                 "{}: runtime variable `{shown}` changes what the node compiles to (an `if`, a filter or a string method on it); it is bound only at run time",
                 node.unique_id
@@ -76,7 +76,7 @@ pub fn runtime_var_in_identifier(compiled: &Compiled, names: &[String]) -> Diagn
                 continue;
             }
             let diagnostic = Diagnostic::error(
-                "render::runtime_var_in_identifier",
+                crate::codes::render::RUNTIME_VAR_IN_IDENTIFIER,
                 format!("{}: runtime variable `{name}` stands inside a quoted identifier; it is bound as a value, never as a name", node.unique_id),
             )
             .with_help("use the runtime variable as a value, e.g. `where day = '{{ var(\"ds\") }}'`, or remove it from [export.airflow] runtime_vars");

@@ -82,11 +82,11 @@ pub(super) struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(root: &'a Value, source: &'a SourceFile) -> Self {
+    pub(super) fn new(root: &'a Value, source: &'a SourceFile) -> Self {
         Checker { root, source, diagnostics: Diagnostics::new() }
     }
 
-    pub fn check_document(&mut self, doc: &Spanned<DeTable<'_>>) {
+    pub(super) fn check_document(&mut self, doc: &Spanned<DeTable<'_>>) {
         let root = self.root;
         self.check_table(root, doc.get_ref(), 0..0, &KeyPath::default());
     }
@@ -153,7 +153,7 @@ impl<'a> Checker<'a> {
                 },
                 _ => self.describe(described, path),
             };
-            self.error("spec::invalid_type", span, message, help);
+            self.error(crate::codes::spec::INVALID_TYPE, span, message, help);
             return;
         }
         match value.get_ref() {
@@ -168,7 +168,7 @@ impl<'a> Checker<'a> {
                 {
                     let message = format!("`{path}` is empty: it needs at least {min} entry");
                     let help = self.describe(described, path);
-                    self.error("spec::empty", span.clone(), message, help);
+                    self.error(crate::codes::spec::EMPTY, span.clone(), message, help);
                 }
                 if let Some(item_schema) = obj.get("items") {
                     for (i, item) in items.iter().enumerate() {
@@ -185,7 +185,7 @@ impl<'a> Checker<'a> {
         let list = choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
         let Some(text) = value.get_ref().as_str() else {
             let message = format!("`{path}` must be a string, one of {list}, found {}", article_type(value.get_ref()));
-            self.error("spec::invalid_type", value.span(), message, self.describe(field, path));
+            self.error(crate::codes::spec::INVALID_TYPE, value.span(), message, self.describe(field, path));
             return;
         };
         if choices.contains(&text) {
@@ -197,20 +197,20 @@ impl<'a> Checker<'a> {
             Some(s) => format!("did you mean `{s}`? `{}` is one of {list}", path.last_key()),
             None => format!("`{}` is one of {list}", path.last_key()),
         };
-        self.error("spec::unknown_value", value.span(), format!("unknown value `{text}` for `{path}`"), help);
+        self.error(crate::codes::spec::UNKNOWN_VALUE, value.span(), format!("unknown value `{text}` for `{path}`"), help);
     }
 
     fn check_string(&mut self, field: &'a Value, obj: &Map<String, Value>, text: &str, span: Range<usize>, path: &KeyPath) {
         if let Some(min) = obj.get("minLength").and_then(Value::as_u64)
             && (text.chars().count() as u64) < min
         {
-            self.error("spec::empty", span.clone(), format!("`{path}` is empty"), self.describe(field, path));
+            self.error(crate::codes::spec::EMPTY, span.clone(), format!("`{path}` is empty"), self.describe(field, path));
         }
         if let Some(pattern) = obj.get("pattern").and_then(Value::as_str) {
             let matches = regex::Regex::new(pattern).map(|re| re.is_match(text)).unwrap_or(true);
             if !matches {
                 let message = format!("`{text}` is not a valid `{path}`: it must match `{pattern}`");
-                self.error("spec::invalid_value", span.clone(), message, self.describe(field, path));
+                self.error(crate::codes::spec::INVALID_VALUE, span.clone(), message, self.describe(field, path));
             }
         }
         if obj.get("format").and_then(Value::as_str) == Some("duration")
@@ -218,7 +218,7 @@ impl<'a> Checker<'a> {
         {
             let message = format!("invalid duration `{text}` for `{path}`: {err}");
             let help = "write a number and a unit of at most 365 days, e.g. `500ms`, `5s`, `30m`, `1h 30m`".to_string();
-            self.error("spec::invalid_duration", span, message, help);
+            self.error(crate::codes::spec::INVALID_DURATION, span, message, help);
         }
     }
 
@@ -235,7 +235,7 @@ impl<'a> Checker<'a> {
             (Some(v), _, Some(hi)) if v > hi => format!("`{path}` must be at most {hi}, found {v}"),
             _ => return,
         };
-        self.error("spec::out_of_range", span, message, self.describe(field, path));
+        self.error(crate::codes::spec::OUT_OF_RANGE, span, message, self.describe(field, path));
     }
 
     fn check_table(&mut self, schema: &'a Value, table: &DeTable<'_>, span: Range<usize>, path: &KeyPath) {
@@ -271,7 +271,7 @@ impl<'a> Checker<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("the keys of {} are: {}", path.table(), known.join(", ")),
                 };
-                self.error("spec::unknown_key", key.span(), format!("unknown key `{name}` in {}", path.table()), help);
+                self.error(crate::codes::spec::UNKNOWN_KEY, key.span(), format!("unknown key `{name}` in {}", path.table()), help);
             }
         }
 
@@ -286,7 +286,7 @@ impl<'a> Checker<'a> {
                     (format!("missing key `{required}` in {}", path.table()), format!("add `{required} = …` to {}", path.table()))
                 };
                 let help = format!("{add}; {}", self.describe(field, &inner));
-                self.error("spec::missing_key", span.clone(), message, help);
+                self.error(crate::codes::spec::MISSING_KEY, span.clone(), message, help);
             }
         }
 
@@ -302,7 +302,7 @@ impl<'a> Checker<'a> {
                 [] => {
                     let message = format!("`{path}` has no action: it needs exactly one of {list}");
                     let help = format!("add one action table, e.g. `[{}.log]`", path.table().trim_matches(['[', ']']));
-                    self.error("spec::missing_action", span, message, help);
+                    self.error(crate::codes::spec::MISSING_ACTION, span, message, help);
                 }
                 [_] => {}
                 [first, rest @ ..] => {
@@ -310,7 +310,7 @@ impl<'a> Checker<'a> {
                         let message =
                             format!("`{path}` has two actions, `{}` and `{}`: it needs exactly one", first.get_ref(), extra.get_ref());
                         let help = "split it into two [[callbacks]] entries, one per action".to_string();
-                        self.error("spec::conflicting_actions", extra.span(), message, help);
+                        self.error(crate::codes::spec::CONFLICTING_ACTIONS, extra.span(), message, help);
                     }
                 }
             }

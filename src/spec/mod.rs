@@ -50,7 +50,7 @@ pub fn load(path: &Path) -> Result<LoadedPipeline, Diagnostics> {
             format!("pipeline file `{}` not found", shown.display())
         };
         let help = "create an orrery.toml with a [pipeline] table (see schemas/pipeline.schema.json), or pass --pipeline PATH";
-        return Err(Diagnostic::error("spec::missing_file", message).with_help(help).with_file(shown).into());
+        return Err(Diagnostic::error(crate::codes::spec::MISSING_FILE, message).with_help(help).with_file(shown).into());
     }
     let source = SourceFile::read(path)?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -83,7 +83,7 @@ pub fn parse(source: SourceFile, dir: PathBuf) -> Result<LoadedPipeline, Diagnos
         // The schema check should have caught it; serde's message is still better than none.
         Err(err) => {
             let span = err.span().unwrap_or(0..0);
-            let diagnostic = Diagnostic::error("spec::invalid", err.message().to_string())
+            let diagnostic = Diagnostic::error(crate::codes::spec::INVALID, err.message().to_string())
                 .with_help("see schemas/pipeline.schema.json for the expected shape")
                 .at(&source, span);
             diagnostics.push(diagnostic);
@@ -110,7 +110,7 @@ fn schema_value() -> &'static serde_json::Value {
 fn syntax_error(source: &SourceFile, err: &toml::de::Error) -> Diagnostic {
     let message = err.message().trim().to_string();
     let span = err.span().unwrap_or(0..0);
-    Diagnostic::error("spec::syntax", format!("invalid TOML: {message}"))
+    Diagnostic::error(crate::codes::spec::SYNTAX, format!("invalid TOML: {message}"))
         .with_help("fix the TOML syntax here; https://toml.io describes the format")
         .at(source, span)
 }
@@ -130,9 +130,9 @@ fn check_callback_names(source: &SourceFile, doc: &DeTable<'_>, diagnostics: &mu
         let Some(name) = table(Some(callback)).and_then(|t| t.get("name")) else { continue };
         let Some(text) = name.get_ref().as_str() else { continue };
         if let Some((_, first)) = seen.iter().find(|(n, _)| *n == text) {
-            let earlier = Diagnostic::error("spec::duplicate_callback", "first defined here").at(source, first.clone());
+            let earlier = Diagnostic::error(crate::codes::spec::DUPLICATE_CALLBACK, "first defined here").at(source, first.clone());
             diagnostics.push(
-                Diagnostic::error("spec::duplicate_callback", format!("callback `{text}` is defined twice"))
+                Diagnostic::error(crate::codes::spec::DUPLICATE_CALLBACK, format!("callback `{text}` is defined twice"))
                     .with_help("give each [[callbacks]] entry its own name")
                     .at(source, name.span())
                     .with_related(earlier),
@@ -169,7 +169,7 @@ fn check_templates_and_urls(source: &SourceFile, doc: &DeTable<'_>, diagnostics:
                 && !(text.starts_with("http://") || text.starts_with("https://") || text.starts_with("{{"))
             {
                 diagnostics.push(
-                    Diagnostic::error("spec::callback_url", format!("webhook url `{text}` is not an http:// or https:// URL"))
+                    Diagnostic::error(crate::codes::spec::CALLBACK_URL, format!("webhook url `{text}` is not an http:// or https:// URL"))
                         .with_help("give the full URL, e.g. `https://hooks.example.com/orrery`")
                         .at(source, url.span()),
                 );
@@ -195,7 +195,7 @@ fn check_template_strings(source: &SourceFile, value: &toml::Spanned<DeValue<'_>
         DeValue::String(text) => {
             if let Err(problem) = crate::callback::template::check(text) {
                 diagnostics.push(
-                    Diagnostic::error("spec::callback_template", format!("`{path}`: {}", problem.message))
+                    Diagnostic::error(crate::codes::spec::CALLBACK_TEMPLATE, format!("`{path}`: {}", problem.message))
                         .with_help(problem.help)
                         .at(source, value.span()),
                 );
@@ -211,7 +211,7 @@ fn check_store_url(source: &SourceFile, value: &toml::Spanned<DeValue<'_>>, what
     let Some(text) = value.get_ref().as_str() else { return };
     if let Err(message) = crate::store::known_scheme(text) {
         diagnostics.push(
-            Diagnostic::error("spec::store_url", format!("{what}: {message}"))
+            Diagnostic::error(crate::codes::spec::STORE_URL, format!("{what}: {message}"))
                 .with_help(format!(
                     "use one of {}",
                     crate::store::SCHEMES.iter().map(|s| format!("`{s}://`")).collect::<Vec<_>>().join(", ")
@@ -227,7 +227,7 @@ fn check_warnings(source: &SourceFile, doc: &DeTable<'_>, diagnostics: &mut Diag
         let deferred = execution.get("mode").and_then(|m| m.get_ref().as_str()) == Some("deferred");
         if let (Some(limit), false) = (execution.get("max_in_flight"), deferred) {
             diagnostics.push(
-                Diagnostic::warning("spec::unused_key", "`max_in_flight` has no effect unless `mode = \"deferred\"`")
+                Diagnostic::warning(crate::codes::spec::UNUSED_KEY, "`max_in_flight` has no effect unless `mode = \"deferred\"`")
                     .with_help("remove it, or set `mode = \"deferred\"`")
                     .at(source, limit.span()),
             );
@@ -239,7 +239,7 @@ fn check_warnings(source: &SourceFile, doc: &DeTable<'_>, diagnostics: &mut Diag
             let Some(text) = event.get_ref().as_str() else { continue };
             if seen.contains(&text) {
                 diagnostics.push(
-                    Diagnostic::warning("spec::duplicate_event", format!("event `{text}` is listed twice"))
+                    Diagnostic::warning(crate::codes::spec::DUPLICATE_EVENT, format!("event `{text}` is listed twice"))
                         .with_help("list each event once; the callback fires once per event")
                         .at(source, event.span()),
                 );

@@ -99,7 +99,7 @@ fn missing_file_is_a_diagnostic() {
     let missing = dir.path().join("orrery.toml");
     let diagnostics = load(&missing).expect_err("no file");
     assert_eq!(diagnostics.0.len(), 1);
-    assert_eq!(diagnostics.0[0].code, "spec::missing_file");
+    assert_eq!(diagnostics.0[0].code, crate::codes::spec::MISSING_FILE);
     assert!(diagnostics.0[0].message.contains("not found"), "{}", diagnostics.0[0].message);
 }
 

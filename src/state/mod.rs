@@ -89,7 +89,7 @@ enum Backend {
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn remote_error(err: crate::store::StoreError) -> Diagnostic {
-    Diagnostic::error("state::store", format!("state store: {}", crate::secrets::scrub(&err.0)))
+    Diagnostic::error(crate::codes::state::STORE, format!("state store: {}", crate::secrets::scrub(&err.0)))
         .with_help("check [state] backend, its options and the store's credentials in the environment")
 }
 
@@ -136,7 +136,8 @@ impl StateStore {
                 Ok(text) => text,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(err) => {
-                    return Err(Diagnostic::error("state::read", format!("cannot read state {}: {err}", path.display())).with_file(path));
+                    return Err(Diagnostic::error(crate::codes::state::READ, format!("cannot read state {}: {err}", path.display()))
+                        .with_file(path));
                 }
             },
             Backend::Remote(location) => {
@@ -147,7 +148,7 @@ impl StateStore {
             }
         };
         let mut state: State = serde_json::from_slice(&text).map_err(|err| {
-            Diagnostic::error("state::invalid", format!("state {} is not valid: {err}", self.location))
+            Diagnostic::error(crate::codes::state::INVALID, format!("state {} is not valid: {err}", self.location))
                 .with_help("restore it from a backup, or remove it to plan everything as new")
         })?;
         self.replay(&mut state);
@@ -170,10 +171,11 @@ impl StateStore {
                         *version = Some(new);
                         Ok(())
                     }
-                    None => {
-                        Err(Diagnostic::error("state::conflict", format!("state {} changed while orrery held the lock", self.location))
-                            .with_help("another writer ignored the lock; check `orrery state show`, then plan again"))
-                    }
+                    None => Err(Diagnostic::error(
+                        crate::codes::state::CONFLICT,
+                        format!("state {} changed while orrery held the lock", self.location),
+                    )
+                    .with_help("another writer ignored the lock; check `orrery state show`, then plan again")),
                 }
             }
         }
@@ -184,7 +186,7 @@ impl StateStore {
         let deadline = crate::duration::deadline(timeout);
         loop {
             match self.lock(operation) {
-                Err(held) if held.code == "state::locked" && std::time::Instant::now() < deadline => {
+                Err(held) if held.code == crate::codes::state::LOCKED && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 other => return other,
@@ -211,14 +213,14 @@ impl StateStore {
                 }
                 match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
                     Ok(mut file) => {
-                        file.write_all(&text)
-                            .and_then(|_| file.sync_all())
-                            .map_err(|err| Diagnostic::error("state::lock", format!("cannot write lock {}: {err}", lock.display())))?;
+                        file.write_all(&text).and_then(|_| file.sync_all()).map_err(|err| {
+                            Diagnostic::error(crate::codes::state::LOCK, format!("cannot write lock {}: {err}", lock.display()))
+                        })?;
                         true
                     }
                     Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => false,
                     Err(err) => {
-                        return Err(Diagnostic::error("state::lock", format!("cannot create lock {}: {err}", lock.display())));
+                        return Err(Diagnostic::error(crate::codes::state::LOCK, format!("cannot create lock {}: {err}", lock.display())));
                     }
                 }
             }
@@ -264,9 +266,9 @@ impl StateStore {
                 } else {
                     format!("wait for it to finish, or if it is gone run `orrery state unlock {}`", info.id)
                 };
-                Diagnostic::error("state::locked", message).with_help(help)
+                Diagnostic::error(crate::codes::state::LOCKED, message).with_help(help)
             }
-            None => Diagnostic::error("state::locked", format!("the state {} is locked", self.location))
+            None => Diagnostic::error(crate::codes::state::LOCKED, format!("the state {} is locked", self.location))
                 .with_help("remove the lock if no orrery is running"),
         }
     }
@@ -275,19 +277,20 @@ impl StateStore {
     pub fn unlock(&self, id: &str) -> Result<LockInfo, Diagnostic> {
         match self.lock_info() {
             Some(info) if info.id == id => {
-                self.handle().release().map_err(|message| Diagnostic::error("state::unlock", message))?;
+                self.handle().release().map_err(|message| Diagnostic::error(crate::codes::state::UNLOCK, message))?;
                 Ok(info)
             }
-            Some(info) => Err(Diagnostic::error("state::unlock", format!("the lock's id is {}, not {id}", info.id))
+            Some(info) => Err(Diagnostic::error(crate::codes::state::UNLOCK, format!("the lock's id is {}, not {id}", info.id))
                 .with_help(format!("run `orrery state unlock {}` if that is the one to release", info.id))),
-            None => Err(Diagnostic::error("state::unlock", "the state is not locked")),
+            None => Err(Diagnostic::error(crate::codes::state::UNLOCK, "the state is not locked")),
         }
     }
 }
 
 fn write_file(path: &Path, text: &[u8]) -> Result<(), Diagnostic> {
-    let fail =
-        |err: std::io::Error| Diagnostic::error("state::write", format!("cannot write state {}: {err}", path.display())).with_file(path);
+    let fail = |err: std::io::Error| {
+        Diagnostic::error(crate::codes::state::WRITE, format!("cannot write state {}: {err}", path.display())).with_file(path)
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
@@ -444,9 +447,10 @@ impl StateStore {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|err| Diagnostic::error("state::write", format!("cannot append to {}: {err}", path.display())))?;
+            .map_err(|err| Diagnostic::error(crate::codes::state::WRITE, format!("cannot append to {}: {err}", path.display())))?;
         // One write per line: a crash leaves whole lines and at most one torn one.
-        file.write_all(&line).map_err(|err| Diagnostic::error("state::write", format!("cannot append to {}: {err}", path.display())))
+        file.write_all(&line)
+            .map_err(|err| Diagnostic::error(crate::codes::state::WRITE, format!("cannot append to {}: {err}", path.display())))
     }
 
     /// Writes the state and drops the journal it now contains.

@@ -21,7 +21,7 @@ pub(super) fn shared_config(config: &Map<String, Json>, enabled: bool) -> Arc<cr
 }
 
 /// Each package's effective vars: its own, then the root's global and package-scoped ones, then --vars.
-pub fn package_vars(project: &Project) -> HashMap<String, IndexMap<String, Json>> {
+pub(crate) fn package_vars(project: &Project) -> HashMap<String, IndexMap<String, Json>> {
     let names: Vec<&str> = project.packages.iter().map(|p| p.name.as_str()).collect();
     let root = project.root_package();
     let mut out = HashMap::new();
@@ -55,7 +55,7 @@ pub fn package_vars(project: &Project) -> HashMap<String, IndexMap<String, Json>
 }
 
 /// Every docs block by name: the packages defining it and its text, in package order.
-pub fn docs_index(project: &Project) -> crate::render::descriptions::DocsIndex {
+pub(crate) fn docs_index(project: &Project) -> crate::render::descriptions::DocsIndex {
     let mut out: crate::render::descriptions::DocsIndex = HashMap::new();
     for pkg in &project.packages {
         for f in pkg.files.iter().filter(|f| f.kind == FileKind::Docs) {
@@ -185,7 +185,7 @@ pub(super) fn check_tree_strings(env: &Environment<'static>, shared: &Arc<Shared
     for text in found {
         let Err(e) = render_yml_str(env, shared, &pkg.name, &text) else { continue };
         let msg = format!("in a config value of dbt_project.yml: {}", e.detail().unwrap_or("template error"));
-        let error = Diagnostic::error("render::yaml", msg).with_help("fix the Jinja of this value, or set the var it reads");
+        let error = Diagnostic::error(crate::codes::render::YAML, msg).with_help("fix the Jinja of this value, or set the var it reads");
         errors.push(match &pkg.project_source {
             Some(source) => {
                 let base = source.text.find(&text).unwrap_or(0);

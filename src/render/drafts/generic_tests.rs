@@ -39,7 +39,7 @@ pub(super) fn generic_test(
         }
         _ => {
             let (line, col) = yaml::find_line(&t.patch_file.text, "name", &t.target_name).unwrap_or((1, 1));
-            return Err(Diagnostic::error("project::test", "a test must be a name or a mapping with one key").at_line_col(
+            return Err(Diagnostic::error(crate::codes::project::TEST, "a test must be a name or a mapping with one key").at_line_col(
                 &t.patch_file,
                 line,
                 col,
@@ -160,7 +160,7 @@ pub(super) fn generic_test(
 /// Test kwargs' expressions compiled once per shape: `ref('a')` and `ref('b')` are both
 /// `ref(__kwarg_0)`, so 4000 tests compile a handful of expressions, not 4000.
 #[derive(Default)]
-pub struct KwargExprs<'env> {
+pub(crate) struct KwargExprs<'env> {
     cache: Mutex<HashMap<String, Arc<minijinja::Expression<'env, 'static>>>>,
 }
 
@@ -206,7 +206,7 @@ impl<'env> KwargExprs<'env> {
 
 /// For a generic test whose arguments hold no Jinja but its `model` (`{{ get_where_subquery(
 /// ref(...)) }}` or `source(...)`), that `ref(...)` or `source(...)` call's text.
-pub fn plain_test_target(d: &Draft) -> Option<&str> {
+pub(crate) fn plain_test_target(d: &Draft) -> Option<&str> {
     fn plain(v: &Json) -> bool {
         match v {
             Json::String(s) => !s.contains("{{") && !s.contains("{%") && !LOOKS_LIKE_FUNC.is_match(s),
@@ -229,14 +229,14 @@ pub fn plain_test_target(d: &Draft) -> Option<&str> {
 }
 
 /// Whether a test argument is a call the render evaluates (`ref(...)`, `var(...)`, ...).
-pub fn looks_like_call(value: &str) -> bool {
+pub(crate) fn looks_like_call(value: &str) -> bool {
     LOOKS_LIKE_FUNC.is_match(value)
 }
 
 pub(super) static LOOKS_LIKE_FUNC: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$").expect("regex"));
 
-pub fn test_kwargs<'env>(
+pub(crate) fn test_kwargs<'env>(
     env: &'env Environment<'static>,
     exprs: &KwargExprs<'env>,
     node: &Arc<NodeRender>,
@@ -282,7 +282,7 @@ pub fn test_kwargs<'env>(
     };
     for (k, v) in &t.metadata.kwargs {
         let value = render_value(k, v).map_err(|e| {
-            let mut diag = templates.diagnostic(&e, Some(&origin), "render::test");
+            let mut diag = templates.diagnostic(&e, Some(&origin), crate::codes::render::TEST);
             if diag.span.is_none()
                 && let Some(target) = t.attached_node.as_deref().and_then(|a| a.rsplit('.').next())
                 && let Some((line, col)) = yaml::find_line(&d.source.text, "name", target)

@@ -21,19 +21,19 @@ mod config;
 mod generic_tests;
 mod graph;
 
-pub use config::*;
-pub use generic_tests::*;
-pub use graph::*;
+pub(super) use config::*;
+pub(super) use generic_tests::*;
+pub(super) use graph::*;
 
 #[derive(Clone)]
-pub struct TestDraft {
+pub(super) struct TestDraft {
     pub metadata: TestMetadata,
     pub attached_node: Option<String>,
     pub column_name: Option<String>,
 }
 
 #[derive(Clone)]
-pub struct Draft {
+pub(super) struct Draft {
     pub unique_id: String,
     pub name: String,
     pub resource_type: ResourceType,
@@ -123,7 +123,7 @@ const CONFIG_KEYS: &[&str] = &[
 ];
 
 impl Draft {
-    pub fn model_json(&self, rel: Option<&Relation>) -> Json {
+    pub(super) fn model_json(&self, rel: Option<&Relation>) -> Json {
         let mut config = self.config.clone();
         if let Some(r) = rel {
             config.insert("alias".into(), Json::String(r.identifier.clone()));
@@ -178,7 +178,7 @@ impl Draft {
     }
 
     /// The node this draft compiled to, its parts moved out of the draft.
-    pub fn into_node(self, compiled_code: Option<String>, incremental: Option<String>, rec: Option<Recorded>) -> Node {
+    pub(super) fn into_node(self, compiled_code: Option<String>, incremental: Option<String>, rec: Option<Recorded>) -> Node {
         let checksum = self.checksum();
         let config = shared_config(&self.config, self.enabled);
         let (depends_on, macros, refs, sources) = match rec {
@@ -291,7 +291,7 @@ struct PendingTest {
 
 // Boxed: drafts are large and are sorted and moved as pointers (see the render.drafts phase).
 #[allow(clippy::vec_box)]
-pub fn collect(
+pub(super) fn collect(
     project: &Project,
     env: &Environment<'static>,
     shared: &Arc<Shared>,
@@ -315,7 +315,7 @@ pub fn collect(
             .files
             .par_iter()
             .filter(|f| f.kind == FileKind::Properties)
-            .map(|f| match yaml::parse(&f.source, "project::yaml") {
+            .map(|f| match yaml::parse(&f.source, crate::codes::project::YAML) {
                 Ok(doc) => {
                     let problems = crate::project::properties::check(&f.source, &doc);
                     (f, Ok(doc), problems)
@@ -366,7 +366,7 @@ pub fn collect(
                                 let r = e.range().unwrap_or(0..s.len());
                                 let span = base + r.start.min(s.len())..base + r.end.min(s.len());
                                 let msg = format!("in source `{sname}`: {}", e.detail().unwrap_or("template error"));
-                                yml_errors.borrow_mut().push(Diagnostic::error("render::yaml", msg).at(&f.source, span));
+                                yml_errors.borrow_mut().push(Diagnostic::error(crate::codes::render::YAML, msg).at(&f.source, span));
                                 None
                             }
                         }
