@@ -8,13 +8,13 @@ use super::args::Format;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 
 /// Exit codes of DESIGN.md.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_INVALID: i32 = 2;
-pub const EXIT_CANCELLED: i32 = 130;
+pub(super) const EXIT_OK: i32 = 0;
+pub(super) const EXIT_FAILED: i32 = 1;
+pub(super) const EXIT_INVALID: i32 = 2;
+pub(super) const EXIT_CANCELLED: i32 = 130;
 
 /// Renders one diagnostic as miette's graphical report (colour only on a terminal).
-pub fn render(diagnostic: &Diagnostic) -> String {
+pub(super) fn render(diagnostic: &Diagnostic) -> String {
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         GraphicalTheme::unicode()
     } else {
@@ -29,19 +29,19 @@ pub fn render(diagnostic: &Diagnostic) -> String {
 }
 
 /// Prints diagnostics to stderr (human) — JSON callers use [`diagnostics_json`] instead.
-pub fn print_diagnostics(diagnostics: &Diagnostics) {
+pub(super) fn print_diagnostics(diagnostics: &Diagnostics) {
     let mut stderr = std::io::stderr().lock();
     for d in &diagnostics.0 {
         let _ = writeln!(stderr, "{}", render(d));
     }
 }
 
-pub fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
+pub(super) fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
     serde_json::Value::Array(diagnostics.0.iter().map(Diagnostic::to_json).collect())
 }
 
 /// Reports a failure of the input and returns the exit code for it.
-pub fn fail(format: Format, diagnostics: &Diagnostics) -> i32 {
+pub(super) fn fail(format: Format, diagnostics: &Diagnostics) -> i32 {
     match format {
         Format::Human => {
             print_diagnostics(diagnostics);
@@ -58,7 +58,7 @@ pub fn fail(format: Format, diagnostics: &Diagnostics) -> i32 {
     EXIT_INVALID
 }
 
-pub fn print_json(value: &serde_json::Value) {
+pub(super) fn print_json(value: &serde_json::Value) {
     let mut stdout = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut stdout, value);
     let _ = writeln!(stdout);

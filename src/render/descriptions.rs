@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use crate::node::{ColumnInfo, Node, SourceTable};
 
 /// Docs blocks by name: the packages defining one, with its text, in package order.
-pub type DocsIndex = HashMap<String, Vec<(String, String)>>;
+pub(super) type DocsIndex = HashMap<String, Vec<(String, String)>>;
 
 /// `text` with its `doc()` calls replaced and the blocks they read; `None` when it has none
 /// that resolve (the text stays as it is).
-pub fn resolve(text: &str, package: &str, root: &str, docs: &DocsIndex) -> Option<(String, Vec<String>)> {
+pub(super) fn resolve(text: &str, package: &str, root: &str, docs: &DocsIndex) -> Option<(String, Vec<String>)> {
     if !text.contains("{{") {
         return None;
     }
@@ -77,7 +77,7 @@ fn columns(columns: &mut indexmap::IndexMap<String, ColumnInfo>, package: &str, 
 }
 
 /// Resolves a node's description and its columns'.
-pub fn resolve_node(node: &mut Node, root: &str, docs: &DocsIndex) {
+pub(super) fn resolve_node(node: &mut Node, root: &str, docs: &DocsIndex) {
     if let Some((text, blocks)) = resolve(&node.description, &node.package_name, root, docs) {
         node.description = text;
         node.doc_blocks = blocks;
@@ -86,7 +86,7 @@ pub fn resolve_node(node: &mut Node, root: &str, docs: &DocsIndex) {
 }
 
 /// Resolves a source table's description and its columns'.
-pub fn resolve_source(source: &mut SourceTable, root: &str, docs: &DocsIndex) {
+pub(super) fn resolve_source(source: &mut SourceTable, root: &str, docs: &DocsIndex) {
     if let Some((text, blocks)) = resolve(&source.description, &source.package_name, root, docs) {
         source.description = text;
         source.doc_blocks = blocks;

@@ -17,17 +17,17 @@ static MATERIALIZATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?s)\{%-?(?-u:\s)*materialization(?-u:\s).*?\{%-?(?-u:\s)*endmaterialization(?-u:\s)*-?%\}").expect("regex")
 });
 static MACRO_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%-?(?-u:\s)*macro(?-u:\s)+((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
-pub static SNAPSHOT: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static SNAPSHOT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?s)\{%(-?)(?-u:\s)*snapshot(?-u:\s)+((?-u:\w)+)(?-u:\s)*(-?)%\}(.*?)\{%(-?)(?-u:\s)*endsnapshot(?-u:\s)*(-?)%\}")
         .expect("regex")
 });
-pub static DOCS: LazyLock<Regex> = LazyLock::new(|| {
+pub(super) static DOCS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?s)\{%-?(?-u:\s)*docs(?-u:\s)+((?-u:\w)+)(?-u:\s)*-?%\}(.*?)\{%-?(?-u:\s)*enddocs(?-u:\s)*-?%\}").expect("regex")
 });
 
 /// Rewrites `{% test %}` blocks to macros and blanks out materializations (keeping lines),
 /// with the map back to the original text.
-pub fn preprocess_macros(text: &str) -> (String, SourceMap) {
+pub(super) fn preprocess_macros(text: &str) -> (String, SourceMap) {
     let (t1, m1) = replace_all(&TEST_OPEN, text, |c| format!("{{%{} macro test_{}(", &c[1], &c[2]));
     let (t2, m2) = replace_all(&TEST_CLOSE, &t1, |c| format!("{{%{} endmacro {}%}}", &c[1], &c[2]));
     let (t3, m3) = replace_all(&MATERIALIZATION, &t2, |c| c[0].chars().filter(|ch| *ch == '\n').collect());
@@ -48,7 +48,7 @@ static CALL_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
 
 /// `{% call m(...) %}`: imports `m`'s macro into the calling template's own state first, since
 /// minijinja only lets a macro call `caller()` when both live in one state.
-pub fn call_blocks(text: &str) -> Option<(String, SourceMap)> {
+pub(super) fn call_blocks(text: &str) -> Option<(String, SourceMap)> {
     if !text.contains("call") || !CALL_BLOCK.is_match(text) {
         return None;
     }
@@ -67,7 +67,7 @@ pub fn call_blocks(text: &str) -> Option<(String, SourceMap)> {
 static MACRO_DEF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{%(-?)(?-u:\s)*macro(?-u:\s)+((?-u:\w)+)(?-u:\s)*\(").expect("regex"));
 
 /// The name a macro has inside its template after `preprocess_macros`.
-pub fn hidden_name(name: &str) -> String {
+pub(super) fn hidden_name(name: &str) -> String {
     format!("orrery_macro__{name}")
 }
 
@@ -116,7 +116,7 @@ static COMMENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)\{#.*?#\}").
 
 /// Each macro's `{% macro %}…{% endmacro %}` in a prepared macro file, when the file holds only
 /// macros, text and comments (else `None`: the file stays one template).
-pub fn macro_blocks(text: &str) -> Option<Vec<(String, std::ops::Range<usize>)>> {
+pub(super) fn macro_blocks(text: &str) -> Option<Vec<(String, std::ops::Range<usize>)>> {
     let starts: Vec<(String, usize)> =
         HIDDEN_MACRO.captures_iter(text).map(|c| (c[1].to_string(), c.get(0).map_or(0, |m| m.start()))).collect();
     let ends: Vec<usize> = END_MACRO.find_iter(text).map(|m| m.end()).collect();
@@ -139,7 +139,7 @@ pub fn macro_blocks(text: &str) -> Option<Vec<(String, std::ops::Range<usize>)>>
     only_text(&text[prev..]).then_some(blocks)
 }
 
-pub fn macro_names(text: &str) -> Vec<String> {
+pub(super) fn macro_names(text: &str) -> Vec<String> {
     MACRO_NAME.captures_iter(text).map(|c| c[1].trim_start_matches("orrery_macro__").to_string()).collect()
 }
 
@@ -244,7 +244,7 @@ fn python_json(v: &serde_json::Value) -> String {
 }
 
 /// Builds the environment with every global that does not depend on the node.
-pub fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_refresh: bool) -> Environment<'static> {
+pub(super) fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_refresh: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_recursion_limit(1000);

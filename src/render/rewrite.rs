@@ -16,13 +16,13 @@ use minijinja::{Environment, Error, ErrorKind};
 
 /// Maps offsets of a rewritten text back to the original: unchanged runs `(new, orig, len)`.
 #[derive(Clone, Debug, Default)]
-pub struct SourceMap {
+pub(crate) struct SourceMap {
     runs: Vec<(usize, usize, usize)>,
 }
 
 impl SourceMap {
     /// The original offset of `pos` in the rewritten text; inserted text maps to where it was inserted.
-    pub fn original(&self, pos: usize) -> usize {
+    pub(crate) fn original(&self, pos: usize) -> usize {
         let i = self.runs.partition_point(|r| r.0 <= pos);
         match i.checked_sub(1).map(|i| self.runs[i]) {
             Some((new, orig, len)) if pos < new + len => orig + (pos - new),
@@ -32,12 +32,12 @@ impl SourceMap {
     }
 
     /// The map of `prefix` inserted bytes followed by `len` bytes taken from `start` of the old text.
-    pub fn slice(prefix: usize, start: usize, len: usize) -> SourceMap {
+    pub(crate) fn slice(prefix: usize, start: usize, len: usize) -> SourceMap {
         SourceMap { runs: vec![(prefix, start, len)] }
     }
 
     /// `self` maps mid → orig, `next` maps new → mid; the result maps new → orig.
-    pub fn then(&self, next: &SourceMap) -> SourceMap {
+    pub(crate) fn then(&self, next: &SourceMap) -> SourceMap {
         let mut runs = Vec::new();
         for &(n, m, l) in &next.runs {
             let start = self.runs.partition_point(|r| r.0 + r.2 <= m);
@@ -85,7 +85,7 @@ fn apply(text: &str, mut edits: Vec<Edit>) -> (String, SourceMap) {
 }
 
 /// `regex.replace_all` that also returns the map back to `text`.
-pub fn replace_all(re: &regex::Regex, text: &str, rep: impl Fn(&regex::Captures) -> String) -> (String, SourceMap) {
+pub(super) fn replace_all(re: &regex::Regex, text: &str, rep: impl Fn(&regex::Captures) -> String) -> (String, SourceMap) {
     let edits = re.captures_iter(text).enumerate().map(|(rank, c)| {
         let m = c.get(0).expect("group 0 always matches");
         Edit { start: m.start(), end: m.end(), rank, text: rep(&c) }
@@ -94,7 +94,7 @@ pub fn replace_all(re: &regex::Regex, text: &str, rep: impl Fn(&regex::Captures)
 }
 
 /// Insertions at offsets, as `(offset, text)`.
-pub fn insert_all(text: &str, inserts: Vec<(usize, String)>) -> (String, SourceMap) {
+pub(super) fn insert_all(text: &str, inserts: Vec<(usize, String)>) -> (String, SourceMap) {
     apply(text, inserts.into_iter().enumerate().map(|(rank, (at, t))| Edit { start: at, end: at, rank, text: t }).collect())
 }
 
@@ -132,7 +132,7 @@ fn wanted(text: &str) -> bool {
 }
 
 /// The rewritten template text and its map, or `None` when the text needs no rewrite.
-pub fn python_operators(text: &str) -> Option<(String, SourceMap)> {
+pub(super) fn python_operators(text: &str) -> Option<(String, SourceMap)> {
     if !wanted(text) {
         return None;
     }
@@ -334,15 +334,15 @@ fn native(op: &str, a: Value, b: Value) -> Result<Value, Error> {
     expr.eval(minijinja::context! { a, b }).map_err(|e| Error::new(e.kind(), e.detail().unwrap_or("").to_string()))
 }
 
-pub fn add(a: Value, b: Value) -> Result<Value, Error> {
+pub(super) fn add(a: Value, b: Value) -> Result<Value, Error> {
     super::python::datetime::arith(&a, &b, false).unwrap_or_else(|| native("a + b", a, b))
 }
 
-pub fn sub(a: Value, b: Value) -> Result<Value, Error> {
+pub(super) fn sub(a: Value, b: Value) -> Result<Value, Error> {
     super::python::datetime::arith(&a, &b, true).unwrap_or_else(|| native("a - b", a, b))
 }
 
-pub fn rem(a: Value, b: Value) -> Result<Value, Error> {
+pub(super) fn rem(a: Value, b: Value) -> Result<Value, Error> {
     match a.as_str() {
         Some(fmt) => super::python::format::percent(fmt, &b).map(Value::from),
         None => native("a % b", a, b),
@@ -350,7 +350,7 @@ pub fn rem(a: Value, b: Value) -> Result<Value, Error> {
 }
 
 /// Registers the functions the rewritten templates call.
-pub fn register(env: &mut Environment<'static>) {
+pub(super) fn register(env: &mut Environment<'static>) {
     env.add_function("__orrery_add", add);
     env.add_function("__orrery_sub", sub);
     env.add_function("__orrery_mod", rem);

@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long one run of the binary may take before the test fails (and the process is killed).
-pub const LIMIT: Duration = Duration::from_secs(180);
+pub(crate) const LIMIT: Duration = Duration::from_secs(180);
 
 /// Kills process `pid` once `limit` has passed, unless dropped first: every process a test
 /// starts and waits on by hand has one, so a hang fails its test instead of stalling the suite.
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     done: Arc<AtomicBool>,
 }
 
 impl Watchdog {
-    pub fn new(pid: u32, limit: Duration) -> Self {
+    pub(crate) fn new(pid: u32, limit: Duration) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let watching = done.clone();
         std::thread::spawn(move || {
@@ -43,7 +43,7 @@ impl Drop for Watchdog {
 /// Runs `command` to its end with its output captured; a run longer than `limit` is killed
 /// and fails the test, naming `what`. The streams are read on their own threads, so a
 /// grandchild left holding them cannot stall the test either.
-pub fn output_within(command: &mut Command, limit: Duration, what: &str) -> Output {
+pub(crate) fn output_within(command: &mut Command, limit: Duration, what: &str) -> Output {
     use std::io::Read;
     let mut child = command
         .stdin(Stdio::null())
@@ -88,12 +88,12 @@ pub fn output_within(command: &mut Command, limit: Duration, what: &str) -> Outp
     output
 }
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Copies a directory tree (fixtures are copied so tests never write into the checkout).
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create dir");
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("dir entry");
@@ -116,25 +116,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A temp dir holding a copy of a fixture project.
-pub fn project_copy(relative: &str) -> tempfile::TempDir {
+pub(crate) fn project_copy(relative: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     copy_dir(&repo_root().join(relative), dir.path());
     dir
 }
 
-pub struct Test {
+pub(crate) struct Test {
     command: Command,
     limit: Duration,
 }
 
 impl Test {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_orrery"));
         command.current_dir(repo_root()).env("NO_COLOR", "1").env_remove("RUST_LOG");
         Test { command, limit: LIMIT }
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -143,44 +143,44 @@ impl Test {
         self
     }
 
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
         self
     }
 
-    pub fn env(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
         self.command.env(key, value);
         self
     }
 
     /// How long this run may take (default [`LIMIT`]).
-    pub fn limit(mut self, limit: Duration) -> Self {
+    pub(crate) fn limit(mut self, limit: Duration) -> Self {
         self.limit = limit;
         self
     }
 
-    pub fn run(mut self) -> Ran {
+    pub(crate) fn run(mut self) -> Ran {
         let what = format!("orrery {:?}", self.command.get_args().collect::<Vec<_>>());
         let output = output_within(&mut self.command, self.limit, &what);
         Ran { output }
     }
 }
 
-pub struct Ran {
+pub(crate) struct Ran {
     pub output: Output,
 }
 
 impl Ran {
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
     /// Asserts the exit code, showing both streams when it differs.
-    pub fn status(self, code: i32) -> Self {
+    pub(crate) fn status(self, code: i32) -> Self {
         let actual = self.output.status.code();
         assert_eq!(
             actual,
@@ -192,12 +192,12 @@ impl Ran {
         self
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.output.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout(), self.stderr()))
     }
 
-    pub fn stderr_contains(self, needle: &str) -> Self {
+    pub(crate) fn stderr_contains(self, needle: &str) -> Self {
         assert!(self.stderr().contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr());
         self
     }

@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, PartialEq)]
-pub struct Dumped {
+pub(crate) struct Dumped {
     pub kind: String,
     pub columns: Vec<(String, String)>,
     pub rows: Vec<Vec<Option<String>>>,
 }
 
-pub const MASK: &str = "<nondeterministic>";
+pub(crate) const MASK: &str = "<nondeterministic>";
 
 /// Every relation in the database file, keyed `schema.name`; rows sorted.
-pub fn dump(db: &Path) -> BTreeMap<String, Dumped> {
+pub(crate) fn dump(db: &Path) -> BTreeMap<String, Dumped> {
     let conn = duckdb::Connection::open(db).expect("open the database orrery built");
     let mut stmt = conn
         .prepare(
@@ -64,7 +64,7 @@ fn json_text(value: &serde_json::Value) -> Option<String> {
 }
 
 /// A fixture file of dump_relations.py, in the same shape as [`dump`].
-pub fn fixture(path: &Path) -> BTreeMap<String, Dumped> {
+pub(crate) fn fixture(path: &Path) -> BTreeMap<String, Dumped> {
     let text = std::fs::read_to_string(path).expect("read relations fixture");
     let json: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).expect("relations fixture is JSON");
     json.into_iter()
@@ -84,7 +84,7 @@ pub fn fixture(path: &Path) -> BTreeMap<String, Dumped> {
 }
 
 /// Applies the fixture's masks (build-clock columns) to what orrery built, then re-sorts.
-pub fn mask_like(built: &mut Dumped, expected: &Dumped) {
+pub(crate) fn mask_like(built: &mut Dumped, expected: &Dumped) {
     let masked: Vec<usize> = (0..expected.columns.len())
         .filter(|&i| expected.rows.first().is_some_and(|r| r.get(i).and_then(|v| v.as_deref()) == Some(MASK)))
         .collect();
@@ -99,7 +99,7 @@ pub fn mask_like(built: &mut Dumped, expected: &Dumped) {
 }
 
 /// Compares every relation; returns a readable list of differences (empty when equal).
-pub fn differences(built: &mut BTreeMap<String, Dumped>, expected: &BTreeMap<String, Dumped>) -> Vec<String> {
+pub(crate) fn differences(built: &mut BTreeMap<String, Dumped>, expected: &BTreeMap<String, Dumped>) -> Vec<String> {
     let mut out = Vec::new();
     for (key, want) in expected {
         let Some(got) = built.get_mut(key) else {

@@ -8,7 +8,7 @@
 
 /// An ephemeral model as the CTE collection needs it.
 #[derive(Clone, Copy, Debug)]
-pub struct Ephemeral<'a> {
+pub(crate) struct Ephemeral<'a> {
     /// The relation identifier (alias) the CTE is named after.
     pub identifier: &'a str,
     /// Its compiled SQL before its own CTEs were injected.
@@ -20,7 +20,7 @@ pub struct Ephemeral<'a> {
 /// The CTEs a node needs, as `(identifier, sql)` in dbt's order: each ephemeral after the
 /// ephemerals it refs, each once. `direct` are the ephemeral unique_ids the node refs, in
 /// first-use order; `lookup` finds an ephemeral by unique_id.
-pub fn collect_ctes<'a>(direct: &[String], lookup: &dyn Fn(&str) -> Option<Ephemeral<'a>>) -> Vec<(String, String)> {
+pub(crate) fn collect_ctes<'a>(direct: &[String], lookup: &dyn Fn(&str) -> Option<Ephemeral<'a>>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String, String)> = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     collect_into(direct, lookup, &mut out, &mut stack);
@@ -49,7 +49,7 @@ fn collect_into<'a>(
 }
 
 /// Injects `ctes` (`(identifier, sql)`, see [`collect_ctes`]) into `sql` as dbt does.
-pub fn inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
+pub(crate) fn inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
     if ctes.is_empty() {
         return sql.to_string();
     }

@@ -16,7 +16,7 @@
 //! The generate_* macros' output is stripped by the caller, as dbt strips it.
 
 /// `(file name, Jinja source)` of every built-in macro file.
-pub fn macro_files() -> &'static [(&'static str, &'static str)] {
+pub(crate) fn macro_files() -> &'static [(&'static str, &'static str)] {
     &[
         ("generic_tests.sql", include_str!("macros/generic_tests.sql")),
         ("where_subquery.sql", include_str!("macros/where_subquery.sql")),

@@ -8,7 +8,7 @@ use crate::render::python::repr::{py_repr_str, py_str};
 
 /// What a generic test is attached to, as the properties yml names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TestTarget<'a> {
+pub(crate) enum TestTarget<'a> {
     /// A model, seed or snapshot (`version` only for versioned models).
     Node { name: &'a str, version: Option<&'a str> },
     /// A source table: `sources: [{name: source, tables: [{name: table}]}]`.
@@ -16,16 +16,6 @@ pub enum TestTarget<'a> {
 }
 
 impl TestTarget<'_> {
-    /// The `model` kwarg dbt stores in `test_metadata.kwargs` and renders at compile time.
-    pub fn model_kwarg(&self) -> String {
-        let target = match self {
-            TestTarget::Node { name, version: Some(v) } => format!("ref('{name}', version='{v}')"),
-            TestTarget::Node { name, version: None } => format!("ref('{name}')"),
-            TestTarget::Source { source, table } => format!("source('{source}', '{table}')"),
-        };
-        format!("{{{{ get_where_subquery({target}) }}}}")
-    }
-
     /// The name dbt puts after the test name: `orders`, `orders_v2`, `raw_orders`.
     fn name_part(&self) -> String {
         match self {
@@ -37,7 +27,7 @@ impl TestTarget<'_> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TestName {
+pub(crate) struct TestName {
     /// The node's `name` and last fqn part: the full synthesized name.
     pub name: String,
     /// Set when `name` is 64 characters or longer: the hashed short name dbt puts in
@@ -50,7 +40,7 @@ pub struct TestName {
 
 impl TestName {
     /// The name of the compiled file (without `.sql`) and the relation's identifier.
-    pub fn file_name(&self) -> &str {
+    pub(crate) fn file_name(&self) -> &str {
         self.alias.as_deref().unwrap_or(&self.name)
     }
 }
@@ -59,8 +49,13 @@ impl TestName {
 /// no alias, and [`unique_id_hash`] of it). `test_name` is the test without namespace (`unique`),
 /// `namespace` the package before the dot (`dbt_utils.expression_is_true`), `kwargs` the test's
 /// arguments as `test_metadata.kwargs` holds them: `column_name` when on a column, `model`
-/// (see [`TestTarget::model_kwarg`]) and the test's own, without config keys.
-pub fn test_node_name(test_name: &str, namespace: Option<&str>, target: TestTarget<'_>, kwargs: &IndexMap<String, Value>) -> TestName {
+/// and the test's own, without config keys.
+pub(crate) fn test_node_name(
+    test_name: &str,
+    namespace: Option<&str>,
+    target: TestTarget<'_>,
+    kwargs: &IndexMap<String, Value>,
+) -> TestName {
     let mut prefix = match target {
         TestTarget::Source { .. } => format!("source_{test_name}"),
         TestTarget::Node { .. } => test_name.to_string(),
@@ -78,49 +73,8 @@ pub fn test_node_name(test_name: &str, namespace: Option<&str>, target: TestTarg
     TestName { name: full, alias, unique_id_suffix }
 }
 
-/// Test config keys dbt lifts out of a generic test's arguments, in the order its `raw_code`
-/// lists them.
-pub const TEST_CONFIG_KEYS: [&str; 14] = [
-    "severity",
-    "tags",
-    "enabled",
-    "where",
-    "limit",
-    "warn_if",
-    "error_if",
-    "fail_calc",
-    "store_failures",
-    "store_failures_as",
-    "meta",
-    "database",
-    "schema",
-    "alias",
-];
-
-/// dbt's `raw_code` of a generic test node: `{{ test_x(**_dbt_generic_test_kwargs) }}` and a
-/// `config()` call with the test's config. `config` holds the keys given in the yml (top-level
-/// or under `config:`, nulls dropped) in yml order; `alias` is [`TestName::alias`].
-pub fn generic_test_raw_code(test_name: &str, namespace: Option<&str>, config: &IndexMap<String, Value>, alias: Option<&str>) -> String {
-    let known = TEST_CONFIG_KEYS.iter().filter_map(|k| config.get_key_value(*k));
-    let others = config.iter().filter(|(k, _)| !TEST_CONFIG_KEYS.contains(&k.as_str()));
-    let mut items: Vec<String> = known
-        .chain(others)
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| match v {
-            Value::String(text) => format!("{k}=\"{}\"", text.replace('"', "\\\"")),
-            other => format!("{k}={}", py_str(other)),
-        })
-        .collect();
-    if let Some(alias) = alias.filter(|_| !config.contains_key("alias")) {
-        items.push(format!("alias=\"{alias}\""));
-    }
-    let ns = namespace.map(|n| format!("{n}.")).unwrap_or_default();
-    let call = format!("{{{{ {ns}test_{test_name}(**_dbt_generic_test_kwargs) }}}}");
-    if items.is_empty() { call } else { format!("{call}{{{{ config({}) }}}}", items.join(",")) }
-}
-
 /// The unique_id suffix of a test named `name` (synthesized, or given with `name:`).
-pub fn unique_id_hash(name: &str, test_name: &str, namespace: Option<&str>, kwargs: &IndexMap<String, Value>) -> String {
+pub(crate) fn unique_id_hash(name: &str, test_name: &str, namespace: Option<&str>, kwargs: &IndexMap<String, Value>) -> String {
     // dbt hashes the name followed by Python's repr of the metadata, keys sorted, leaves str()-ed.
     let mut sorted: Vec<(&String, &Value)> = kwargs.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
@@ -193,33 +147,6 @@ mod tests {
     }
 
     #[test]
-    fn raw_code_lists_config_as_dbt_does() {
-        let manifest: Value = serde_json::from_str(&crate::render::builtins::fixtures::read("expected/manifest.json")).expect("json");
-        let raw = |id: &str| manifest["nodes"][id]["raw_code"].as_str().expect("raw_code").to_string();
-        let config = |pairs: Value| -> IndexMap<String, Value> { serde_json::from_value(pairs).expect("object") };
-        // Given in yml order (store_failures after where, limit before severity): dbt reorders.
-        assert_eq!(
-            generic_test_raw_code("not_null", None, &config(serde_json::json!({"where": "id > 0", "store_failures": true})), None),
-            raw("test.shop.not_null_stg_orders_id.8cf5724805")
-        );
-        assert_eq!(
-            generic_test_raw_code("unique", None, &config(serde_json::json!({"limit": 10, "severity": "warn"})), None),
-            raw("test.shop.unique_stg_orders_id.beb6e97f2f")
-        );
-        assert_eq!(
-            generic_test_raw_code("expression_is_true", Some("mypkg"), &config(serde_json::json!({"where": "status != 'returned'"})), None),
-            raw("test.shop.mypkg_expression_is_true_stg_orders_amount_0.1892d87eb3")
-        );
-        let long = "source_accepted_values_raw_ord_53505cf66d61669205cf78822766f478";
-        let id = "test.shop.source_accepted_values_raw_orders_status__placed__shipped__completed__return_pending__returned__very_long_status_name.8a92f35a3f";
-        assert_eq!(generic_test_raw_code("accepted_values", None, &IndexMap::new(), Some(long)), raw(id));
-        assert_eq!(
-            generic_test_raw_code("unique", None, &config(serde_json::json!({"where": "a = \"b\"", "tags": ["x"], "custom": 1.5})), None),
-            r#"{{ test_unique(**_dbt_generic_test_kwargs) }}{{ config(tags=['x'],where="a = \"b\"",custom=1.5) }}"#
-        );
-    }
-
-    #[test]
     fn names_match_a_real_dbt_manifest() {
         let tests: Vec<Value> = serde_json::from_str(&crate::render::builtins::fixtures::read("expected/test_names.json")).expect("json");
         assert!(tests.len() > 20);
@@ -231,7 +158,6 @@ mod tests {
             let namespace = meta["namespace"].as_str();
             let expected_name = t["name"].as_str().expect("name");
             let expected_uid = t["unique_id"].as_str().expect("uid");
-            assert_eq!(target.model_kwarg(), kwargs["model"].as_str().expect("model"));
             let got = test_node_name(test_name, namespace, target, &kwargs);
             if expected_name == "status_is_known" {
                 // A `name:` given in yml replaces the synthesized one; the hash still follows it.

@@ -7,13 +7,13 @@ use super::*;
 /// package, pass and arguments: a project calling `cents_to_dollars('amount')` from a
 /// thousand models renders it once.
 #[derive(Clone, Default)]
-pub struct MacroMemo {
+pub(crate) struct MacroMemo {
     pure: Arc<crate::FastSet<String>>,
     results: Arc<Mutex<crate::FastMap<String, Value>>>,
 }
 
 impl MacroMemo {
-    pub fn new(pure: crate::FastSet<String>) -> Self {
+    pub(crate) fn new(pure: crate::FastSet<String>) -> Self {
         MacroMemo { pure: Arc::new(pure), results: Arc::default() }
     }
 
@@ -34,7 +34,7 @@ impl MacroMemo {
     }
 
     /// A pure macro's result for these arguments, when a call has rendered it already.
-    pub fn lookup(&self, node: &NodeRender, m: &MacroRef, args: &[Value]) -> Option<Value> {
+    pub(crate) fn lookup(&self, node: &NodeRender, m: &MacroRef, args: &[Value]) -> Option<Value> {
         self.get(&self.key(node, m, args)?)
     }
 
@@ -103,7 +103,7 @@ fn plain_value(v: &Value) -> bool {
 }
 
 /// A macro callable from any template: renders its file with the caller's node context.
-pub struct MacroFn {
+pub(crate) struct MacroFn {
     pub(super) node: Arc<NodeRender>,
     pub(super) m: MacroRef,
 }
@@ -116,7 +116,7 @@ impl fmt::Debug for MacroFn {
 
 /// The value carried by dbt's `return(x)` up to the macro call that catches it.
 #[derive(Debug)]
-pub struct ReturnSignal(pub Value);
+pub(crate) struct ReturnSignal(pub Value);
 
 impl fmt::Display for ReturnSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,7 +138,7 @@ fn returned_value(err: &Error) -> Option<Value> {
 }
 
 impl MacroFn {
-    pub fn invoke(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+    pub(crate) fn invoke(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         self.node.record(|r| r.add_macro(&self.m.unique_id));
         let memo = &self.node.shared.memo;
         let key = memo.key(&self.node, &self.m, args);
@@ -176,10 +176,10 @@ impl MacroFn {
 }
 
 /// A template with no macros, imported when a call block's callee is not a project macro.
-pub const EMPTY_TEMPLATE: &str = "<empty>";
+pub(crate) const EMPTY_TEMPLATE: &str = "<empty>";
 
 /// `__dbt_call_template(m)`: the template defining macro `m` (see `env::call_blocks`).
-pub fn call_template(callee: Value) -> Value {
+pub(crate) fn call_template(callee: Value) -> Value {
     match callee.downcast_object_ref::<MacroFn>() {
         Some(f) => Value::from(f.m.template.clone()),
         None => Value::from(EMPTY_TEMPLATE),
@@ -187,7 +187,7 @@ pub fn call_template(callee: Value) -> Value {
 }
 
 /// `__dbt_call_target(m, imported)`: `m` bound to its definition imported into the caller's state.
-pub fn call_target(callee: Value, imported: Value) -> Value {
+pub(crate) fn call_target(callee: Value, imported: Value) -> Value {
     match callee.downcast_object_ref::<MacroFn>() {
         Some(f) if !imported.is_undefined() => Value::from_object(BoundMacro { node: f.node.clone(), m: f.m.clone(), mac: imported }),
         _ => callee,
@@ -236,6 +236,6 @@ impl Object for MacroFn {
 }
 
 /// `return(x)`: ends the macro, making its call evaluate to `x`.
-pub fn dbt_return(value: Option<Value>) -> Result<Value, Error> {
+pub(crate) fn dbt_return(value: Option<Value>) -> Result<Value, Error> {
     Err(Error::new(ErrorKind::InvalidOperation, "return").with_source(ReturnSignal(value.unwrap_or(Value::from(())))))
 }

@@ -15,12 +15,12 @@ use crate::node::{RefCall, Relation};
 mod macros;
 mod relation;
 
-pub use macros::*;
-pub use relation::*;
+pub(crate) use macros::*;
+pub(crate) use relation::*;
 
 /// A macro as the environment knows it: its template and its package.
 #[derive(Clone, Debug)]
-pub struct MacroRef {
+pub(crate) struct MacroRef {
     pub name: String,
     pub package: String,
     pub template: String,
@@ -29,7 +29,7 @@ pub struct MacroRef {
 
 /// What a node needs to know about another node to `ref` it.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub(crate) struct Target {
     pub unique_id: String,
     pub package: String,
     pub name: String,
@@ -42,7 +42,7 @@ pub struct Target {
 
 /// Read-only state shared by every node render of one compile.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub root_package: String,
     pub adapter: String,
     pub target: Value,
@@ -66,7 +66,7 @@ pub struct Shared {
 
 impl Shared {
     /// Finds a macro visible from `package`: its own, then the root project's, then others, then dbt's.
-    pub fn find_macro(&self, package: &str, name: &str) -> Option<&MacroRef> {
+    pub(crate) fn find_macro(&self, package: &str, name: &str) -> Option<&MacroRef> {
         if let Some(m) = self.macros.get(package).and_then(|m| m.get(name)) {
             return Some(m);
         }
@@ -74,7 +74,7 @@ impl Shared {
     }
 
     /// The model, seed or snapshot (enabled or not) `ref` finds when called from `package`.
-    pub fn ref_target(&self, package: &str, call: &RefCall) -> Option<&Target> {
+    pub(crate) fn ref_target(&self, package: &str, call: &RefCall) -> Option<&Target> {
         let named = self.targets.get(&call.name)?;
         // Of the nodes of that name in the package asked for (any, when none is), the version
         // asked for (else an unversioned or the latest one): the caller's own package's first,
@@ -93,14 +93,14 @@ impl Shared {
     /// When `get_where_subquery` resolves, from `package`, to orrery's own macro and dispatches
     /// to orrery's own implementation (no project or package overrides either), the ids of those
     /// two macros: the call is then answered natively, recording the same macros.
-    pub fn builtin_where_subquery(&self, package: &str) -> Option<[&str; 2]> {
+    pub(crate) fn builtin_where_subquery(&self, package: &str) -> Option<[&str; 2]> {
         let outer = self.find_macro(package, "get_where_subquery")?;
         let inner = self.dispatch(package, "get_where_subquery", Some("dbt"))?;
         (outer.package == "dbt" && inner.package == "dbt").then_some([outer.unique_id.as_str(), inner.unique_id.as_str()])
     }
 
     /// What `adapter.dispatch(name, namespace)` picks, seen from `package`.
-    pub fn dispatch(&self, package: &str, name: &str, namespace: Option<&str>) -> Option<&MacroRef> {
+    pub(crate) fn dispatch(&self, package: &str, name: &str, namespace: Option<&str>) -> Option<&MacroRef> {
         // With a namespace: the project's `dispatch` search order for it, else the namespace
         // alone; an empty search order searches as no namespace does.
         let order = match namespace {
@@ -125,7 +125,7 @@ impl Shared {
         })
     }
 
-    pub fn quote(&self, ident: &str) -> String {
+    pub(crate) fn quote(&self, ident: &str) -> String {
         crate::relation::quote_dbt(ident)
     }
 }
@@ -138,7 +138,7 @@ enum Order<'a> {
 
 /// What a render recorded: calls to `ref`, `source`, `config` and the ephemerals used.
 #[derive(Default, Debug)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub refs: Vec<RefCall>,
     pub sources: Vec<[String; 2]>,
     pub config: serde_json::Map<String, Json>,
@@ -151,14 +151,14 @@ pub struct Recorded {
 
 impl Recorded {
     /// Notes a macro call, in first-use order without repeats.
-    pub fn add_macro(&mut self, unique_id: &str) {
+    pub(crate) fn add_macro(&mut self, unique_id: &str) {
         if !self.macros.iter().any(|m| m == unique_id) {
             self.macros.push(unique_id.to_string());
         }
     }
 
     /// Notes a `ref` call and the node it found, in first-use order without repeats.
-    pub fn add_ref(&mut self, call: RefCall, target_id: &str) {
+    pub(crate) fn add_ref(&mut self, call: RefCall, target_id: &str) {
         if !self.refs.contains(&call) {
             self.refs.push(call);
         }
@@ -166,7 +166,7 @@ impl Recorded {
     }
 
     /// Notes a `source` call and the source table it found, in first-use order without repeats.
-    pub fn add_source(&mut self, pair: [String; 2], source_id: &str) {
+    pub(crate) fn add_source(&mut self, pair: [String; 2], source_id: &str) {
         if !self.sources.contains(&pair) {
             self.sources.push(pair);
         }
@@ -180,7 +180,7 @@ impl Recorded {
     }
 
     /// Adds another render's calls to these, keeping first-use order without repeats.
-    pub fn absorb(&mut self, other: Recorded) {
+    pub(crate) fn absorb(&mut self, other: Recorded) {
         fn extend<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
             for item in from {
                 if !into.contains(&item) {
@@ -203,7 +203,7 @@ impl Recorded {
 }
 
 /// One render of one node.
-pub struct NodeRender {
+pub(crate) struct NodeRender {
     pub shared: Arc<Shared>,
     pub package: String,
     pub execute: bool,
@@ -225,7 +225,7 @@ impl NodeRender {
 
 /// The root context object of a template (a node or a macro file called from it).
 #[derive(Clone)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub node: Arc<NodeRender>,
     /// The package whose macros resolve first.
     pub package: Arc<str>,
@@ -307,7 +307,7 @@ impl Object for Ctx {
     }
 }
 
-pub fn macro_value(node: &Arc<NodeRender>, m: &MacroRef) -> Value {
+pub(crate) fn macro_value(node: &Arc<NodeRender>, m: &MacroRef) -> Value {
     Value::from_object(MacroFn { node: node.clone(), m: m.clone() })
 }
 
@@ -331,7 +331,7 @@ pub(crate) fn json_of(v: &Value) -> Json {
 }
 
 /// Merges one `config()` call into the recorded config, as dbt merges configs.
-pub fn merge_config(into: &mut serde_json::Map<String, Json>, key: &str, value: Json) {
+pub(crate) fn merge_config(into: &mut serde_json::Map<String, Json>, key: &str, value: Json) {
     let key = key.replace('-', "_");
     match key.as_str() {
         "tags" => {
@@ -551,7 +551,7 @@ impl Object for NodeFn {
 }
 
 /// A JSON value as a Jinja value (maps keep their order).
-pub fn json_value(v: &Json) -> Value {
+pub(crate) fn json_value(v: &Json) -> Value {
     match v {
         Json::Null => Value::from(()),
         Json::Bool(b) => Value::from(*b),

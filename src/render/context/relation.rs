@@ -4,7 +4,7 @@
 use super::*;
 
 /// A relation as Jinja sees it: renders quoted, exposes its parts.
-pub struct RelationObj {
+pub(crate) struct RelationObj {
     pub rel: Relation,
     pub cte: bool,
     pub shared: Arc<Shared>,
@@ -12,7 +12,7 @@ pub struct RelationObj {
 }
 
 /// A test's `where` config as `get_where_subquery` reads it: none when unset, empty or false.
-pub fn where_filter(config: &serde_json::Map<String, Json>) -> Option<String> {
+pub(crate) fn where_filter(config: &serde_json::Map<String, Json>) -> Option<String> {
     match config.get("where") {
         None | Some(Json::Null | Json::Bool(false)) => None,
         Some(Json::String(w)) => Some(w.clone()).filter(|w| !w.is_empty()),
@@ -21,12 +21,12 @@ pub fn where_filter(config: &serde_json::Map<String, Json>) -> Option<String> {
 }
 
 /// What `get_where_subquery` gives for a relation (as SQL) and a `where` filter.
-pub fn where_subquery(relation: &str, filter: &str) -> String {
+pub(crate) fn where_subquery(relation: &str, filter: &str) -> String {
     format!("(select * from {relation} where {filter}) dbt_subquery")
 }
 
 /// A `ref` or `source` call read off a template (see `static_parse`), resolved.
-pub enum Resolved {
+pub(crate) enum Resolved {
     Ref { call: RefCall, unique_id: String, relation: Relation },
     Source { pair: [String; 2], unique_id: String, relation: Relation },
 }
@@ -34,7 +34,7 @@ pub enum Resolved {
 impl Resolved {
     /// The relation as the call prints it: a model by the project's `quoting:`, a source by
     /// its own (every part quoted), as `ref()` and `source()` print them.
-    pub fn sql(&self, shared: &Shared) -> String {
+    pub(crate) fn sql(&self, shared: &Shared) -> String {
         match self {
             Resolved::Ref { relation, .. } => shared.relation_sql(relation),
             Resolved::Source { relation, .. } => relation.render_dbt(crate::relation::QuotePolicy::default()),
@@ -42,7 +42,7 @@ impl Resolved {
     }
 
     /// Records the call as `ref()` or `source()` records it.
-    pub fn record(self, rec: &mut Recorded) {
+    pub(crate) fn record(self, rec: &mut Recorded) {
         match self {
             Resolved::Ref { call, unique_id, .. } => rec.add_ref(call, &unique_id),
             Resolved::Source { pair, unique_id, .. } => rec.add_source(pair, &unique_id),
@@ -52,14 +52,14 @@ impl Resolved {
 
 impl Shared {
     /// A node's relation as SQL, quoted as the project's `quoting:` says.
-    pub fn relation_sql(&self, relation: &Relation) -> String {
+    pub(crate) fn relation_sql(&self, relation: &Relation) -> String {
         relation.render_dbt(self.quoting)
     }
 
     /// A `ref` or `source` call read off a template, resolved from `package` as the compile
     /// pass resolves it; `None` for any other call, one that would fail, and a ref to an
     /// ephemeral or disabled model (the render writes those differently).
-    pub fn resolve(&self, package: &str, call: crate::render::static_parse::Call) -> Option<Resolved> {
+    pub(crate) fn resolve(&self, package: &str, call: crate::render::static_parse::Call) -> Option<Resolved> {
         use crate::render::static_parse::Call;
         match call {
             Call::Ref(call) => {
@@ -79,7 +79,7 @@ impl Shared {
 }
 
 /// A node's relation, quoted as the project's `quoting:` says.
-pub fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
+pub(crate) fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
     Value::from_object(RelationObj { rel, cte: false, shared: shared.clone(), quoting: shared.quoting })
 }
 

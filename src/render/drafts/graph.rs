@@ -4,7 +4,7 @@ use super::*;
 
 /// `_dbt_generic_test_kwargs`: each kwarg rendered natively, as dbt does.
 /// The `model` variable of one draft, built on first use: most templates never read it.
-pub struct LazyModel {
+pub(crate) struct LazyModel {
     drafts: Arc<Vec<Box<Draft>>>,
     idx: usize,
     with_relation: bool,
@@ -18,7 +18,7 @@ impl std::fmt::Debug for LazyModel {
 }
 
 impl LazyModel {
-    pub fn value_of(drafts: &Arc<Vec<Box<Draft>>>, idx: usize, with_relation: bool) -> Value {
+    pub(crate) fn value_of(drafts: &Arc<Vec<Box<Draft>>>, idx: usize, with_relation: bool) -> Value {
         Value::from_object(LazyModel { drafts: drafts.clone(), idx, with_relation, cell: std::sync::OnceLock::new() })
     }
 
@@ -48,7 +48,7 @@ impl minijinja::value::Object for LazyModel {
 }
 
 /// The `graph` variable: what the parse pass knows about every node and source.
-pub fn graph_json(drafts: &[Box<Draft>], sources: &[SourceTable]) -> Json {
+pub(crate) fn graph_json(drafts: &[Box<Draft>], sources: &[SourceTable]) -> Json {
     let nodes: Map<String, Json> =
         drafts.iter().filter(|d| d.enabled).map(|d| (d.unique_id.clone(), d.model_json(Some(&d.relation)))).collect();
     let srcs: Map<String, Json> = sources

@@ -20,18 +20,18 @@ fn err(msg: impl Into<String>) -> Error {
 
 /// `datetime.date`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PyDate(pub NaiveDate);
+pub(crate) struct PyDate(pub NaiveDate);
 
 /// `datetime.datetime`; `utc` marks an aware datetime (dbt's `run_started_at`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PyDateTime {
+pub(crate) struct PyDateTime {
     pub dt: NaiveDateTime,
     pub utc: bool,
 }
 
 /// `datetime.timedelta`, in microseconds (Python's range: ±999,999,999 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PyDelta(pub i128);
+pub(crate) struct PyDelta(pub i128);
 
 impl PyDelta {
     /// A timedelta of `us` microseconds, an error outside Python's range.
@@ -168,7 +168,7 @@ fn add_us(dt: NaiveDateTime, us: i128) -> Result<NaiveDateTime, Error> {
 }
 
 /// `a + b` / `a - b` when an operand is a date, datetime or timedelta; `None` otherwise.
-pub fn arith(a: &Value, b: &Value, subtract: bool) -> Option<Result<Value, Error>> {
+pub(crate) fn arith(a: &Value, b: &Value, subtract: bool) -> Option<Result<Value, Error>> {
     let (da, db) = (a.downcast_object_ref::<PyDate>(), b.downcast_object_ref::<PyDate>());
     let (ta, tb) = (a.downcast_object_ref::<PyDateTime>(), b.downcast_object_ref::<PyDateTime>());
     let (xa, xb) = (a.downcast_object_ref::<PyDelta>(), b.downcast_object_ref::<PyDelta>());
@@ -517,7 +517,7 @@ impl Object for PyClass {
 
 /// `modules.datetime`.
 #[derive(Debug)]
-pub struct DateTimeModule;
+pub(crate) struct DateTimeModule;
 
 impl Object for DateTimeModule {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -535,7 +535,7 @@ impl Object for DateTimeModule {
 }
 
 /// `run_started_at`: an aware UTC datetime.
-pub fn utc_datetime(t: chrono::DateTime<chrono::Utc>) -> Value {
+pub(crate) fn utc_datetime(t: chrono::DateTime<chrono::Utc>) -> Value {
     Value::from_object(PyDateTime { dt: t.naive_utc(), utc: true })
 }
 

@@ -10,7 +10,7 @@ fn err(msg: impl Into<String>) -> Error {
 }
 
 /// Python's `str()` of a Jinja value.
-pub fn py_str(v: &Value) -> String {
+pub(crate) fn py_str(v: &Value) -> String {
     super::repr::python_display(v).unwrap_or_else(|| v.to_string())
 }
 
@@ -23,7 +23,7 @@ fn py_repr(v: &Value) -> String {
 
 /// The widest field and the longest precision a template may ask for: Python allows more, but a
 /// width of `%9999999999d` would ask for gigabytes.
-pub const MAX_WIDTH: usize = 10_000;
+pub(crate) const MAX_WIDTH: usize = 10_000;
 
 struct Spec {
     left: bool,
@@ -75,7 +75,7 @@ fn field_number(
 }
 
 /// `fmt % args`: a tuple gives the positional values, a mapping the `%(name)s` ones.
-pub fn percent(fmt: &str, args: &Value) -> Result<String, Error> {
+pub(crate) fn percent(fmt: &str, args: &Value) -> Result<String, Error> {
     let positional: Vec<Value> = if args.is_tuple() { args.try_iter()?.collect() } else { vec![args.clone()] };
     // Python takes any non-tuple argument that has items (not a string) as the mapping.
     let mapping = !args.is_tuple() && matches!(args.kind(), ValueKind::Map | ValueKind::Seq);

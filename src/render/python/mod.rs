@@ -2,9 +2,9 @@
 //! (`repr`), printf-style `%` formatting (`format`) and `modules.datetime` (`datetime`), each
 //! checked against CPython by `differential`.
 
-pub mod datetime;
-pub mod format;
-pub mod repr;
+pub(super) mod datetime;
+pub(super) mod format;
+pub(super) mod repr;
 
 #[cfg(test)]
 mod differential;

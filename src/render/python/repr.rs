@@ -4,7 +4,7 @@ use minijinja::value::{Value as JinjaValue, ValueKind};
 use serde_json::Value;
 
 /// Python's `str()` of a value loaded from YAML.
-pub fn py_str(v: &Value) -> String {
+pub(crate) fn py_str(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => py_repr(other),
@@ -12,7 +12,7 @@ pub fn py_str(v: &Value) -> String {
 }
 
 /// Python's `repr()` of a value loaded from YAML (dicts keep their order).
-pub fn py_repr(v: &Value) -> String {
+pub(crate) fn py_repr(v: &Value) -> String {
     match v {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
@@ -33,7 +33,7 @@ pub fn py_repr(v: &Value) -> String {
 }
 
 /// Python's `repr(float)`: shortest round-trip digits, exponent form below 1e-4 and from 1e16.
-pub fn py_float(f: f64) -> String {
+pub(crate) fn py_float(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }
@@ -53,7 +53,7 @@ pub fn py_float(f: f64) -> String {
 }
 
 /// Python's `repr(str)`: single quotes unless the text has `'` and no `"`.
-pub fn py_repr_str(s: &str) -> String {
+pub(crate) fn py_repr_str(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
@@ -104,7 +104,7 @@ fn py_printable(c: char) -> bool {
 /// `True`/`False`, floats as Python writes them (`1e+20`), lists and dicts in Python's repr.
 /// `None` when minijinja's own output is already the same (strings, integers, objects).
 /// Meant for the render stage's `Environment::set_formatter`.
-pub fn python_display(value: &JinjaValue) -> Option<String> {
+pub(crate) fn python_display(value: &JinjaValue) -> Option<String> {
     match value.kind() {
         ValueKind::None => Some("None".into()),
         ValueKind::Bool => Some(if value.is_true() { "True" } else { "False" }.into()),
