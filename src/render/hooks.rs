@@ -55,8 +55,7 @@ pub(super) fn render_hooks(env: &Environment<'static>, shared: &Arc<Shared>, hoo
         let node = Arc::new(NodeRender {
             shared: shared.clone(),
             package: shared.root_package.clone(),
-            execute: true,
-            incremental: false,
+            pass: Pass::Compile,
             this: None,
             model: Value::from(()),
             config: Default::default(),

@@ -40,7 +40,7 @@ use shortcuts::{read_parse_calls, write_pieces};
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::node::{Compiled, Node, NodeConfig, Relation, ResourceType};
 use crate::project::Project;
-use context::{Ctx, MacroRef, NodeRender, Recorded, Shared, Target};
+use context::{Ctx, MacroRef, NodeRender, Pass, Recorded, Shared, Target};
 use drafts::Draft;
 
 #[derive(Clone, Debug)]
@@ -427,7 +427,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                     return Ok(rec);
                 }
             }
-            let node = new_render(&base, d, false, false, None, drafts::LazyModel::value_of(&parse_drafts, i, false), None);
+            let node = new_render(&base, d, Pass::Parse, None, drafts::LazyModel::value_of(&parse_drafts, i, false), None);
             if d.test.is_some() {
                 return drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates).map(|_| take_recorded(&node));
             }
@@ -512,7 +512,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             }
             let model = drafts::LazyModel::value_of(&drafts, i, true);
             let kwargs = d.test.as_ref().map(|_| Value::from(()));
-            let node = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), kwargs);
+            let node = new_render(&shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), kwargs);
             if let Some(sql) = d.test.as_ref().filter(|_| !options.plain).and_then(|_| native_tests::render(&shared, d, &node)) {
                 return Some(Ok((sql, None, take_recorded(&node))));
             }
@@ -521,7 +521,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                     Ok(kw) => {
                         // The kwargs' own ref()/source() calls (the tested model) are dependencies too.
                         let from_kwargs = take_recorded(&node);
-                        let node2 = new_render(&shared, d, true, false, Some(d.relation.clone()), model.clone(), Some(kw));
+                        let node2 = new_render(&shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), Some(kw));
                         return Some(render_draft(&env, d, &node2, &templates).map(|sql| {
                             let mut rec = from_kwargs;
                             rec.absorb(take_recorded(&node2));
@@ -556,7 +556,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
                 return Some(Err(e));
             }
             let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
-                let inc = new_render(&shared, d, true, true, Some(d.relation.clone()), model, None);
+                let inc = new_render(&shared, d, Pass::Incremental, Some(d.relation.clone()), model, None);
                 match render(&inc) {
                     Ok(s) => Some(s),
                     Err(e) => return Some(Err(e)),
@@ -676,8 +676,7 @@ fn take_recorded(node: &Arc<NodeRender>) -> Recorded {
 fn new_render(
     shared: &Arc<Shared>,
     d: &Draft,
-    execute: bool,
-    incremental: bool,
+    pass: Pass,
     this: Option<Relation>,
     model: Value,
     test_kwargs: Option<Value>,
@@ -685,8 +684,7 @@ fn new_render(
     Arc::new(NodeRender {
         shared: shared.clone(),
         package: d.package.clone(),
-        execute,
-        incremental,
+        pass,
         this,
         model,
         config: d.config.clone(),

@@ -53,7 +53,7 @@ fn call_generate(
     {
         return Ok(name);
     }
-    let node = new_render(shared, d, true, false, None, context::json_value(&d.model_json(None)), None);
+    let node = new_render(shared, d, Pass::Compile, None, context::json_value(&d.model_json(None)), None);
     let f = context::macro_value(&node, m);
     let state = env.empty_state();
     let custom = custom.filter(|v| !v.is_null()).map(context::json_value).unwrap_or(Value::from(()));

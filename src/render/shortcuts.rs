@@ -78,7 +78,7 @@ pub(super) fn write_pieces(pieces: &[static_parse::Piece<'_>], node: &NodeRender
     let mut skipping = false;
     for piece in pieces {
         match piece {
-            Piece::Incremental => skipping = !node.incremental,
+            Piece::Incremental => skipping = node.pass != Pass::Incremental,
             Piece::EndIncremental => skipping = false,
             _ if skipping => {}
             Piece::Text(t) => out.push_str(t),

@@ -26,7 +26,7 @@ impl MacroMemo {
         key.push_str(&m.unique_id);
         key.push('\0');
         key.push_str(&node.package);
-        key.push_str(if node.execute { "\0t" } else { "\0f" });
+        key.push_str(if node.pass.executes() { "\0t" } else { "\0f" });
         for arg in args {
             push_key(&mut key, arg);
         }

@@ -202,12 +202,27 @@ impl Recorded {
     }
 }
 
+/// Which render of a node this is: dbt's parse (`execute` false), its compile, and the
+/// compile of an incremental model's incremental variant (`is_incremental()` true).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    Parse,
+    Compile,
+    Incremental,
+}
+
+impl Pass {
+    /// dbt's `execute`: false only while parsing.
+    pub(crate) fn executes(self) -> bool {
+        self != Pass::Parse
+    }
+}
+
 /// One render of one node.
 pub(crate) struct NodeRender {
     pub shared: Arc<Shared>,
     pub package: String,
-    pub execute: bool,
-    pub incremental: bool,
+    pub pass: Pass,
     pub this: Option<Relation>,
     pub model: Value,
     /// The node's config as known so far (final in the compile pass).
@@ -289,7 +304,7 @@ impl Object for Ctx {
                 None => self.macro_or_namespace(key),
             },
             "doc" => f(Func::Doc),
-            "execute" => Some(Value::from(node.execute)),
+            "execute" => Some(Value::from(node.pass.executes())),
             "this" => node.this.as_ref().map(|r| relation_value(&node.shared, r.clone())),
             "model" => Some(node.model.clone()),
             "target" => Some(node.shared.target.clone()),
@@ -410,7 +425,7 @@ impl NodeFn {
             }
             return Err(Error::new(ErrorKind::InvalidOperation, msg));
         };
-        if node.execute && !target.enabled {
+        if node.pass.executes() && !target.enabled {
             return Err(Error::new(ErrorKind::InvalidOperation, format!("ref to `{name}`, which is disabled")));
         }
         node.record(|r| {
@@ -419,10 +434,11 @@ impl NodeFn {
                 r.ephemerals.push(target.unique_id.clone());
             }
         });
-        if target.ephemeral && node.execute {
+        if target.ephemeral && node.pass.executes() {
             return Ok(Value::from_object(RelationObj {
                 rel: Relation { database: None, schema: String::new(), identifier: format!("__dbt__cte__{}", target.relation.identifier) },
                 cte: true,
+                kind: Some("cte".into()),
                 shared: node.shared.clone(),
                 quoting: node.shared.quoting,
             }));
@@ -447,7 +463,13 @@ impl NodeFn {
         };
         node.record(|r| r.add_source([source.clone(), table.clone()], uid));
         // dbt quotes sources by their own `quoting:` (all parts by default), not the project's.
-        Ok(Value::from_object(RelationObj { rel: rel.clone(), cte: false, shared: node.shared.clone(), quoting: Default::default() }))
+        Ok(Value::from_object(RelationObj {
+            rel: rel.clone(),
+            cte: false,
+            kind: None,
+            shared: node.shared.clone(),
+            quoting: Default::default(),
+        }))
     }
 
     fn call_config(&self, args: &[Value]) -> Result<Value, Error> {
@@ -507,7 +529,7 @@ impl Object for NodeFn {
             Func::Source => self.call_source(args),
             Func::Config => self.call_config(args),
             Func::Var => self.call_var(args),
-            Func::IsIncremental => Ok(Value::from(self.ctx.node.incremental)),
+            Func::IsIncremental => Ok(Value::from(self.ctx.node.pass == Pass::Incremental)),
             Func::GetWhereSubquery(ids) => {
                 // As the builtin macro: `config.get('where', '')`, a subquery when it is truthy.
                 let node = &self.ctx.node;

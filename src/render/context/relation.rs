@@ -3,10 +3,13 @@
 
 use super::*;
 
-/// A relation as Jinja sees it: renders quoted, exposes its parts.
+/// A relation as Jinja sees it: renders quoted, exposes its parts. Its `type` is dbt's: none
+/// for what `ref()`, `source()` and `this` return, `cte` for an inlined ephemeral model, and
+/// whatever `incorporate(type=...)` sets.
 pub(crate) struct RelationObj {
     pub rel: Relation,
     pub cte: bool,
+    pub kind: Option<String>,
     pub shared: Arc<Shared>,
     pub quoting: crate::relation::QuotePolicy,
 }
@@ -80,7 +83,7 @@ impl Shared {
 
 /// A node's relation, quoted as the project's `quoting:` says.
 pub(crate) fn relation_value(shared: &Arc<Shared>, rel: Relation) -> Value {
-    Value::from_object(RelationObj { rel, cte: false, shared: shared.clone(), quoting: shared.quoting })
+    Value::from_object(RelationObj { rel, cte: false, kind: None, shared: shared.clone(), quoting: shared.quoting })
 }
 
 impl fmt::Debug for RelationObj {
@@ -96,7 +99,10 @@ impl Object for RelationObj {
             "database" => r.database.clone().map(Value::from).unwrap_or_default(),
             "schema" => Value::from(r.schema.clone()),
             "identifier" | "name" | "table" => Value::from(r.identifier.clone()),
-            "is_table" | "is_view" | "is_cte" => Value::from(self.cte && key.as_str() == Some("is_cte")),
+            "type" => self.kind.clone().map_or_else(|| Value::from(()), Value::from),
+            "is_table" => Value::from(self.kind.as_deref() == Some("table")),
+            "is_view" => Value::from(self.kind.as_deref() == Some("view")),
+            "is_cte" => Value::from(self.cte || self.kind.as_deref() == Some("cte")),
             _ => return None,
         })
     }
@@ -117,14 +123,25 @@ impl Object for RelationObj {
                         rel.schema = String::new();
                     }
                 }
-                Ok(Value::from_object(RelationObj { rel, cte: self.cte, shared: self.shared.clone(), quoting: self.quoting }))
+                Ok(Value::from_object(RelationObj {
+                    rel,
+                    cte: self.cte,
+                    kind: self.kind.clone(),
+                    shared: self.shared.clone(),
+                    quoting: self.quoting,
+                }))
             }
-            "incorporate" => Ok(Value::from_object(RelationObj {
-                rel: self.rel.clone(),
-                cte: self.cte,
-                shared: self.shared.clone(),
-                quoting: self.quoting,
-            })),
+            "incorporate" => {
+                let (_, kw) = split_kwargs(args);
+                let given = kw.and_then(|kw| kw.get::<Option<String>>("type").ok().flatten());
+                Ok(Value::from_object(RelationObj {
+                    rel: self.rel.clone(),
+                    cte: self.cte,
+                    kind: given.or_else(|| self.kind.clone()),
+                    shared: self.shared.clone(),
+                    quoting: self.quoting,
+                }))
+            }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }

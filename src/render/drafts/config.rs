@@ -210,8 +210,7 @@ pub(super) fn render_yml_str(
     let node = Arc::new(NodeRender {
         shared: shared.clone(),
         package: package.to_string(),
-        execute: false,
-        incremental: false,
+        pass: crate::render::context::Pass::Parse,
         this: None,
         model: Value::from(()),
         config: Map::new(),
