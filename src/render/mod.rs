@@ -10,6 +10,7 @@ mod descriptions;
 mod drafts;
 mod env;
 mod hooks;
+mod macros;
 mod naming;
 mod native_tests;
 mod python;
@@ -33,6 +34,7 @@ use serde_json::Value as Json;
 pub(crate) use config::node_config;
 pub use env::{env_reads, env_var_function};
 use hooks::{hooks_of, render_hooks, render_node_hooks};
+use macros::{MacroSet, register_macros};
 use naming::{resolve_relation, target_map};
 pub use runtime_vars::{runtime_var_in_identifier, runtime_var_misuse};
 use shortcuts::{read_parse_calls, write_pieces};
@@ -245,112 +247,12 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         }
     });
 
-    // Macros: dbt's own first, so that a project's macro of the same name wins.
-    let mut macros: crate::FastMap<String, crate::FastMap<String, MacroRef>> = Default::default();
-    // Each project macro's own text (one `{% macro %}` block), to tell which are inert.
-    let mut macro_texts: Vec<(String, String)> = Vec::new();
-    let mut add_macro_file = |env: &mut Environment<'static>,
-                              package: &str,
-                              file_name: &str,
-                              text: &str,
-                              source: SourceFile,
-                              diags: &mut Diagnostics| {
-        // orrery's own macros are known to compile (tests check): they are compiled when called.
-        let builtin = source.path.starts_with("<dbt>/");
-        let add = |env: &mut Environment<'static>, name: String, text: String| {
-            if builtin {
-                lazy.lock().unwrap_or_else(|e| e.into_inner()).insert(name, LazySource::Shared(text));
-                Ok(())
-            } else {
-                env.add_template_owned(name, text)
-            }
-        };
-        let template = format!("{package}://{file_name}");
-        let (processed, pre_map) = env::preprocess_macros(text);
-        let (compiled_text, ops_map) = match rewrite::python_operators(&processed) {
-            Some((t, m)) => (t, pre_map.then(&m)),
-            None => (processed.clone(), pre_map),
-        };
-        // One template per macro: a call then evaluates its own macro, not the whole file.
-        if let Some(blocks) = env::macro_blocks(&compiled_text) {
-            for (name, range) in blocks {
-                let template = format!("{package}://{file_name}#{name}");
-                let lines = compiled_text[..range.start].matches('\n').count();
-                let text = format!("{}{}", "\n".repeat(lines), &compiled_text[range.clone()]);
-                let map = ops_map.then(&rewrite::SourceMap::slice(lines, range.start, range.len()));
-                let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(map)) };
-                if let Err(err) = add(env, template.clone(), text) {
-                    let mut t = Templates::default();
-                    t.origins.insert(template.clone(), origin.clone());
-                    diags.push(t.diagnostic(&err, Some(&origin), crate::codes::render::SYNTAX));
-                    continue;
-                }
-                templates.origins.insert(template.clone(), origin);
-                let unique_id = format!("macro.{package}.{name}");
-                if !builtin {
-                    macro_texts.push((unique_id.clone(), compiled_text[range.clone()].to_string()));
-                }
-                macros
-                    .entry(package.to_string())
-                    .or_default()
-                    .insert(name.clone(), MacroRef { unique_id, name, package: package.to_string(), template });
-            }
-            return;
-        }
-        let origin = TemplateOrigin { source: source.clone(), offset: 0, map: Some(Arc::new(ops_map)) };
-        if let Err(err) = add(env, template.clone(), compiled_text) {
-            let mut t = Templates::default();
-            t.origins.insert(template.clone(), origin.clone());
-            diags.push(t.diagnostic(&err, Some(&origin), crate::codes::render::SYNTAX));
-            return;
-        }
-        templates.origins.insert(template.clone(), origin);
-        for name in env::macro_names(&processed) {
-            macros.entry(package.to_string()).or_default().insert(
-                name.clone(),
-                MacroRef { unique_id: format!("macro.{package}.{name}"), name, package: package.to_string(), template: template.clone() },
-            );
-        }
-    };
-    for (file, text) in builtins::macro_files() {
-        add_macro_file(&mut env, "dbt", file, text, SourceFile::new(format!("<dbt>/{file}"), *text), &mut diags);
-    }
-    let mut macro_infos = Vec::new();
-    for pkg in &project.packages {
-        for f in pkg.files.iter().filter(|f| f.kind == crate::project::FileKind::Macro) {
-            add_macro_file(&mut env, &pkg.name, &f.original_file_path, &f.source.text, f.source.clone(), &mut diags);
-            for name in env::macro_names(&env::preprocess_macros(&f.source.text).0) {
-                macro_infos.push(crate::node::MacroInfo {
-                    unique_id: format!("macro.{}.{name}", pkg.name),
-                    name,
-                    package_name: pkg.name.clone(),
-                    original_file_path: f.original_file_path.clone(),
-                    macro_sql: f.source.text.to_string(),
-                });
-            }
-        }
-    }
+    let MacroSet { macros, infos: mut macro_infos, inert: inert_macros, pure: pure_macros } =
+        register_macros(project, &mut env, &lazy, &mut templates, &mut diags);
     let mut package_order: Vec<String> = project.packages.iter().map(|p| p.name.clone()).collect();
     package_order.push("dbt".into());
     let dispatch: HashMap<String, Vec<String>> = project.root_package().dispatch.iter().cloned().collect();
 
-    // Macros a template may call without being rendered in the parse pass (see static_parse).
-    // Of those, the macros whose calls can be rendered once per distinct arguments.
-    let (inert_macros, pure_macros) = {
-        let is_macro =
-            |id: &str| id.starts_with("orrery_macro__") || macros.contains_key(id) || macros.values().any(|m| m.contains_key(id));
-        let mut inert = crate::FastSet::default();
-        let mut pure = crate::FastSet::default();
-        for (id, text) in macro_texts {
-            if static_parse::macro_is_pure(&text, &is_macro) {
-                pure.insert(id.clone());
-            }
-            if static_parse::macro_is_inert(&text, &is_macro) {
-                inert.insert(id);
-            }
-        }
-        (inert, pure)
-    };
     let vars = drafts::package_vars(project);
     // Docs blocks by name with their packages (for descriptions), and the text `doc()` reads:
     // the last definition, in package order.
@@ -500,8 +402,14 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     drop(t);
     let t = crate::timing::phase("render.compile");
     let drafts = Arc::new(drafts);
-    // Per draft: its SQL, its incremental variant and what its render recorded.
-    type Rendered = Option<Result<(String, Option<String>, Recorded), Diagnostic>>;
+    let inputs = CompileInputs {
+        env: &env,
+        shared: &shared,
+        templates: &templates,
+        kwarg_exprs: &kwarg_exprs,
+        pieces: &pieces,
+        plain: options.plain,
+    };
     let compiled: Vec<Rendered> = drafts
         .par_iter()
         .enumerate()
@@ -510,61 +418,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
             if !keep || !d.enabled || d.resource_type == ResourceType::Seed {
                 return None;
             }
-            let model = drafts::LazyModel::value_of(&drafts, i, true);
-            let kwargs = d.test.as_ref().map(|_| Value::from(()));
-            let node = new_render(&shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), kwargs);
-            if let Some(sql) = d.test.as_ref().filter(|_| !options.plain).and_then(|_| native_tests::render(&shared, d, &node)) {
-                return Some(Ok((sql, None, take_recorded(&node))));
-            }
-            if d.test.is_some() {
-                match drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates) {
-                    Ok(kw) => {
-                        // The kwargs' own ref()/source() calls (the tested model) are dependencies too.
-                        let from_kwargs = take_recorded(&node);
-                        let node2 = new_render(&shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), Some(kw));
-                        return Some(render_draft(&env, d, &node2, &templates).map(|sql| {
-                            let mut rec = from_kwargs;
-                            rec.absorb(take_recorded(&node2));
-                            (sql, None, rec)
-                        }));
-                    }
-                    Err(diag) => return Some(Err(diag)),
-                }
-            }
-            // A template simple enough is written from its pieces; any other is compiled
-            // (once, for both variants) and rendered.
-            let pieces = pieces.get(i).and_then(|(p, _)| p.as_deref());
-            let mut tmpl = None;
-            let mut render = |node: &Arc<NodeRender>| -> Result<String, Diagnostic> {
-                if let Some(sql) = pieces.and_then(|p| write_pieces(p, node)) {
-                    return Ok(sql);
-                }
-                let compiled = match tmpl.take() {
-                    Some(t) => t,
-                    None => draft_template(&env, d, &templates)?,
-                };
-                let sql = render_template(compiled.as_ref(), d, node, &templates);
-                tmpl = Some(compiled);
-                sql
-            };
-            let sql = match render(&node) {
-                Ok(s) => s,
-                Err(e) => return Some(Err(e)),
-            };
-            let mut rec = take_recorded(&node);
-            if let Err(e) = render_node_hooks(&env, &node, d, &mut rec) {
-                return Some(Err(e));
-            }
-            let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
-                let inc = new_render(&shared, d, Pass::Incremental, Some(d.relation.clone()), model, None);
-                match render(&inc) {
-                    Ok(s) => Some(s),
-                    Err(e) => return Some(Err(e)),
-                }
-            } else {
-                None
-            };
-            Some(Ok((sql, incremental, rec)))
+            compile_draft(&inputs, &drafts, i, d)
         })
         .collect();
     // The templates' pieces (about 1 KB a template) are done with: their memory goes to the nodes.
@@ -666,6 +520,81 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         diagnostics: diags,
     }
+}
+
+/// Per draft of the compile pass: its SQL, its incremental variant and what its render recorded.
+type Rendered = Option<Result<(String, Option<String>, Recorded), Diagnostic>>;
+
+/// What the compile pass reads for every draft.
+struct CompileInputs<'a, 'e, 'p> {
+    env: &'e Environment<'static>,
+    shared: &'a Arc<Shared>,
+    templates: &'a Templates,
+    kwarg_exprs: &'a drafts::KwargExprs<'e>,
+    /// Each draft's template as pieces, when it is simple enough (see `static_parse`).
+    pieces: &'a [(Option<Vec<static_parse::Piece<'p>>>, bool)],
+    plain: bool,
+}
+
+/// The compile pass of draft `i`: a native test's SQL, a generic test rendered with its
+/// kwargs, or a template written from its pieces or rendered (both variants of an incremental
+/// model), with its hooks.
+fn compile_draft(inputs: &CompileInputs<'_, '_, '_>, all: &Arc<Vec<Box<Draft>>>, i: usize, d: &Draft) -> Rendered {
+    let model = drafts::LazyModel::value_of(all, i, true);
+    let kwargs = d.test.as_ref().map(|_| Value::from(()));
+    let node = new_render(inputs.shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), kwargs);
+    if let Some(sql) = d.test.as_ref().filter(|_| !inputs.plain).and_then(|_| native_tests::render(inputs.shared, d, &node)) {
+        return Some(Ok((sql, None, take_recorded(&node))));
+    }
+    if d.test.is_some() {
+        match drafts::test_kwargs(inputs.env, inputs.kwarg_exprs, &node, d, inputs.templates) {
+            Ok(kw) => {
+                // The kwargs' own ref()/source() calls (the tested model) are dependencies too.
+                let from_kwargs = take_recorded(&node);
+                let node2 = new_render(inputs.shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), Some(kw));
+                return Some(render_draft(inputs.env, d, &node2, inputs.templates).map(|sql| {
+                    let mut rec = from_kwargs;
+                    rec.absorb(take_recorded(&node2));
+                    (sql, None, rec)
+                }));
+            }
+            Err(diag) => return Some(Err(diag)),
+        }
+    }
+    // A template simple enough is written from its pieces; any other is compiled
+    // (once, for both variants) and rendered.
+    let pieces = inputs.pieces.get(i).and_then(|(p, _)| p.as_deref());
+    let mut tmpl = None;
+    let mut render = |node: &Arc<NodeRender>| -> Result<String, Diagnostic> {
+        if let Some(sql) = pieces.and_then(|p| write_pieces(p, node)) {
+            return Ok(sql);
+        }
+        let compiled = match tmpl.take() {
+            Some(t) => t,
+            None => draft_template(inputs.env, d, inputs.templates)?,
+        };
+        let sql = render_template(compiled.as_ref(), d, node, inputs.templates);
+        tmpl = Some(compiled);
+        sql
+    };
+    let sql = match render(&node) {
+        Ok(s) => s,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut rec = take_recorded(&node);
+    if let Err(e) = render_node_hooks(inputs.env, &node, d, &mut rec) {
+        return Some(Err(e));
+    }
+    let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
+        let inc = new_render(inputs.shared, d, Pass::Incremental, Some(d.relation.clone()), model, None);
+        match render(&inc) {
+            Ok(s) => Some(s),
+            Err(e) => return Some(Err(e)),
+        }
+    } else {
+        None
+    };
+    Some(Ok((sql, incremental, rec)))
 }
 
 fn take_recorded(node: &Arc<NodeRender>) -> Recorded {
