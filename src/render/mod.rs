@@ -373,30 +373,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     // Relations through generate_*_name.
     drop(t);
     let t = crate::timing::phase("render.relations");
-    let mut shared = Arc::try_unwrap(base).unwrap_or_else(|a| (*a).clone());
-    drop_aside(std::mem::take(&mut shared.targets));
-    let shared_arc = Arc::new(shared);
-    let relations: Vec<Result<Relation, Diagnostic>> =
-        drafts.par_iter().map(|d| resolve_relation(&env, &shared_arc, d, &project.target, &templates)).collect();
-    for (d, r) in drafts.iter_mut().zip(relations) {
-        match r {
-            Ok(rel) => d.relation = rel,
-            Err(diag) => diags.push(diag),
-        }
-    }
-    let mut shared = Arc::try_unwrap(shared_arc).unwrap_or_else(|a| (*a).clone());
-    shared.targets = target_map(&drafts, &project.target);
-    // `graph` is large; build it only when some template could read it.
-    let mentions_graph = drafts.iter().any(|d| d.template_text.contains("graph"))
-        || project
-            .packages
-            .iter()
-            .flat_map(|p| &p.files)
-            .any(|f| f.kind == crate::project::FileKind::Macro && f.source.text.contains("graph"));
-    if mentions_graph {
-        shared.graph = context::json_value(&drafts::graph_json(&drafts, &sources));
-    }
-    let shared = Arc::new(shared);
+    let shared = resolve_relations(&env, base, &mut drafts, project, &templates, &sources, &mut diags);
 
     // Compile pass.
     drop(t);
@@ -440,6 +417,43 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     // Ephemeral CTE injection, recursively, as dbt inlines them.
     drop(t);
     let _t = crate::timing::phase("render.nodes");
+    let mut nodes = assemble_nodes(drafts, results);
+
+    let on_run_start = render_hooks(&env, &shared, &project.on_run_start, &mut diags);
+    let on_run_end = render_hooks(&env, &shared, &project.on_run_end, &mut diags);
+    // Done with: freed on a pool thread while the caller goes on (the graph is built next).
+    drop_aside((shared, templates, env));
+    macro_infos.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    let mut sources = sources;
+    sources.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    // Descriptions with `doc()` calls, as dbt's manifest has them (few have any).
+    for node in &mut nodes {
+        descriptions::resolve_node(node, &project.name, &docs_index);
+    }
+    for source in &mut sources {
+        descriptions::resolve_source(source, &project.name, &docs_index);
+    }
+
+    diags.sort();
+    Compiled {
+        project_name: project.name.clone(),
+        project_root: project.root.clone(),
+        target_path: project.target_path.clone(),
+        target: project.target.clone(),
+        nodes,
+        sources,
+        macros: macro_infos,
+        on_run_start,
+        on_run_end,
+        invocation_id: options.invocation_id.clone(),
+        generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        diagnostics: diags,
+    }
+}
+
+/// The nodes, from the drafts and their compile results: ephemeral models inlined as CTEs,
+/// recursively, as dbt inlines them; hooks into the config; sorted by unique id.
+fn assemble_nodes(drafts: Arc<Vec<Box<Draft>>>, results: Vec<Option<(String, Option<String>, Recorded)>>) -> Vec<Node> {
     // Only an ephemeral model's SQL is read across nodes (to inline it): kept aside, so that
     // every other node's parts are moved, not copied, into its node, all nodes in parallel.
     let inlined: std::collections::HashSet<&str> =
@@ -489,37 +503,45 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     #[allow(clippy::filter_map_identity)]
     let mut nodes: Vec<Node> = nodes.into_iter().filter_map(std::convert::identity).collect();
     nodes.sort_by(|a: &Node, b: &Node| a.unique_id.cmp(&b.unique_id));
+    nodes
+}
 
-    let on_run_start = render_hooks(&env, &shared, &project.on_run_start, &mut diags);
-    let on_run_end = render_hooks(&env, &shared, &project.on_run_end, &mut diags);
-    // Done with: freed on a pool thread while the caller goes on (the graph is built next).
-    drop_aside((shared, templates, env));
-    macro_infos.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
-    let mut sources = sources;
-    sources.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
-    // Descriptions with `doc()` calls, as dbt's manifest has them (few have any).
-    for node in &mut nodes {
-        descriptions::resolve_node(node, &project.name, &docs_index);
+/// Each draft's relation through the `generate_*_name` macros, then the shared state the
+/// compile pass reads: the targets `ref()` resolves to and, when a template could read it,
+/// `graph`.
+fn resolve_relations(
+    env: &Environment<'static>,
+    base: Arc<Shared>,
+    drafts: &mut [Box<Draft>],
+    project: &Project,
+    templates: &Templates,
+    sources: &[crate::node::SourceTable],
+    diags: &mut Diagnostics,
+) -> Arc<Shared> {
+    let mut shared = Arc::try_unwrap(base).unwrap_or_else(|a| (*a).clone());
+    drop_aside(std::mem::take(&mut shared.targets));
+    let shared_arc = Arc::new(shared);
+    let relations: Vec<Result<Relation, Diagnostic>> =
+        drafts.par_iter().map(|d| resolve_relation(env, &shared_arc, d, &project.target, templates)).collect();
+    for (d, r) in drafts.iter_mut().zip(relations) {
+        match r {
+            Ok(rel) => d.relation = rel,
+            Err(diag) => diags.push(diag),
+        }
     }
-    for source in &mut sources {
-        descriptions::resolve_source(source, &project.name, &docs_index);
+    let mut shared = Arc::try_unwrap(shared_arc).unwrap_or_else(|a| (*a).clone());
+    shared.targets = target_map(drafts, &project.target);
+    // `graph` is large; build it only when some template could read it.
+    let mentions_graph = drafts.iter().any(|d| d.template_text.contains("graph"))
+        || project
+            .packages
+            .iter()
+            .flat_map(|p| &p.files)
+            .any(|f| f.kind == crate::project::FileKind::Macro && f.source.text.contains("graph"));
+    if mentions_graph {
+        shared.graph = context::json_value(&drafts::graph_json(drafts, sources));
     }
-
-    diags.sort();
-    Compiled {
-        project_name: project.name.clone(),
-        project_root: project.root.clone(),
-        target_path: project.target_path.clone(),
-        target: project.target.clone(),
-        nodes,
-        sources,
-        macros: macro_infos,
-        on_run_start,
-        on_run_end,
-        invocation_id: options.invocation_id.clone(),
-        generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-        diagnostics: diags,
-    }
+    Arc::new(shared)
 }
 
 /// Per draft of the compile pass: its SQL, its incremental variant and what its render recorded.
