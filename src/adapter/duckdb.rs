@@ -50,7 +50,7 @@ impl DuckDbConnection {
         if let Some(Value::Object(map)) = settings.get("settings") {
             for (key, value) in map {
                 let value = resolve_setting(key, value)?.unwrap_or_default();
-                this.execute(&format!("set {key} = '{}'", value.replace('\'', "''")))?;
+                this.execute(&format!("set {key} = {}", crate::sql::string_literal(&value)))?;
             }
         }
         if let Some(Value::Array(extensions)) = settings.get("extensions") {

@@ -19,6 +19,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{AdapterError, AdapterErrorKind, Connection, ExecResult, Interrupt, RelationType, Rows, Submit, Submitted, resolve_setting};
 use crate::node::{Relation, TargetInfo};
+use crate::sql::string_literal as literal;
 
 /// The runtime every PostgreSQL session of the process runs on: one worker thread does the
 /// network work of all sessions; callers wait on it (blocking mode) or hand it futures (deferred).
@@ -203,10 +204,6 @@ fn query_error(err: &tokio_postgres::Error) -> AdapterError {
         }
         None => AdapterError::new(AdapterErrorKind::Query, format!("PostgreSQL: {err}")),
     }
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// `copy ... from stdin` statements of a plan carry their CSV rows after the first line.

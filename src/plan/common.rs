@@ -30,9 +30,7 @@ pub(super) fn cat(parts: &[&str]) -> String {
     out
 }
 
-pub(super) fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub(super) use crate::sql::string_literal as literal;
 
 pub(super) fn render(relation: &Relation) -> String {
     relation.render_sql()

@@ -73,12 +73,8 @@ pub fn literal(value: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) if n.as_f64().is_some_and(|f| f.is_sign_negative()) => format!("({n})"),
         Value::Number(n) => n.to_string(),
-        other => quoted(&text(other)),
+        other => super::string_literal(&text(other)),
     }
-}
-
-fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn spliced(context: &Context, value: &Value) -> Result<String, BindError> {

@@ -5,3 +5,9 @@ pub mod bind;
 pub mod lexical;
 
 pub use lexical::Dialect;
+
+/// `text` as a SQL string literal: single quotes, an inner `'` doubled (standard strings, as
+/// DuckDB and PostgreSQL read them).
+pub fn string_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
