@@ -13,11 +13,13 @@ mod hooks;
 mod macros;
 mod naming;
 mod native_tests;
+mod passes;
 mod python;
 mod rewrite;
 mod runtime_vars;
 mod shortcuts;
 mod static_parse;
+mod templates;
 #[cfg(test)]
 mod tests;
 
@@ -36,8 +38,11 @@ pub use env::{env_reads, env_var_function};
 use hooks::{hooks_of, render_hooks, render_node_hooks};
 use macros::{MacroSet, register_macros};
 use naming::{resolve_relation, target_map};
+use passes::{CompileInputs, ParseInputs, compile_pass, new_render, parse_pass, template_pieces};
 pub use runtime_vars::{runtime_var_in_identifier, runtime_var_misuse};
 use shortcuts::{read_parse_calls, write_pieces};
+use templates::{LazySource, register_draft_templates};
+pub(crate) use templates::{TemplateOrigin, Templates};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, SourceFile};
 use crate::node::{Compiled, Node, NodeConfig, Relation, ResourceType};
@@ -61,151 +66,6 @@ impl Default for RenderOptions {
     }
 }
 
-/// Where a template's text came from, to turn minijinja errors into file:line:col.
-#[derive(Clone)]
-pub(crate) struct TemplateOrigin {
-    pub source: SourceFile,
-    /// Byte offset of the template text in the file (snapshot bodies).
-    pub offset: usize,
-    /// Where the template text was rewritten before minijinja saw it: back to the file's text.
-    pub map: Option<Arc<rewrite::SourceMap>>,
-}
-
-impl TemplateOrigin {
-    pub(crate) fn new(source: SourceFile, offset: usize) -> Self {
-        TemplateOrigin { source, offset, map: None }
-    }
-
-    /// A byte range of the template minijinja compiled, as a range of the file.
-    fn file_range(&self, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
-        match &self.map {
-            Some(m) => self.offset + m.original(r.start)..self.offset + m.original(r.end).max(m.original(r.start)),
-            None => self.offset + r.start..self.offset + r.end,
-        }
-    }
-}
-
-/// The text minijinja compiles for a template, and its map back when it differs.
-pub(crate) fn prepared(text: &str) -> (String, Option<Arc<rewrite::SourceMap>>) {
-    let calls = env::call_blocks(text);
-    let (text, calls_map) = match &calls {
-        Some((t, m)) => (t.as_str(), Some(m)),
-        None => (text, None),
-    };
-    match (rewrite::python_operators(text), calls_map) {
-        (Some((t, m)), Some(c)) => (t, Some(Arc::new(c.then(&m)))),
-        (Some((t, m)), None) => (t, Some(Arc::new(m))),
-        (None, Some(c)) => (text.to_string(), Some(Arc::new(c.clone()))),
-        (None, None) => (text.to_string(), None),
-    }
-}
-
-/// A template's source waiting in the loader.
-enum LazySource {
-    /// Loaded whenever asked (builtin macros: any thread may ask first).
-    Shared(String),
-    /// Loaded once, then the compiled template is all that is kept (drafts).
-    Once(String),
-}
-
-/// Registers the drafts' templates and reports the syntax errors of those many drafts share
-/// (generic tests'; the first draft of a name wins). They are prepared and compiled in
-/// parallel: minijinja compiles a loader's template outside its lock, and each source is handed
-/// over once, so nothing is held twice. A template of its own draft is only prepared (see
-/// `Templates::own`): its syntax errors come from its first render.
-fn register_draft_templates(
-    env: &Environment<'static>,
-    lazy: &std::sync::Mutex<HashMap<String, LazySource>>,
-    templates: &mut Templates,
-    drafts: &[Box<drafts::Draft>],
-    diags: &mut Diagnostics,
-) -> std::collections::HashSet<String> {
-    let mut seen = std::collections::HashSet::new();
-    let pending: Vec<(&String, &drafts::Draft)> = drafts
-        .iter()
-        .filter_map(|d| d.template.as_ref().map(|t| (t, &**d)))
-        .filter(|(t, _)| !templates.origins.contains_key(*t) && seen.insert(t.as_str()))
-        .collect();
-    let prepared_all: Vec<(String, String, TemplateOrigin, bool)> = pending
-        .par_iter()
-        .map(|(name, d)| {
-            let (text, map) = prepared(&d.template_text);
-            ((*name).clone(), text, TemplateOrigin { source: d.source.clone(), offset: d.offset, map }, d.test.is_some())
-        })
-        .collect();
-    let mut names = Vec::new();
-    {
-        let mut sources = lazy.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, text, origin, shared) in prepared_all {
-            templates.origins.insert(name.clone(), origin);
-            if shared {
-                sources.insert(name.clone(), LazySource::Once(text));
-                names.push(name);
-            } else {
-                templates.own.insert(name, text);
-            }
-        }
-    }
-    let errors: Vec<Option<minijinja::Error>> = names.par_iter().map(|name| env.get_template(name).err()).collect();
-    let mut broken = std::collections::HashSet::new();
-    for (name, err) in names.into_iter().zip(errors) {
-        if let Some(err) = err {
-            diags.push(templates.diagnostic(&err, templates.origins.get(&name), crate::codes::render::SYNTAX));
-            broken.insert(name);
-        }
-    }
-    broken
-}
-
-#[derive(Default)]
-pub(crate) struct Templates {
-    pub origins: crate::FastMap<String, TemplateOrigin>,
-    /// The prepared text of each template only one draft renders (a model's, snapshot's,
-    /// analysis' or singular test's): compiled for each render and dropped after it, not kept
-    /// in the environment, since minijinja keeps room for 256 instructions in every compiled
-    /// template (about 12 KB each, over 100 MB at 10,000 models).
-    pub own: crate::FastMap<String, String>,
-}
-
-impl Templates {
-    /// A minijinja error as a diagnostic at the innermost template location known.
-    pub(crate) fn diagnostic(&self, err: &minijinja::Error, fallback: Option<&TemplateOrigin>, code: &str) -> Diagnostic {
-        let mut message = err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string());
-        let mut located: Option<(&minijinja::Error, &TemplateOrigin)> = None;
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        while let Some(e) = cur {
-            if let Some(me) = e.downcast_ref::<minijinja::Error>() {
-                if let Some(detail) = me.detail() {
-                    message = detail.to_string();
-                }
-                if let Some(origin) = me.name().and_then(|n| self.origins.get(n))
-                    && me.line().is_some()
-                {
-                    located = Some((me, origin));
-                }
-            }
-            cur = e.source();
-        }
-        let diag = Diagnostic::error(code, message);
-        match located {
-            Some((me, origin)) => match me.range() {
-                Some(r) => diag.at(&origin.source, origin.file_range(r)),
-                None => {
-                    let (base_line, _) = origin.source.line_col(origin.offset);
-                    let line = base_line + me.line().unwrap_or(1) - 1;
-                    let start = origin.source.offset_of(line, 1);
-                    let end = origin.source.text[start..].find('\n').map_or(origin.source.text.len(), |i| start + i);
-                    diag.at(&origin.source, start..end)
-                }
-            },
-            None => match fallback {
-                Some(o) => diag.with_file(o.source.path.as_ref().clone()),
-                None => diag,
-            },
-        }
-    }
-}
-
 /// dbt_project.yml's `quoting:` (every part quoted unless set false).
 fn quote_policy(project_yml: &Json) -> crate::relation::QuotePolicy {
     let part = |key: &str| project_yml.get("quoting").and_then(|q| q.get(key)).and_then(Json::as_bool).unwrap_or(true);
@@ -222,64 +82,19 @@ pub fn compile(project: &Project, options: &RenderOptions) -> Result<Compiled, D
 /// (in `Compiled::diagnostics`), so later stages can look for more problems in one run.
 pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     let _all = crate::timing::phase("render");
-    let t_macros = crate::timing::phase("render.macros");
+    let t = crate::timing::phase("render.macros");
     let mut diags = project.warnings.clone();
-    let mut env = env::new_environment(options.run_started_at, &options.invocation_id, options.full_refresh);
+    let (mut env, lazy) = templates::environment(options);
     let mut templates = Templates::default();
-    // Templates compiled on first use (orrery's builtin macros, which a project mostly never
-    // calls) or all at once in parallel (the drafts'): minijinja asks this loader for them.
-    // A builtin may be loaded by two threads at once (minijinja loads outside its lock), so
-    // its source stays; a draft's is loaded once, before rendering, and is handed over.
-    let lazy: Arc<std::sync::Mutex<HashMap<String, LazySource>>> = Arc::default();
-    env.set_auto_reload(false);
-    env.set_loader({
-        let lazy = lazy.clone();
-        move |name| {
-            let mut sources = lazy.lock().unwrap_or_else(|e| e.into_inner());
-            Ok(match sources.get(name) {
-                Some(LazySource::Shared(text)) => Some(text.clone()),
-                Some(LazySource::Once(_)) => match sources.remove(name) {
-                    Some(LazySource::Once(text)) => Some(text),
-                    _ => None,
-                },
-                None => None,
-            })
-        }
-    });
-
     let MacroSet { macros, infos: mut macro_infos, inert: inert_macros, pure: pure_macros } =
         register_macros(project, &mut env, &lazy, &mut templates, &mut diags);
-    let mut package_order: Vec<String> = project.packages.iter().map(|p| p.name.clone()).collect();
-    package_order.push("dbt".into());
-    let dispatch: HashMap<String, Vec<String>> = project.root_package().dispatch.iter().cloned().collect();
-
-    let vars = drafts::package_vars(project);
-    // Docs blocks by name with their packages (for descriptions), and the text `doc()` reads:
-    // the last definition, in package order.
     let docs_index = drafts::docs_index(project);
-    let docs = docs_index.iter().filter_map(|(name, defs)| Some((name.clone(), defs.last()?.1.clone()))).collect();
-    let target_value = context::json_value(&serde_json::to_value(&project.target_jinja).unwrap_or_default());
-
-    let base_shared = Shared {
-        root_package: project.name.clone(),
-        adapter: project.target.adapter_type.clone(),
-        target: target_value.clone(),
-        macros,
-        package_order,
-        dispatch,
-        targets: Default::default(),
-        sources: Default::default(),
-        vars,
-        graph: Value::from(()),
-        docs,
-        quoting: quote_policy(&project.root_package().project_yml),
-        memo: context::MacroMemo::new(if options.plain { Default::default() } else { pure_macros }),
-    };
+    let base = base_shared(project, options, macros, pure_macros, &docs_index);
 
     // Sources and drafts from files and properties yml (yml Jinja rendered with the base context).
-    drop(t_macros);
+    drop(t);
     let t = crate::timing::phase("render.drafts");
-    let mut base = Arc::new(base_shared);
+    let mut base = Arc::new(base);
     let (sources, mut drafts) = drafts::collect(project, &env, &base, &templates, &mut diags);
     drop(t);
     let t = crate::timing::phase("render.templates");
@@ -301,81 +116,23 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
     drop(t);
     let t = crate::timing::phase("render.parse");
     let kwarg_exprs = drafts::KwargExprs::default();
-    // Each template simple enough to be written from its pieces, read once for both passes
-    // (and whether it is the draft's own text, which the parse reader reads).
-    let pieces: Vec<(Option<Vec<static_parse::Piece<'_>>>, bool)> = if options.plain {
-        Vec::new()
-    } else {
-        drafts
-            .par_iter()
-            .map(|d| match d.template.as_ref().and_then(|name| templates.own.get(name)) {
-                Some(text) => (static_parse::pieces(text), text.as_str() == &*d.template_text),
-                None => (None, false),
-            })
-            .collect()
+    let pieces = template_pieces(&drafts, &templates, options.plain);
+    let parse = ParseInputs {
+        env: &env,
+        base: &base,
+        templates: &templates,
+        broken: &broken,
+        inert_macros: &inert_macros,
+        kwarg_exprs: &kwarg_exprs,
+        pieces: &pieces,
+        plain: options.plain,
     };
-    // Parse pass.
-    let parse_drafts = Arc::new(std::mem::take(&mut drafts));
-    let parsed: Vec<Result<Recorded, Diagnostic>> = parse_drafts
-        .par_iter()
-        .enumerate()
-        .map(|(i, d)| {
-            if d.template.as_ref().is_some_and(|t| broken.contains(t)) {
-                return Err(Diagnostic::warning(crate::codes::render::SKIPPED, "skipped after a syntax error"));
-            }
-            if !options.plain {
-                let read = pieces.get(i).filter(|(_, own)| *own).and_then(|(p, _)| p.as_deref());
-                if let Some(rec) = read_parse_calls(&base, &inert_macros, d, read) {
-                    return Ok(rec);
-                }
-            }
-            let node = new_render(&base, d, Pass::Parse, None, drafts::LazyModel::value_of(&parse_drafts, i, false), None);
-            if d.test.is_some() {
-                return drafts::test_kwargs(&env, &kwarg_exprs, &node, d, &templates).map(|_| take_recorded(&node));
-            }
-            render_draft(&env, d, &node, &templates).map(|_| take_recorded(&node))
-        })
-        .collect();
-    // Every render of the pass is dropped by now, so this is the only owner left.
-    let mut drafts = Arc::try_unwrap(parse_drafts).unwrap_or_else(|shared| shared.as_ref().clone());
-    // Each draft takes its parse render's findings, in parallel; a draft whose render failed
-    // is not compiled (its error, if an error, reported in order).
-    let outcomes: Vec<Result<(), Diagnostic>> = drafts
-        .par_iter_mut()
-        .zip(parsed.into_par_iter())
-        .map(|(d, r)| {
-            let outcome = r.map(|rec| {
-                for (k, v) in rec.config {
-                    context::merge_config(&mut d.config, &k, v);
-                }
-                d.parse_refs = rec.refs;
-                d.parse_sources = rec.sources;
-            });
-            if d.config.get("enabled").and_then(Json::as_bool) == Some(false) {
-                d.enabled = false;
-            }
-            outcome
-        })
-        .collect();
-    let keep: Vec<bool> = outcomes
-        .into_iter()
-        .map(|outcome| match outcome {
-            Ok(()) => true,
-            Err(diag) => {
-                if diag.is_error() {
-                    diags.push(diag);
-                }
-                false
-            }
-        })
-        .collect();
+    let keep = parse_pass(&parse, &mut drafts, &mut diags);
 
-    // Relations through generate_*_name.
     drop(t);
     let t = crate::timing::phase("render.relations");
     let shared = resolve_relations(&env, base, &mut drafts, project, &templates, &sources, &mut diags);
 
-    // Compile pass.
     drop(t);
     let t = crate::timing::phase("render.compile");
     let drafts = Arc::new(drafts);
@@ -387,34 +144,10 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         pieces: &pieces,
         plain: options.plain,
     };
-    let compiled: Vec<Rendered> = drafts
-        .par_iter()
-        .enumerate()
-        .zip(keep.par_iter())
-        .map(|((i, d), keep)| {
-            if !keep || !d.enabled || d.resource_type == ResourceType::Seed {
-                return None;
-            }
-            compile_draft(&inputs, &drafts, i, d)
-        })
-        .collect();
+    let results = compile_pass(&inputs, &drafts, &keep, &mut diags);
     // The templates' pieces (about 1 KB a template) are done with: their memory goes to the nodes.
     pieces.into_par_iter().for_each(drop);
 
-    // Converted where they lie (the vector's own iterator collects in place).
-    let results: Vec<Option<(String, Option<String>, Recorded)>> = compiled
-        .into_iter()
-        .map(|r| match r {
-            Some(Ok(v)) => Some(v),
-            Some(Err(d)) => {
-                diags.push(d);
-                None
-            }
-            None => None,
-        })
-        .collect();
-
-    // Ephemeral CTE injection, recursively, as dbt inlines them.
     drop(t);
     let _t = crate::timing::phase("render.nodes");
     let mut nodes = assemble_nodes(drafts, results);
@@ -448,6 +181,36 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         invocation_id: options.invocation_id.clone(),
         generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         diagnostics: diags,
+    }
+}
+
+/// The state every render starts from: the project's macros, vars, docs, target and quoting;
+/// sources, targets and `graph` are filled in later.
+fn base_shared(
+    project: &Project,
+    options: &RenderOptions,
+    macros: crate::FastMap<String, crate::FastMap<String, MacroRef>>,
+    pure_macros: crate::FastSet<String>,
+    docs_index: &descriptions::DocsIndex,
+) -> Shared {
+    let mut package_order: Vec<String> = project.packages.iter().map(|p| p.name.clone()).collect();
+    package_order.push("dbt".into());
+    // The text `doc()` reads: the last definition, in package order.
+    let docs = docs_index.iter().filter_map(|(name, defs)| Some((name.clone(), defs.last()?.1.clone()))).collect();
+    Shared {
+        root_package: project.name.clone(),
+        adapter: project.target.adapter_type.clone(),
+        target: context::json_value(&serde_json::to_value(&project.target_jinja).unwrap_or_default()),
+        macros,
+        package_order,
+        dispatch: project.root_package().dispatch.iter().cloned().collect(),
+        targets: Default::default(),
+        sources: Default::default(),
+        vars: drafts::package_vars(project),
+        graph: Value::from(()),
+        docs,
+        quoting: quote_policy(&project.root_package().project_yml),
+        memo: context::MacroMemo::new(if options.plain { Default::default() } else { pure_macros }),
     }
 }
 
@@ -542,138 +305,6 @@ fn resolve_relations(
         shared.graph = context::json_value(&drafts::graph_json(drafts, sources));
     }
     Arc::new(shared)
-}
-
-/// Per draft of the compile pass: its SQL, its incremental variant and what its render recorded.
-type Rendered = Option<Result<(String, Option<String>, Recorded), Diagnostic>>;
-
-/// What the compile pass reads for every draft.
-struct CompileInputs<'a, 'e, 'p> {
-    env: &'e Environment<'static>,
-    shared: &'a Arc<Shared>,
-    templates: &'a Templates,
-    kwarg_exprs: &'a drafts::KwargExprs<'e>,
-    /// Each draft's template as pieces, when it is simple enough (see `static_parse`).
-    pieces: &'a [(Option<Vec<static_parse::Piece<'p>>>, bool)],
-    plain: bool,
-}
-
-/// The compile pass of draft `i`: a native test's SQL, a generic test rendered with its
-/// kwargs, or a template written from its pieces or rendered (both variants of an incremental
-/// model), with its hooks.
-fn compile_draft(inputs: &CompileInputs<'_, '_, '_>, all: &Arc<Vec<Box<Draft>>>, i: usize, d: &Draft) -> Rendered {
-    let model = drafts::LazyModel::value_of(all, i, true);
-    let kwargs = d.test.as_ref().map(|_| Value::from(()));
-    let node = new_render(inputs.shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), kwargs);
-    if let Some(sql) = d.test.as_ref().filter(|_| !inputs.plain).and_then(|_| native_tests::render(inputs.shared, d, &node)) {
-        return Some(Ok((sql, None, take_recorded(&node))));
-    }
-    if d.test.is_some() {
-        match drafts::test_kwargs(inputs.env, inputs.kwarg_exprs, &node, d, inputs.templates) {
-            Ok(kw) => {
-                // The kwargs' own ref()/source() calls (the tested model) are dependencies too.
-                let from_kwargs = take_recorded(&node);
-                let node2 = new_render(inputs.shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), Some(kw));
-                return Some(render_draft(inputs.env, d, &node2, inputs.templates).map(|sql| {
-                    let mut rec = from_kwargs;
-                    rec.absorb(take_recorded(&node2));
-                    (sql, None, rec)
-                }));
-            }
-            Err(diag) => return Some(Err(diag)),
-        }
-    }
-    // A template simple enough is written from its pieces; any other is compiled
-    // (once, for both variants) and rendered.
-    let pieces = inputs.pieces.get(i).and_then(|(p, _)| p.as_deref());
-    let mut tmpl = None;
-    let mut render = |node: &Arc<NodeRender>| -> Result<String, Diagnostic> {
-        if let Some(sql) = pieces.and_then(|p| write_pieces(p, node)) {
-            return Ok(sql);
-        }
-        let compiled = match tmpl.take() {
-            Some(t) => t,
-            None => draft_template(inputs.env, d, inputs.templates)?,
-        };
-        let sql = render_template(compiled.as_ref(), d, node, inputs.templates);
-        tmpl = Some(compiled);
-        sql
-    };
-    let sql = match render(&node) {
-        Ok(s) => s,
-        Err(e) => return Some(Err(e)),
-    };
-    let mut rec = take_recorded(&node);
-    if let Err(e) = render_node_hooks(inputs.env, &node, d, &mut rec) {
-        return Some(Err(e));
-    }
-    let incremental = if d.config.get("materialized").and_then(Json::as_str) == Some("incremental") {
-        let inc = new_render(inputs.shared, d, Pass::Incremental, Some(d.relation.clone()), model, None);
-        match render(&inc) {
-            Ok(s) => Some(s),
-            Err(e) => return Some(Err(e)),
-        }
-    } else {
-        None
-    };
-    Some(Ok((sql, incremental, rec)))
-}
-
-fn take_recorded(node: &Arc<NodeRender>) -> Recorded {
-    let mut guard = node.rec.lock().unwrap_or_else(|e| e.into_inner());
-    std::mem::take(&mut *guard)
-}
-
-fn new_render(
-    shared: &Arc<Shared>,
-    d: &Draft,
-    pass: Pass,
-    this: Option<Relation>,
-    model: Value,
-    test_kwargs: Option<Value>,
-) -> Arc<NodeRender> {
-    Arc::new(NodeRender {
-        shared: shared.clone(),
-        package: d.package.clone(),
-        pass,
-        this,
-        model,
-        config: d.config.clone(),
-        test_kwargs,
-        rec: Mutex::new(Recorded::default()),
-    })
-}
-
-/// A draft's compiled template: a shared one from the environment, its own compiled now.
-fn draft_template<'e>(
-    env: &'e Environment<'static>,
-    d: &Draft,
-    templates: &'e Templates,
-) -> Result<Option<minijinja::Template<'e, 'e>>, Diagnostic> {
-    let Some(tname) = &d.template else { return Ok(None) };
-    let origin = TemplateOrigin::new(d.source.clone(), d.offset);
-    let compiled = match templates.own.get_key_value(tname) {
-        Some((name, text)) => env.template_from_named_str(name, text),
-        None => env.get_template(tname),
-    };
-    compiled.map(Some).map_err(|e| templates.diagnostic(&e, Some(&origin), crate::codes::render::SYNTAX))
-}
-
-fn render_template(
-    tmpl: Option<&minijinja::Template<'_, '_>>,
-    d: &Draft,
-    node: &Arc<NodeRender>,
-    templates: &Templates,
-) -> Result<String, Diagnostic> {
-    let Some(tmpl) = tmpl else { return Ok(String::new()) };
-    let origin = TemplateOrigin::new(d.source.clone(), d.offset);
-    let root = Value::from_object(Ctx { node: node.clone(), package: Arc::from(d.package.as_str()) });
-    tmpl.render(root).map_err(|e| templates.diagnostic(&e, Some(&origin), crate::codes::render::TEMPLATE))
-}
-
-fn render_draft(env: &Environment<'static>, d: &Draft, node: &Arc<NodeRender>, templates: &Templates) -> Result<String, Diagnostic> {
-    let tmpl = draft_template(env, d, templates)?;
-    render_template(tmpl.as_ref(), d, node, templates)
 }
 
 /// Drops `value` on a pool thread while this one goes on: freeing a map of thousands of entries

@@ -234,7 +234,7 @@ json.dump(out, sys.stdout)
 }
 
 fn ours(env: &minijinja::Environment<'static>, expr: &str) -> Result<String, String> {
-    let (text, _) = super::super::prepared(&format!("{{{{ {expr} }}}}"));
+    let (text, _) = super::super::templates::prepared(&format!("{{{{ {expr} }}}}"));
     env.render_str(&text, ()).map_err(|e| e.to_string())
 }
 
