@@ -1,7 +1,21 @@
-//! The minijinja environment with dbt's Jinja context; compiles a project into nodes.
+//! Compiles a project into nodes with dbt's Jinja, in the phases `compile_all` calls in order.
 //!
-//! Two passes, as dbt: a parse pass (`execute` false) records `ref`/`source`/`config` calls,
-//! then relations are resolved through `generate_*_name` and the compile pass renders SQL.
+//! Two passes, as dbt: a parse pass records `ref`/`source`/`config` calls, then relations are
+//! resolved through `generate_*_name` and the compile pass renders SQL. Where things live:
+//! - `templates`: the environment's loader, each template's origin (file:line:col) and text;
+//!   `rewrite` and `env::call_blocks`: the source rewrites minijinja needs, with their `SourceMap`.
+//! - `env`: the environment's globals, filters and tests; `python/`: Python's behaviour the
+//!   templates see (`repr`, `%` formatting, `datetime`, checked against CPython).
+//! - `macros`: the project's and packages' macros registered; `builtins/`: orrery's own Jinja for
+//!   dbt's global macros, generic test names, ephemeral CTEs.
+//! - `drafts/`: nodes before rendering (files, properties yml, config merging, generic tests,
+//!   `graph`); `naming`: each relation through `generate_*_name`.
+//! - `context/`: what one render sees (`ref`, `source`, `config`, `var`, `this`, macro calls,
+//!   relations as templates see them); `passes`: the parse and compile passes over the drafts.
+//! - `shortcuts/`: reading and writing simple templates without rendering (`static_parse`) and
+//!   dbt's four generic tests natively (`native_tests`), checked against plain rendering.
+//! - `hooks`, `descriptions`, `runtime_vars`, `config`: hooks, `doc()` in descriptions, runtime
+//!   variables' compile-time checks, and a node's typed config.
 
 pub(crate) mod builtins;
 mod config;
@@ -12,13 +26,11 @@ mod env;
 mod hooks;
 mod macros;
 mod naming;
-mod native_tests;
 mod passes;
 mod python;
 mod rewrite;
 mod runtime_vars;
 mod shortcuts;
-mod static_parse;
 mod templates;
 #[cfg(test)]
 mod tests;
@@ -40,7 +52,7 @@ use macros::{MacroSet, register_macros};
 use naming::{resolve_relation, target_map};
 use passes::{CompileInputs, ParseInputs, compile_pass, new_render, parse_pass, template_pieces};
 pub use runtime_vars::{runtime_var_in_identifier, runtime_var_misuse};
-use shortcuts::{read_parse_calls, write_pieces};
+use shortcuts::{native_tests, read_parse_calls, static_parse, write_pieces};
 use templates::{LazySource, register_draft_templates};
 pub(crate) use templates::{TemplateOrigin, Templates};
 

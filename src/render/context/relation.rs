@@ -62,8 +62,8 @@ impl Shared {
     /// A `ref` or `source` call read off a template, resolved from `package` as the compile
     /// pass resolves it; `None` for any other call, one that would fail, and a ref to an
     /// ephemeral or disabled model (the render writes those differently).
-    pub(crate) fn resolve(&self, package: &str, call: crate::render::static_parse::Call) -> Option<Resolved> {
-        use crate::render::static_parse::Call;
+    pub(crate) fn resolve(&self, package: &str, call: crate::render::shortcuts::static_parse::Call) -> Option<Resolved> {
+        use crate::render::shortcuts::static_parse::Call;
         match call {
             Call::Ref(call) => {
                 let target = self.ref_target(package, &call)?;

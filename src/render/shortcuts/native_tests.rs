@@ -36,7 +36,7 @@ fn plain_text(value: &Json) -> Option<String> {
 
 /// The compiled SQL of a generic test `d` when it is one of dbt's four with orrery's own
 /// macros and plain arguments, its calls recorded into `node` as the render records them.
-pub(super) fn render(shared: &Arc<Shared>, d: &Draft, node: &NodeRender) -> Option<String> {
+pub(in crate::render) fn render(shared: &Arc<Shared>, d: &Draft, node: &NodeRender) -> Option<String> {
     let test = d.test.as_ref()?;
     if test.metadata.namespace.is_some() {
         return None;

@@ -232,7 +232,7 @@ fn lex(text: &str, mut i: usize, close: u8) -> Option<(Vec<Tok<'_>>, usize)> {
 
 /// Whether a macro's text (one `{% macro %}` block) can be skipped while parsing: it names
 /// nothing in [`RECORDING_NAMES`] and no macro or package but itself (`is_macro`).
-pub(super) fn macro_is_inert(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
+pub(in crate::render) fn macro_is_inert(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
     let Some(tags) = tags(text) else { return false };
     let mut own_name = None;
     for tag in &tags {
@@ -256,7 +256,7 @@ const IMPURE_NAMES: &[&str] = &["modules", "debug", "lipsum", "random", "shuffle
 
 /// Whether an inert macro (see [`macro_is_inert`]) gives the same result for the same
 /// arguments from every node of a package, so that one call's result can stand for the others.
-pub(super) fn macro_is_pure(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
+pub(in crate::render) fn macro_is_pure(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool {
     macro_is_inert(text, is_macro)
         && tags(text)
             .is_some_and(|tags| tags.iter().flat_map(|t| &t.toks).all(|tok| !matches!(tok, Tok::Ident(id) if IMPURE_NAMES.contains(id))))
@@ -265,7 +265,7 @@ pub(super) fn macro_is_pure(text: &str, is_macro: &dyn Fn(&str) -> bool) -> bool
 /// The calls a parse render of `text` would record, or `None` when the template is not simple
 /// enough (see the module's documentation). `inert_macro` tells whether a name is a macro the
 /// template may call without rendering it.
-pub(super) fn calls(text: &str, inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>> {
+pub(in crate::render) fn calls(text: &str, inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>> {
     let tags = tags(text)?;
     let mut out = Vec::new();
     let mut skipping = 0usize;
@@ -320,7 +320,7 @@ fn expression(toks: &[Tok<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Op
 }
 
 /// A call of `ref`, `source`, `config` or `var` with arguments this reader understands.
-pub(super) fn context_call(name: &str, positional: &[Value], keywords: &[(String, Value)]) -> Option<Call> {
+pub(in crate::render) fn context_call(name: &str, positional: &[Value], keywords: &[(String, Value)]) -> Option<Call> {
     match name {
         "ref" => {
             let mut names = positional.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>()?;
@@ -351,13 +351,13 @@ pub(super) fn context_call(name: &str, positional: &[Value], keywords: &[(String
 }
 
 /// The one call of a Jinja expression's text, e.g. `ref('m')` (`None` for anything else).
-pub(super) fn single_call(expr: &str) -> Option<Call> {
+pub(in crate::render) fn single_call(expr: &str) -> Option<Call> {
     let mut calls = calls(&format!("{{{{ {expr} }}}}"), &|_| false)?;
     if calls.len() == 1 { calls.pop() } else { None }
 }
 
 /// [`calls`] of a template already read as [`pieces`] (the same answer, without reading it again).
-pub(super) fn calls_of_pieces(pieces: &[Piece<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>> {
+pub(in crate::render) fn calls_of_pieces(pieces: &[Piece<'_>], inert_macro: &dyn Fn(&str) -> bool) -> Option<Vec<Call>> {
     let mut out = Vec::new();
     let mut skipping = false;
     for piece in pieces {
@@ -380,13 +380,13 @@ pub(super) fn calls_of_pieces(pieces: &[Piece<'_>], inert_macro: &dyn Fn(&str) -
 }
 
 /// Whether `name` is one of the context's own names (not a macro a template may call).
-pub(super) fn is_context_name(name: &str) -> bool {
+pub(in crate::render) fn is_context_name(name: &str) -> bool {
     CONTEXT_NAMES.contains(&name) || matches!(name, "ref" | "source" | "config" | "var")
 }
 
 /// A piece of a template as its render writes it (see [`pieces`]).
 #[derive(Debug, PartialEq)]
-pub(super) enum Piece<'a> {
+pub(in crate::render) enum Piece<'a> {
     /// Text, with the tags' whitespace control applied.
     Text(&'a str),
     /// `{{ name(args) }}` with literal arguments.
@@ -406,7 +406,7 @@ pub(super) enum Piece<'a> {
 /// A template made only of text, comments, `{{ call(literals) }}`, `{{ this }}` and
 /// `{% if is_incremental() %}` blocks (not nested, no `else`), as the pieces minijinja would
 /// write: one trailing newline dropped, `-` whitespace control applied. `None` for anything else.
-pub(super) fn pieces(text: &str) -> Option<Vec<Piece<'_>>> {
+pub(in crate::render) fn pieces(text: &str) -> Option<Vec<Piece<'_>>> {
     // minijinja drops one trailing newline (`\n`, then `\r`) of a template.
     let mut text = text.strip_suffix('\n').unwrap_or(text);
     text = text.strip_suffix('\r').unwrap_or(text);

@@ -2,6 +2,9 @@
 //! template simple enough is read off its pieces (`static_parse`) in the parse pass and written
 //! from them in the compile pass, instead of being rendered.
 
+pub(super) mod native_tests;
+pub(super) mod static_parse;
+
 use super::*;
 
 /// What the parse render of `d` would record, read off its text when it is simple enough.
