@@ -4,9 +4,13 @@
 //! tag are parsed for it, so other templates cost one scan. A [`SourceMap`] keeps error spans
 //! at the user's own line:column.
 //!
-//! Lists that a template grows in place, as Python's do (`{% set fields = [] %}` then
-//! `{% do fields.append(x) %}`, dbt_utils' idiom), are made with `__orrery_list([...])` in a
-//! template that calls `.append(`, `.extend(` or `.insert(`: minijinja's own lists cannot change.
+//! Lists and dicts that a template changes in place, as Python's (`{% set fields = [] %}` then
+//! `{% do fields.append(x) %}`, dbt_utils' idiom), must be `python::collections`' own, since
+//! minijinja's cannot change: in a template that calls `.append(`, `.extend(`, `.insert(`,
+//! `.update(` or `.setdefault(`, the literals it assigns or gives as macro defaults are made as
+//! those (`__orrery_list([...])`), and a name it assigns from another name is its own copy
+//! when that value is minijinja's (`__orrery_own(x)`). Lists and dicts orrery hands templates
+//! (config, vars, `fromjson`) already are.
 
 use std::sync::LazyLock;
 
@@ -161,6 +165,15 @@ impl Walker<'_> {
         self.edits.push(Edit { start, end, rank, text: text.to_string() });
     }
 
+    /// `func(` … `)` around a list or dict literal, when its span is exactly its brackets.
+    fn wrap_literal(&mut self, span: minijinja::machinery::Span, open: char, close: char, func: &str) {
+        let (start, end) = (span.start_offset as usize, span.end_offset as usize);
+        if self.text.get(start..end).is_some_and(|t| t.starts_with(open) && t.ends_with(close)) {
+            self.push(start, start, func);
+            self.push(end, end, ")");
+        }
+    }
+
     fn stmts(&mut self, body: &[Stmt<'_>]) {
         for s in body {
             self.stmt(s);
@@ -197,9 +210,15 @@ impl Walker<'_> {
                     _ => None,
                 };
                 if let Some((span, open, close, func)) = literal {
-                    let (start, end) = (span.start_offset as usize, span.end_offset as usize);
-                    if self.text.get(start..end).is_some_and(|t| t.starts_with(open) && t.ends_with(close)) {
-                        self.push(start, start, func);
+                    self.wrap_literal(span, open, close, func);
+                } else if let Expr::Var(v) = &s.expr
+                    && (self.lists || self.dicts)
+                {
+                    // A name bound to a list or dict made elsewhere (a macro's argument, a
+                    // test's kwargs): the template's own copy, which it can change.
+                    let (start, end) = (v.span().start_offset as usize, v.span().end_offset as usize);
+                    if self.text.get(start..end) == Some(v.id) {
+                        self.push(start, start, "__orrery_own(");
                         self.push(end, end, ")");
                     }
                 }
@@ -217,7 +236,10 @@ impl Walker<'_> {
                 self.stmts(&f.body);
             }
             Stmt::Block(b) => self.stmts(&b.body),
-            Stmt::Macro(m) => self.macro_decl(m),
+            Stmt::Macro(m) => {
+                self.own_changed_arguments(m, m.span());
+                self.macro_decl(m)
+            }
             Stmt::CallBlock(c) => {
                 self.call(&c.call);
                 self.macro_decl(&c.macro_decl);
@@ -227,8 +249,40 @@ impl Walker<'_> {
         }
     }
 
+    /// A macro's arguments that its body changes in place become its own (see `own`) when
+    /// the body starts: `{% set cols = __orrery_own(cols) %}` right after the macro's tag, with
+    /// the tag's own whitespace control, so the output is unchanged.
+    fn own_changed_arguments(&mut self, m: &ast::Macro<'_>, span: minijinja::machinery::Span) {
+        if !(self.lists || self.dicts) {
+            return;
+        }
+        let (start, end) = (span.start_offset as usize, span.end_offset as usize);
+        let Some(text) = self.text.get(start..end) else { return };
+        let Some(tag_end) = text.find("%}") else { return };
+        let trim = text[..tag_end].ends_with('-');
+        let changed = |name: &str| {
+            [".append(", ".extend(", ".insert(", ".update(", ".setdefault(", ".pop("].iter().any(|w| text.contains(&format!("{name}{w}")))
+        };
+        let mut sets = String::new();
+        for arg in &m.args {
+            if let Expr::Var(v) = arg
+                && changed(v.id)
+            {
+                sets.push_str(&format!("{{% set {0} = __orrery_own({0}) {1}%}}", v.id, if trim { "-" } else { "" }));
+            }
+        }
+        if !sets.is_empty() {
+            self.push(start + tag_end + 2, start + tag_end + 2, &sets);
+        }
+    }
+
     fn macro_decl(&mut self, m: &ast::Macro<'_>) {
         for d in &m.defaults {
+            match d {
+                Expr::List(l) if self.lists => self.wrap_literal(l.span(), '[', ']', "__orrery_list("),
+                Expr::Map(m) if self.dicts => self.wrap_literal(m.span(), '{', '}', "__orrery_dict("),
+                _ => {}
+            }
             self.expr(d);
         }
         self.stmts(&m.body);
@@ -355,158 +409,10 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_function("__orrery_sub", sub);
     env.add_function("__orrery_mod", rem);
     env.add_function("__orrery_list", |items: Value| -> Result<Value, Error> {
-        Ok(Value::from_object(GrowableList(std::sync::Mutex::new(items.try_iter()?.collect()))))
+        Ok(super::python::collections::list(items.try_iter()?.collect()))
     });
-    env.add_function("__orrery_dict", |map: Value| -> Result<Value, Error> {
-        let entries = map.try_iter()?.map(|k| map.get_item(&k).map(|v| (k, v))).collect::<Result<_, _>>()?;
-        Ok(Value::from_object(ChangeableDict(std::sync::Mutex::new(entries))))
-    });
-}
-
-/// A dict Python's methods can change in place: `update`, `setdefault`, `pop`; in insertion
-/// order, as Python's.
-#[derive(Debug)]
-struct ChangeableDict(std::sync::Mutex<indexmap::IndexMap<Value, Value>>);
-
-impl ChangeableDict {
-    fn entries(&self) -> std::sync::MutexGuard<'_, indexmap::IndexMap<Value, Value>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl minijinja::value::Object for ChangeableDict {
-    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
-        minijinja::value::ObjectRepr::Map
-    }
-
-    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
-        self.entries().get(key).cloned()
-    }
-
-    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
-        minijinja::value::Enumerator::Values(self.entries().keys().cloned().collect())
-    }
-
-    fn enumerator_len(self: &std::sync::Arc<Self>) -> Option<usize> {
-        Some(self.entries().len())
-    }
-
-    fn call_method(
-        self: &std::sync::Arc<Self>,
-        _state: &mut minijinja::State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        let mut entries = self.entries();
-        match (method, args) {
-            ("update", [other]) => {
-                for k in other.try_iter()? {
-                    let v = other.get_item(&k)?;
-                    entries.insert(k, v);
-                }
-                Ok(Value::from(()))
-            }
-            ("setdefault", [k, rest @ ..]) => {
-                Ok(entries.entry(k.clone()).or_insert_with(|| rest.first().cloned().unwrap_or(Value::from(()))).clone())
-            }
-            ("pop", [k, rest @ ..]) => match (entries.shift_remove(k), rest.first()) {
-                (Some(v), _) => Ok(v),
-                (None, Some(default)) => Ok(default.clone()),
-                (None, None) => Err(Error::new(ErrorKind::InvalidOperation, format!("key {k} not in dict"))),
-            },
-            ("get", [k, rest @ ..]) => Ok(entries.get(k).cloned().or_else(|| rest.first().cloned()).unwrap_or(Value::from(()))),
-            ("keys", []) => Ok(Value::from(entries.keys().cloned().collect::<Vec<_>>())),
-            ("values", []) => Ok(Value::from(entries.values().cloned().collect::<Vec<_>>())),
-            ("items", []) => Ok(Value::from(entries.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>())),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-}
-
-/// A list Python's methods can change in place: `append`, `extend`, `insert`, `pop`, `remove`.
-#[derive(Debug)]
-struct GrowableList(std::sync::Mutex<Vec<Value>>);
-
-impl GrowableList {
-    fn items(&self) -> std::sync::MutexGuard<'_, Vec<Value>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Python's index `i` into a list of `len` items (negative from the end), when it is in it.
-fn list_index(i: &Value, len: usize) -> Option<usize> {
-    let i = i64::try_from(i.clone()).ok()?;
-    usize::try_from(if i < 0 { len as i64 + i } else { i }).ok().filter(|&i| i < len)
-}
-
-impl minijinja::value::Object for GrowableList {
-    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
-        minijinja::value::ObjectRepr::Seq
-    }
-
-    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
-        let items = self.items();
-        items.get(list_index(key, items.len())?).cloned()
-    }
-
-    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
-        minijinja::value::Enumerator::Values(self.items().clone())
-    }
-
-    fn enumerator_len(self: &std::sync::Arc<Self>) -> Option<usize> {
-        Some(self.items().len())
-    }
-
-    fn call_method(
-        self: &std::sync::Arc<Self>,
-        _state: &mut minijinja::State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        let arg =
-            |i: usize| args.get(i).cloned().ok_or_else(|| Error::new(ErrorKind::MissingArgument, format!("{method}() needs an argument")));
-        let mut items = self.items();
-        match method {
-            "append" => items.push(arg(0)?),
-            "extend" => items.extend(arg(0)?.try_iter()?),
-            "insert" => {
-                let at = usize::try_from(i64::try_from(arg(0)?)?.max(0)).unwrap_or(0).min(items.len());
-                items.insert(at, arg(1)?);
-            }
-            "pop" => {
-                let at = match args.first() {
-                    Some(i) => list_index(i, items.len()),
-                    None => items.len().checked_sub(1),
-                };
-                return match at {
-                    Some(i) => Ok(items.remove(i)),
-                    None => Err(Error::new(ErrorKind::InvalidOperation, "pop from an empty list or past its end")),
-                };
-            }
-            "remove" => {
-                let v = arg(0)?;
-                let at = items
-                    .iter()
-                    .position(|x| *x == v)
-                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "list.remove(x): x not in list"))?;
-                items.remove(at);
-            }
-            "index" => {
-                let v = arg(0)?;
-                return items
-                    .iter()
-                    .position(|x| *x == v)
-                    .map(Value::from)
-                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "x not in list"));
-            }
-            "count" => {
-                let v = arg(0)?;
-                return Ok(Value::from(items.iter().filter(|x| **x == v).count()));
-            }
-            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-        Ok(Value::from(()))
-    }
+    env.add_function("__orrery_dict", |map: Value| -> Result<Value, Error> { super::python::collections::dict_of(&map) });
+    env.add_function("__orrery_own", |v: Value| -> Result<Value, Error> { Ok(super::python::collections::own(v)) });
 }
 
 #[cfg(test)]

@@ -584,8 +584,11 @@ pub(crate) fn json_value(v: &Json) -> Value {
             _ => Value::from(()),
         },
         Json::String(s) => Value::from(s.clone()),
-        Json::Array(a) => Value::from(a.iter().map(json_value).collect::<Vec<_>>()),
-        Json::Object(m) => Value::from_pairs(m.iter().map(|(k, v)| (k.clone(), json_value(v)))),
+        // Python's own lists and dicts, which a template can change in place.
+        Json::Array(a) => crate::render::python::collections::list(a.iter().map(json_value).collect()),
+        Json::Object(m) => {
+            crate::render::python::collections::dict(m.iter().map(|(k, v)| (Value::from(k.as_str()), json_value(v))).collect())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`repr`), printf-style `%` formatting (`format`) and `modules.datetime` (`datetime`), each
 //! checked against CPython by `differential`.
 
+pub(super) mod collections;
 pub(super) mod datetime;
 pub(super) mod format;
 pub(super) mod repr;
