@@ -311,6 +311,7 @@ impl Object for Ctx {
             "graph" => Some(node.shared.graph.clone()),
             "project_name" => Some(Value::from(node.shared.root_package.clone())),
             "adapter" => Some(Value::from_object(Adapter { ctx: (**self).clone() })),
+            "api" => Some(Value::from_object(Api { shared: node.shared.clone() })),
             "_dbt_generic_test_kwargs" => node.test_kwargs.clone(),
             "context" => Some(Value::from_dyn_object(self.clone())),
             _ => self.macro_or_namespace(key),

@@ -93,8 +93,17 @@ impl fmt::Debug for RelationObj {
 }
 
 impl Object for RelationObj {
+    /// A mapping, as dbt's relation is (packages check `relation is mapping` and its
+    /// `metadata.type`), which prints as its SQL.
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let r = &self.rel;
+        let policy = |p: crate::relation::QuotePolicy| {
+            minijinja::context! { database => p.database, schema => p.schema, identifier => p.identifier }
+        };
         Some(match key.as_str()? {
             "database" => r.database.clone().map(Value::from).unwrap_or_default(),
             "schema" => Value::from(r.schema.clone()),
@@ -103,52 +112,117 @@ impl Object for RelationObj {
             "is_table" => Value::from(self.kind.as_deref() == Some("table")),
             "is_view" => Value::from(self.kind.as_deref() == Some("view")),
             "is_cte" => Value::from(self.cte || self.kind.as_deref() == Some("cte")),
+            "is_materialized_view" => Value::from(self.kind.as_deref() == Some("materialized_view")),
+            "path" => {
+                minijinja::context! { database => r.database.clone(), schema => r.schema.clone(), identifier => r.identifier.clone() }
+            }
+            "quote_policy" => policy(self.quoting),
+            "include_policy" => {
+                policy(crate::relation::QuotePolicy { database: r.database.is_some(), schema: !r.schema.is_empty(), identifier: true })
+            }
+            "quote_character" => Value::from("\""),
+            "metadata" => minijinja::context! { type => relation_class(&self.shared.adapter) },
             _ => return None,
         })
     }
 
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let (pos, kw) = split_kwargs(args);
+        let flag = |name: &str| kw.as_ref().and_then(|kw| kw.get::<Option<bool>>(name).ok().flatten());
+        let mut next = RelationObj {
+            rel: self.rel.clone(),
+            cte: self.cte,
+            kind: self.kind.clone(),
+            shared: self.shared.clone(),
+            quoting: self.quoting,
+        };
         match method {
-            "render" => Ok(Value::from(self.to_sql())),
-            "include" | "quote" => {
-                let (_, kw) = split_kwargs(args);
-                let mut rel = self.rel.clone();
-                if method == "include"
-                    && let Some(kw) = kw
-                {
-                    if kw.get::<Option<bool>>("database").ok().flatten() == Some(false) {
-                        rel.database = None;
+            "render" => return Ok(Value::from(self.to_sql())),
+            // As a mapping: `relation.get('metadata', {})`.
+            "get" => {
+                let key = pos.first().cloned().unwrap_or_default();
+                return Ok(self.get_value(&key).or_else(|| pos.get(1).cloned()).unwrap_or_default());
+            }
+            "include" => {
+                if flag("database") == Some(false) {
+                    next.rel.database = None;
+                }
+                if flag("schema") == Some(false) {
+                    next.rel.schema = String::new();
+                }
+            }
+            "quote" => {
+                let q = &mut next.quoting;
+                q.database = flag("database").unwrap_or(q.database);
+                q.schema = flag("schema").unwrap_or(q.schema);
+                q.identifier = flag("identifier").unwrap_or(q.identifier);
+            }
+            "incorporate" | "replace_path" => {
+                if let Some(kw) = &kw {
+                    if let Some(kind) = kw.get::<Option<String>>("type")? {
+                        next.kind = Some(kind);
                     }
-                    if kw.get::<Option<bool>>("schema").ok().flatten() == Some(false) {
-                        rel.schema = String::new();
+                    let path = if method == "incorporate" { kw.get::<Option<Value>>("path")? } else { Some(Value::from(kw.clone())) };
+                    if let Some(path) = path {
+                        set_path(&mut next.rel, &path)?;
                     }
                 }
-                Ok(Value::from_object(RelationObj {
-                    rel,
-                    cte: self.cte,
-                    kind: self.kind.clone(),
-                    shared: self.shared.clone(),
-                    quoting: self.quoting,
-                }))
             }
-            "incorporate" => {
-                let (_, kw) = split_kwargs(args);
-                let given = kw.and_then(|kw| kw.get::<Option<String>>("type").ok().flatten());
-                Ok(Value::from_object(RelationObj {
-                    rel: self.rel.clone(),
-                    cte: self.cte,
-                    kind: given.or_else(|| self.kind.clone()),
-                    shared: self.shared.clone(),
-                    quoting: self.quoting,
-                }))
-            }
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
         }
+        Ok(Value::from_object(next))
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_sql())
     }
+}
+
+/// Parts given as `path={...}` (or `replace_path(...)`) set on `rel`; a part given none clears it.
+fn set_path(rel: &mut Relation, path: &Value) -> Result<(), Error> {
+    for key in path.try_iter()? {
+        let value = path.get_item(&key)?;
+        let text = if value.is_none() || value.is_undefined() { None } else { Some(value.to_string()) };
+        match key.as_str() {
+            Some("database") => rel.database = text,
+            Some("schema") => rel.schema = text.unwrap_or_default(),
+            Some("identifier") => rel.identifier = text.unwrap_or_default(),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The class name dbt's relations have on an adapter (`DuckDBRelation`), which
+/// `metadata.type` gives.
+fn relation_class(adapter: &str) -> String {
+    match adapter {
+        "duckdb" => "DuckDBRelation".into(),
+        "postgres" => "PostgresRelation".into(),
+        other => {
+            let mut chars = other.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default() + "Relation"
+        }
+    }
+}
+
+/// `api.Relation.create(database=, schema=, identifier=, type=)`: a relation the template names.
+pub(crate) fn create_relation(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Error> {
+    let (_, kw) = split_kwargs(args);
+    let part = |name: &str| -> Result<Option<String>, Error> {
+        let v = match &kw {
+            Some(kw) => kw.get::<Option<Value>>(name)?,
+            None => None,
+        };
+        Ok(v.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string()))
+    };
+    let rel = Relation {
+        database: part("database")?,
+        schema: part("schema")?.unwrap_or_default(),
+        identifier: part("identifier")?.unwrap_or_default(),
+    };
+    let kind = part("type")?;
+    Ok(Value::from_object(RelationObj { rel, cte: false, kind, shared: shared.clone(), quoting: shared.quoting }))
 }
 
 impl RelationObj {
@@ -188,6 +262,46 @@ impl Object for Adapter {
             "get_relation" | "load_relation" => Ok(Value::from(())),
             "get_columns_in_relation" | "list_relations_without_caching" => Ok(Value::from(Vec::<Value>::new())),
             "already_exists" => Ok(Value::from(false)),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// `api`: dbt's classes a template builds objects with (`api.Relation.create(...)`).
+pub(super) struct Api {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("api")
+    }
+}
+
+impl fmt::Debug for RelationClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("api.Relation")
+    }
+}
+
+impl Object for Api {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "Relation" => Some(Value::from_object(RelationClass { shared: self.shared.clone() })),
+            _ => None,
+        }
+    }
+}
+
+/// `api.Relation`.
+struct RelationClass {
+    shared: Arc<Shared>,
+}
+
+impl Object for RelationClass {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "create" => create_relation(&self.shared, args),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }
