@@ -99,6 +99,11 @@ impl Object for RelationObj {
         ObjectRepr::Map
     }
 
+    /// Always true, as dbt's (a mapping that is never empty).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let r = &self.rel;
         let policy = |p: crate::relation::QuotePolicy| {

@@ -263,7 +263,16 @@ pub(crate) fn test_kwargs<'env>(
                 Json::String(s) if LOOKS_LIKE_FUNC.is_match(s) => exprs.eval(env, root, s)?,
                 Json::String(s) if s.contains("{{") || s.contains("{%") => {
                     match ONE_EXPR.captures(s).filter(|_| !s.contains("{{-") && !s.contains("-}}")) {
-                        Some(c) => Value::from(exprs.eval(env, root, &c[1])?.to_string()),
+                        // A relation stays one (dbt renders kwargs natively; packages check
+                        // `model` is a relation); other values as their text.
+                        Some(c) => {
+                            let value = exprs.eval(env, root, &c[1])?;
+                            if value.downcast_object_ref::<crate::render::context::RelationObj>().is_some() {
+                                value
+                            } else {
+                                Value::from(value.to_string())
+                            }
+                        }
                         None => Value::from(env.render_str(s, root.clone())?),
                     }
                 }
