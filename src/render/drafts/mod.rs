@@ -2,7 +2,7 @@
 //! config from the project's config trees and properties yml; sources with rendered yml values.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
@@ -446,16 +446,27 @@ pub(super) fn collect(
             }
         }
 
-        // Model versions whose file is named by `defined_in`: file stem → (model, version, latest).
+        // Model versions whose file is not `<name>_v<v>`: file stem → (model, version, latest).
+        // As dbt looks a version's file up: `defined_in` when given, else `<name>_v<v>`, and
+        // for the latest version only, when that file does not exist, the unsuffixed `<name>`.
+        let model_stems: HashSet<&str> = pkg.files.iter().filter(|f| f.kind == FileKind::Model).map(|f| file_stem(&f.path)).collect();
         let mut defined_in: HashMap<String, (String, String, Option<String>)> = HashMap::new();
         for ((kind, name), p) in &patches {
             let Some(Json::Array(vs)) = p.entry.get("versions").filter(|_| *kind == "model") else { continue };
             let versions: Vec<String> = vs.iter().filter_map(|x| x.get("v").map(json_scalar)).collect();
             let latest = p.entry.get("latest_version").map(json_scalar).or_else(|| max_version(&versions));
             for (ve, v) in vs.iter().zip(&versions) {
-                if let Some(file) = yaml::str_at(ve, "defined_in") {
-                    defined_in.insert(file.to_string(), (name.clone(), v.clone(), latest.clone()));
-                }
+                let file = match yaml::str_at(ve, "defined_in") {
+                    Some(file) => file.to_string(),
+                    None if latest.as_ref() == Some(v)
+                        && !model_stems.contains(format!("{name}_v{v}").as_str())
+                        && model_stems.contains(name.as_str()) =>
+                    {
+                        name.clone()
+                    }
+                    None => continue,
+                };
+                defined_in.insert(file, (name.clone(), v.clone(), latest.clone()));
             }
         }
 
@@ -468,8 +479,7 @@ pub(super) fn collect(
             .map(|f| {
                 let mut drafts: Vec<Box<Draft>> = Vec::new();
                 let mut pending_tests = Vec::new();
-                let stem = f.path.rsplit('/').next().unwrap_or(&f.path);
-                let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s).to_string();
+                let stem = file_stem(&f.path).to_string();
                 let dirs: Vec<String> = f
                     .path
                     .split('/')
@@ -728,4 +738,10 @@ fn max_version(versions: &[String]) -> Option<String> {
             _ => a.cmp(b),
         })
         .cloned()
+}
+
+/// A file's name without its folders and extension (`models/stg_x.sql` → `stg_x`).
+fn file_stem(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.rsplit_once('.').map_or(name, |(s, _)| s)
 }
