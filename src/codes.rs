@@ -84,6 +84,8 @@ codes! {
     }
     render {
         HOOK = "render::hook",
+        LATE = "render::late",
+        LATE_BUNDLE = "render::late_bundle",
         MISSING_MACRO = "render::missing_macro",
         RUNTIME_VAR_CONTROL_FLOW = "render::runtime_var_control_flow",
         RUNTIME_VAR_IN_IDENTIFIER = "render::runtime_var_in_identifier",

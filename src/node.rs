@@ -234,6 +234,17 @@ pub struct ColumnInfo {
     pub doc_blocks: Vec<String>,
 }
 
+/// A node rendered at run time: its template asks the warehouse (see `render::late`).
+#[derive(Clone, Debug)]
+pub struct LateNode {
+    /// The call that made it late, as `file:line:column`.
+    pub call: String,
+    /// What that call is, in words.
+    pub message: String,
+    /// What rendering it at run time reads (opaque outside `render`).
+    pub bundle: serde_json::Value,
+}
+
 /// One model, seed, snapshot, test or analysis after rendering.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -281,6 +292,8 @@ pub struct Node {
     pub seed_file: Option<std::path::PathBuf>,
     /// Where the node was defined, for diagnostics.
     pub origin: Option<Origin>,
+    /// Set when the node is rendered at run time (its `compiled_code` is then none).
+    pub late: Option<Box<LateNode>>,
 }
 
 impl Node {
@@ -321,6 +334,7 @@ impl Node {
             checksum: String::new(),
             seed_file: None,
             origin: None,
+            late: None,
         }
     }
 }
@@ -390,6 +404,8 @@ pub struct Compiled {
     pub generated_at: String,
     /// Warnings (and, when rendering failed, errors) found on the way.
     pub diagnostics: Diagnostics,
+    /// What every node rendered at run time renders with (see `render::late`), when one is.
+    pub late_context: Option<serde_json::Value>,
 }
 
 /// What `var(name)` renders for a runtime variable (`[export.airflow] runtime_vars`): a

@@ -90,6 +90,7 @@ fn project(dir: &Path) -> Compiled {
         invocation_id: "x".into(),
         generated_at: "2026-01-01T00:00:00Z".into(),
         diagnostics: Diagnostics::new(),
+        late_context: None,
     }
 }
 

@@ -222,6 +222,13 @@ fn render_cases() {
                             writeln!(shown, "-- {what}\n{}", ids.join("\n")).expect("string");
                         }
                     }
+                } else if let Some(late) = &node.late {
+                    // Rendered at run time: the call that makes it so, and what it depends on.
+                    let call = roots.iter().fold(late.call.clone(), |c, root| c.replace(&format!("{root}/"), ""));
+                    writeln!(shown, "-- rendered at run time, from {call}\n{}", late.message).expect("string");
+                    if !node.depends_on.is_empty() {
+                        writeln!(shown, "-- depends_on\n{}", node.depends_on.join("\n")).expect("string");
+                    }
                 } else if !has_errors {
                     failures.push(format!("{name}: `{id}` has no compiled SQL"));
                 }

@@ -766,6 +766,7 @@ mod tests {
                     checksum: s(&n["checksum"]["checksum"]),
                     seed_file: None,
                     origin: None,
+                    late: None,
                 }
             })
             .collect();
@@ -822,6 +823,7 @@ mod tests {
             invocation_id: "00000000-0000-4000-8000-000000000000".into(),
             generated_at: "2026-11-22T06:17:59.944823Z".into(),
             diagnostics: Diagnostics::new(),
+            late_context: None,
         }
     }
 

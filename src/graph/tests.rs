@@ -87,6 +87,7 @@ fn compiled(mut nodes: Vec<Node>, sources: Vec<SourceTable>) -> Compiled {
         invocation_id: String::new(),
         generated_at: String::new(),
         diagnostics: Diagnostics::new(),
+        late_context: None,
     }
 }
 

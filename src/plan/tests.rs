@@ -57,6 +57,7 @@ fn compiled(nodes: Vec<Node>) -> Compiled {
         invocation_id: "x".into(),
         generated_at: "2026-01-01T00:00:00Z".into(),
         diagnostics: Diagnostics::new(),
+        late_context: None,
     }
 }
 

@@ -256,18 +256,6 @@ pub(super) fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str
         Value::from("")
     });
     env.add_function("print", |_args: minijinja::value::Rest<Value>| Value::from(""));
-    // dbt runs these queries while it compiles; orrery compiles without a connection, so a
-    // template that needs one fails here, at its call, rather than as an undefined value.
-    for name in ["run_query", "statement", "load_result"] {
-        env.add_function(name, move |_args: minijinja::value::Rest<Value>, _kwargs: minijinja::value::Kwargs| -> Result<Value, Error> {
-            Err(Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!(
-                    "`{name}` runs a query against the warehouse while compiling, as dbt does; orrery compiles without a connection (write the value into the SQL itself, or pass it with --vars)"
-                ),
-            ))
-        });
-    }
     env.add_function("fromjson", |s: String, default: Option<Value>| -> Result<Value, Error> {
         match serde_json::from_str::<serde_json::Value>(&s) {
             Ok(v) => Ok(super::context::json_value(&v)),

@@ -61,6 +61,7 @@ pub(super) fn render_hooks(env: &Environment<'static>, shared: &Arc<Shared>, hoo
             config: Default::default(),
             test_kwargs: None,
             rec: Mutex::new(Recorded::default()),
+            results: Default::default(),
         });
         let root = Value::from_object(Ctx { node, package: Arc::from(shared.root_package.as_str()) });
         match env.render_str(hook, root) {

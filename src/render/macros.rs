@@ -16,8 +16,39 @@ pub(super) struct MacroSet {
     pub(super) pure: crate::FastSet<String>,
 }
 
+/// The macros of a project: dbt's own, then each package's macro files.
 pub(super) fn register_macros(
     project: &Project,
+    env: &mut Environment<'static>,
+    lazy: &Arc<std::sync::Mutex<HashMap<String, LazySource>>>,
+    templates: &mut Templates,
+    diags: &mut Diagnostics,
+) -> MacroSet {
+    let files: Vec<MacroFile> = project
+        .packages
+        .iter()
+        .flat_map(|pkg| {
+            pkg.files.iter().filter(|f| f.kind == crate::project::FileKind::Macro).map(|f| MacroFile {
+                package: pkg.name.clone(),
+                path: f.original_file_path.clone(),
+                source: f.source.clone(),
+            })
+        })
+        .collect();
+    register_macro_files(&files, env, lazy, templates, diags)
+}
+
+/// A macro file of a package: its path in the package and its text.
+#[derive(Clone)]
+pub(super) struct MacroFile {
+    pub package: String,
+    pub path: String,
+    pub source: SourceFile,
+}
+
+/// dbt's own macros, then these files' (so that a project's macro of the same name wins).
+pub(super) fn register_macro_files(
+    files: &[MacroFile],
     env: &mut Environment<'static>,
     lazy: &Arc<std::sync::Mutex<HashMap<String, LazySource>>>,
     templates: &mut Templates,
@@ -94,18 +125,16 @@ pub(super) fn register_macros(
         add_macro_file(env, "dbt", file, text, SourceFile::new(format!("<dbt>/{file}"), *text), diags);
     }
     let mut macro_infos = Vec::new();
-    for pkg in &project.packages {
-        for f in pkg.files.iter().filter(|f| f.kind == crate::project::FileKind::Macro) {
-            add_macro_file(env, &pkg.name, &f.original_file_path, &f.source.text, f.source.clone(), diags);
-            for name in env::macro_names(&env::preprocess_macros(&f.source.text).0) {
-                macro_infos.push(crate::node::MacroInfo {
-                    unique_id: format!("macro.{}.{name}", pkg.name),
-                    name,
-                    package_name: pkg.name.clone(),
-                    original_file_path: f.original_file_path.clone(),
-                    macro_sql: f.source.text.to_string(),
-                });
-            }
+    for f in files {
+        add_macro_file(env, &f.package, &f.path, &f.source.text, f.source.clone(), diags);
+        for name in env::macro_names(&env::preprocess_macros(&f.source.text).0) {
+            macro_infos.push(crate::node::MacroInfo {
+                unique_id: format!("macro.{}.{name}", f.package),
+                name,
+                package_name: f.package.clone(),
+                original_file_path: f.path.clone(),
+                macro_sql: f.source.text.to_string(),
+            });
         }
     }
     // Macros a template may call without being rendered in the parse pass (see static_parse).

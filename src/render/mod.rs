@@ -24,6 +24,7 @@ mod descriptions;
 mod drafts;
 mod env;
 mod hooks;
+mod late;
 mod macros;
 mod naming;
 mod passes;
@@ -46,6 +47,8 @@ use rayon::prelude::*;
 use serde_json::Value as Json;
 
 pub(crate) use config::node_config;
+pub use context::{QueryResult, Warehouse};
+pub use late::realize;
 pub use env::{env_reads, env_var_function};
 use hooks::{hooks_of, render_hooks, render_node_hooks};
 use macros::{MacroSet, register_macros};
@@ -156,13 +159,16 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         pieces: &pieces,
         plain: options.plain,
     };
-    let results = compile_pass(&inputs, &drafts, &keep, &mut diags);
+    let mut late_marks = Vec::new();
+    let results = compile_pass(&inputs, &drafts, &keep, &mut diags, &mut late_marks);
+    let late_context = (!late_marks.is_empty()).then(|| late::context(project, &shared));
+    let late_nodes = late_nodes(&drafts, &shared, late_marks);
     // The templates' pieces (about 1 KB a template) are done with: their memory goes to the nodes.
     pieces.into_par_iter().for_each(drop);
 
     drop(t);
     let _t = crate::timing::phase("render.nodes");
-    let mut nodes = assemble_nodes(drafts, results);
+    let mut nodes = assemble_nodes(drafts, results, late_nodes);
 
     let on_run_start = render_hooks(&env, &shared, &project.on_run_start, &mut diags);
     let on_run_end = render_hooks(&env, &shared, &project.on_run_end, &mut diags);
@@ -193,6 +199,7 @@ pub fn compile_all(project: &Project, options: &RenderOptions) -> Compiled {
         invocation_id: options.invocation_id.clone(),
         generated_at: options.run_started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         diagnostics: diags,
+        late_context,
     }
 }
 
@@ -223,12 +230,46 @@ fn base_shared(
         docs,
         quoting: quote_policy(&project.root_package().project_yml),
         memo: context::MacroMemo::new(if options.plain { Default::default() } else { pure_macros }),
+        live: None,
     }
+}
+
+/// Each late draft's mark and what its node depends on: the nodes and sources its parse pass
+/// found (as dbt fixes `depends_on` at parse time), by draft index.
+fn late_nodes(drafts: &[Box<Draft>], shared: &Shared, marks: Vec<(usize, Diagnostic)>) -> HashMap<usize, (Box<crate::node::LateNode>, Recorded)> {
+    marks
+        .into_iter()
+        .map(|(i, diag)| {
+            let d = &drafts[i];
+            let mut rec = Recorded::default();
+            for call in &d.parse_refs {
+                if let Some(target) = shared.ref_target(&d.package, call) {
+                    rec.add_ref(call.clone(), &target.unique_id);
+                }
+            }
+            for [s, t] in &d.parse_sources {
+                if let Some((uid, _)) = shared.sources.get(&(s.clone(), t.clone())) {
+                    rec.add_source([s.clone(), t.clone()], uid);
+                }
+            }
+            let call = match diag.location() {
+                Some((path, Some((line, col)))) => format!("{}:{line}:{col}", path.display()),
+                Some((path, None)) => path.display().to_string(),
+                None => d.original_file_path.clone(),
+            };
+            let late = crate::node::LateNode { call, message: diag.message.clone(), bundle: late::bundle(d, shared) };
+            (i, (Box::new(late), rec))
+        })
+        .collect()
 }
 
 /// The nodes, from the drafts and their compile results: ephemeral models inlined as CTEs,
 /// recursively, as dbt inlines them; hooks into the config; sorted by unique id.
-fn assemble_nodes(drafts: Arc<Vec<Box<Draft>>>, results: Vec<Option<(String, Option<String>, Recorded)>>) -> Vec<Node> {
+fn assemble_nodes(
+    drafts: Arc<Vec<Box<Draft>>>,
+    results: Vec<Option<(String, Option<String>, Recorded)>>,
+    mut late: HashMap<usize, (Box<crate::node::LateNode>, Recorded)>,
+) -> Vec<Node> {
     // Only an ephemeral model's SQL is read across nodes (to inline it): kept aside, so that
     // every other node's parts are moved, not copied, into its node, all nodes in parallel.
     let inlined: std::collections::HashSet<&str> =
@@ -248,12 +289,19 @@ fn assemble_nodes(drafts: Arc<Vec<Box<Draft>>>, results: Vec<Option<(String, Opt
         Some(builtins::Ephemeral { identifier, sql, ctes })
     };
     let drafts = Arc::try_unwrap(drafts).unwrap_or_else(|shared| shared.as_ref().clone());
+    let mut late: Vec<Option<(Box<crate::node::LateNode>, Recorded)>> = (0..drafts.len()).map(|i| late.remove(&i)).collect();
     let nodes: Vec<Option<Node>> = drafts
         .into_par_iter()
         .zip(results.into_par_iter())
-        .map(|(d, result)| {
+        .zip(late.par_iter_mut())
+        .map(|((d, result), late)| {
             if !d.enabled {
                 return None;
+            }
+            if let Some((mark, rec)) = late.take() {
+                let mut node = d.into_node(None, None, Some(rec));
+                node.late = Some(mark);
+                return Some(node);
             }
             let (sql, inc, mut rec) = match result {
                 Some((s, inc, rec)) => (Some(s), inc, Some(rec)),

@@ -96,13 +96,14 @@ pub(super) fn parse_pass(inputs: &ParseInputs<'_, '_, '_>, drafts: &mut Vec<Box<
 }
 
 /// The compile pass over the drafts `keep` lets through (enabled, not seeds): each one's SQL,
-/// its incremental variant and what its render recorded; errors go to `diags`. The pieces are
-/// done with after it.
+/// its incremental variant and what its render recorded; errors go to `diags`, and a draft
+/// whose render asks the warehouse is late (`late`: its index and the call).
 pub(super) fn compile_pass(
     inputs: &CompileInputs<'_, '_, '_>,
     drafts: &Arc<Vec<Box<Draft>>>,
     keep: &[bool],
     diags: &mut Diagnostics,
+    late: &mut Vec<(usize, Diagnostic)>,
 ) -> Vec<Option<(String, Option<String>, Recorded)>> {
     let compiled: Vec<Rendered> = drafts
         .par_iter()
@@ -118,8 +119,13 @@ pub(super) fn compile_pass(
     // Converted where they lie (the vector's own iterator collects in place).
     compiled
         .into_iter()
-        .map(|r| match r {
+        .enumerate()
+        .map(|(i, r)| match r {
             Some(Ok(v)) => Some(v),
+            Some(Err(d)) if d.message.contains(context::ASKS_THE_WAREHOUSE) => {
+                late.push((i, d));
+                None
+            }
             Some(Err(d)) => {
                 diags.push(d);
                 None
@@ -146,7 +152,7 @@ pub(super) struct CompileInputs<'a, 'e, 'p> {
 /// The compile pass of draft `i`: a native test's SQL, a generic test rendered with its
 /// kwargs, or a template written from its pieces or rendered (both variants of an incremental
 /// model), with its hooks.
-fn compile_draft(inputs: &CompileInputs<'_, '_, '_>, all: &Arc<Vec<Box<Draft>>>, i: usize, d: &Draft) -> Rendered {
+pub(super) fn compile_draft(inputs: &CompileInputs<'_, '_, '_>, all: &Arc<Vec<Box<Draft>>>, i: usize, d: &Draft) -> Rendered {
     let model = drafts::LazyModel::value_of(all, i, true);
     let kwargs = d.test.as_ref().map(|_| Value::from(()));
     let node = new_render(inputs.shared, d, Pass::Compile, Some(d.relation.clone()), model.clone(), kwargs);
@@ -226,6 +232,7 @@ pub(super) fn new_render(
         config: d.config.clone(),
         test_kwargs,
         rec: Mutex::new(Recorded::default()),
+        results: Default::default(),
     })
 }
 

@@ -14,9 +14,12 @@ use crate::node::{RefCall, Relation};
 
 mod macros;
 mod relation;
+mod warehouse;
 
 pub(crate) use macros::*;
 pub(crate) use relation::*;
+pub(crate) use warehouse::*;
+pub use warehouse::{QueryResult, Warehouse};
 
 /// A macro as the environment knows it: its template and its package.
 #[derive(Clone, Debug)]
@@ -28,7 +31,7 @@ pub(crate) struct MacroRef {
 }
 
 /// What a node needs to know about another node to `ref` it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Target {
     pub unique_id: String,
     pub package: String,
@@ -62,6 +65,8 @@ pub(crate) struct Shared {
     /// The root project's `quoting:`.
     pub quoting: crate::relation::QuotePolicy,
     pub memo: MacroMemo,
+    /// The connection a run-time render asks (none while compiling: see `warehouse`).
+    pub live: Option<Live>,
 }
 
 impl Shared {
@@ -229,6 +234,8 @@ pub(crate) struct NodeRender {
     pub config: serde_json::Map<String, Json>,
     pub test_kwargs: Option<Value>,
     pub rec: Mutex<Recorded>,
+    /// `statement` results by name, for `load_result`.
+    pub results: Mutex<HashMap<String, Value>>,
 }
 
 impl NodeRender {
@@ -312,6 +319,15 @@ impl Object for Ctx {
             "project_name" => Some(Value::from(node.shared.root_package.clone())),
             "adapter" => Some(Value::from_object(Adapter { ctx: (**self).clone() })),
             "api" => Some(Value::from_object(Api { shared: node.shared.clone() })),
+            "run_query" | "statement" | "load_result" | "load_relation" | "load_cached_relation" => {
+                let func = match key {
+                    "run_query" => WarehouseFunc::RunQuery,
+                    "statement" => WarehouseFunc::Statement,
+                    "load_result" => WarehouseFunc::LoadResult,
+                    _ => WarehouseFunc::LoadRelation,
+                };
+                Some(Value::from_object(WarehouseFn { ctx: (**self).clone(), func }))
+            }
             "_dbt_generic_test_kwargs" => node.test_kwargs.clone(),
             "context" => Some(Value::from_dyn_object(self.clone())),
             _ => self.macro_or_namespace(key),

@@ -246,7 +246,7 @@ pub(super) struct Adapter {
 }
 
 impl Object for Adapter {
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         let shared = &self.ctx.node.shared;
         match method {
             "quote" => Ok(Value::from(shared.quote(args.first().and_then(|v| v.as_str()).unwrap_or_default()))),
@@ -264,10 +264,8 @@ impl Object for Adapter {
                 }
                 Err(Error::new(ErrorKind::UnknownFunction, format!("no implementation of macro `{name}` for adapter {}", shared.adapter)))
             }
-            "get_relation" | "load_relation" => Ok(Value::from(())),
-            "get_columns_in_relation" | "list_relations_without_caching" => Ok(Value::from(Vec::<Value>::new())),
-            "already_exists" => Ok(Value::from(false)),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+            "load_relation" => Value::from_object(WarehouseFn { ctx: self.ctx.clone(), func: WarehouseFunc::LoadRelation }).call(state, args),
+            _ => adapter_method(&self.ctx, method, args).unwrap_or_else(|| Err(Error::from(ErrorKind::UnknownMethod))),
         }
     }
 }

@@ -216,6 +216,7 @@ pub(super) fn render_yml_str(
         config: Map::new(),
         test_kwargs: None,
         rec: Mutex::new(Recorded::default()),
+        results: Default::default(),
     });
     env.render_str(text, Value::from_object(Ctx { node, package: Arc::from(package) }))
 }

@@ -218,6 +218,7 @@ impl Draft {
             checksum,
             seed_file: self.seed_file,
             origin: Some(crate::node::Origin { source: self.source, span: self.offset..self.offset }),
+            late: None,
         }
     }
 }
