@@ -216,7 +216,33 @@ impl<'a> PlanRunner<'a> {
         self.nodes[task]
     }
 
+    /// A node rendered at run time, realized: rendered with a connection of its own (its
+    /// template asks the warehouse), then given the statements a static node of that SQL has.
+    /// A render error fails the node, at its file:line:column.
+    fn realize(&self, node: &PlanNode, conn: &dyn Connection) -> Result<PlanNode, AdapterError> {
+        let failed = |message: String| AdapterError::new(AdapterErrorKind::Query, message);
+        let (Some(context), Some(bundle)) = (&self.plan.render_context, &node.bundle) else {
+            return Err(failed(format!("{} is rendered at run time, but the plan has no render context or bundle for it", node.id)));
+        };
+        let warehouse = ConnectionWarehouse(conn.try_clone()?);
+        let options = crate::render::RenderOptions { full_refresh: self.full_refresh, ..Default::default() };
+        let shown = |d: &crate::diagnostics::Diagnostic| match d.location() {
+            Some((path, Some((line, col)))) => format!("{}:{line}:{col}: {}", path.display(), d.message),
+            Some((path, None)) => format!("{}: {}", path.display(), d.message),
+            None => d.message.clone(),
+        };
+        let rendered = crate::render::realize(context, bundle, Box::new(warehouse), &options).map_err(|d| failed(shown(&d)))?;
+        self.plan.realized(node, &rendered, self.full_refresh, std::path::Path::new(".")).map_err(|d| failed(shown(&d)))
+    }
+
     fn run_node(&self, task: usize, node: &PlanNode, conn: &mut dyn Connection) -> Result<Outcome, AdapterError> {
+        let realized;
+        let node = if node.is_late() {
+            realized = self.realize(node, conn)?;
+            &realized
+        } else {
+            node
+        };
         if node.resource_type == "test" {
             let (failures, outcome) = run_test(node, conn)?;
             self.failures.lock().unwrap_or_else(|e| e.into_inner()).insert(task, failures);
@@ -338,6 +364,20 @@ impl Runner for PlanRunner<'_> {
     fn submit(&self, task: usize, attempt: u32, cancel: &CancelToken, done: Completion) -> Option<Outcome> {
         let Some(submitter) = &self.submitter else { return Some(self.run(task, attempt, cancel)) };
         let node = &self.plan.nodes[self.nodes[task]];
+        let realized;
+        let node = if node.is_late() {
+            // Rendered here, holding this worker for its length.
+            let base = self.base.lock().unwrap_or_else(|e| e.into_inner());
+            match self.realize(node, base.as_ref()) {
+                Ok(r) => {
+                    realized = r;
+                    &realized
+                }
+                Err(err) => return Some(Outcome::Failure { message: err.message }),
+            }
+        } else {
+            node
+        };
         let is_test = node.resource_type == "test";
         let statements: Vec<String> = if is_test {
             vec![test_sql(node).to_string()]
@@ -380,5 +420,15 @@ impl Runner for PlanRunner<'_> {
         let registered = cancel.on_cancel(move || interrupt.interrupt());
         *guard.lock().unwrap_or_else(|e| e.into_inner()) = Some(registered);
         None
+    }
+}
+
+/// A connection as the renderer asks it (`render::Warehouse`).
+struct ConnectionWarehouse(Box<dyn Connection>);
+
+impl crate::render::Warehouse for ConnectionWarehouse {
+    fn query(&mut self, sql: &str) -> Result<crate::render::QueryResult, String> {
+        let rows = self.0.query(sql).map_err(|e| e.message)?;
+        Ok(crate::render::QueryResult { columns: rows.columns, rows: rows.rows })
     }
 }

@@ -129,6 +129,9 @@ fn drop_node(id: &str, before: &NodeState) -> PlanNode {
         tests: Vec::new(),
         test: None,
         callbacks: Vec::new(),
+        render: None,
+        late_call: None,
+        bundle: None,
     }
 }
 

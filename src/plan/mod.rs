@@ -69,6 +69,15 @@ pub struct RunPlan {
     /// statements until `run --vars` binds each as a SQL literal of the given value's type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runtime_vars: Vec<String>,
+    /// What the nodes rendered at run time render with: the project's macros, vars, target
+    /// and quoting, stored once (present when a node is rendered at run time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render_context: Option<Value>,
+    /// The runtime variables' values this run binds (set by `bind_runtime_vars`), for the
+    /// statements of nodes rendered at run time.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub bound_vars: IndexMap<String, Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -175,6 +184,27 @@ pub struct PlanNode {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<PlanTest>,
     pub callbacks: Vec<String>,
+    /// `at_run` for a node rendered at run time (its template asks the warehouse): its
+    /// statements are empty in the plan and written by the worker that runs it, from `bundle`
+    /// and the plan's `render_context`, once its parents finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<String>,
+    /// The call that makes it so, as `file:line:column`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_call: Option<String>,
+    /// What rendering it reads: its template, config and resolved references (opaque here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Value>,
+}
+
+/// `PlanNode::render` of a node rendered at run time.
+pub const RENDER_AT_RUN: &str = "at_run";
+
+impl PlanNode {
+    /// Whether the node is rendered at run time.
+    pub fn is_late(&self) -> bool {
+        self.render.as_deref() == Some(RENDER_AT_RUN)
+    }
 }
 
 /// What runs instead when the relation exists as another type.
@@ -260,6 +290,7 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             let mut found = Diagnostics::new();
             let full_refresh = effective_full_refresh(node, opts);
             let built = match dialect {
+                _ if node.late.is_some() => common::Built::default(),
                 Some(Dialect::DuckDb) => common::statements(&duckdb::DuckDb, node, full_refresh, &compiled.project_root, &mut found),
                 Some(Dialect::Postgres) => common::statements(&postgres::Postgres, node, full_refresh, &compiled.project_root, &mut found),
                 None => common::Built::default(),
@@ -284,6 +315,9 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
                 tests: Vec::new(),
                 test,
                 callbacks: opts.node_callbacks.get(&node.unique_id).cloned().unwrap_or_default(),
+                render: node.late.as_ref().map(|_| RENDER_AT_RUN.to_string()),
+                late_call: node.late.as_ref().map(|l| l.call.clone()),
+                bundle: node.late.as_ref().map(|l| l.bundle.clone()),
             };
             (plan_node, found)
         })
@@ -343,6 +377,8 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
             on_run_end: compiled.on_run_end.iter().filter(|s| !s.trim().is_empty()).cloned().collect(),
         },
         runtime_vars: opts.runtime_vars.clone(),
+        render_context: compiled.late_context.clone(),
+        bound_vars: IndexMap::new(),
     };
     (plan, diagnostics)
 }
@@ -444,6 +480,10 @@ fn fingerprint(node: &Node, built: &common::Built) -> String {
     }
     text(&mut h, &node.relation.schema);
     text(&mut h, &node.relation.identifier);
+    // A late node's statements are written at run time: what they are written from instead.
+    if let Some(late) = &node.late {
+        text(&mut h, &late.bundle.to_string());
+    }
     list(&mut h, Some(strs(&built.statements)));
     list(&mut h, built.statements_incremental.as_deref().map(strs));
     match &built.statements_other_type {
@@ -600,36 +640,96 @@ impl RunPlan {
             )
             .with_help(format!("pass them with --vars, e.g. --vars '{{{}: \"2024-01-01\"}}'", missing[0])));
         }
-        let dialect = crate::sql::Dialect::of(&self.target.adapter_type);
-        let bindings: Vec<(&str, String, &Value)> =
-            self.runtime_vars.iter().map(|n| (n.as_str(), crate::node::runtime_var_marker(n), &values[n.as_str()])).collect();
-        let bind = |owner: &str, sql: &mut String| -> Result<(), Diagnostic> {
-            for (name, marker, value) in &bindings {
-                *sql = crate::sql::bind::bind(sql, dialect, marker, value).map_err(|e| {
-                    Diagnostic::error(
-                        crate::codes::run::RUNTIME_VAR_UNBINDABLE,
-                        format!("{owner}: runtime variable `{name}` cannot be bound: {e}"),
-                    )
-                    .with_help("use a runtime variable as a value (in code, a string literal or a comment), never inside a quoted name")
-                })?;
-            }
-            Ok(())
-        };
+        self.bound_vars = values.clone();
+        let binder = Binder::new(self);
         for node in &mut self.nodes {
-            let owner = node.id.clone();
-            let mut texts: Vec<&mut String> = node.statements.iter_mut().collect();
-            for list in [&mut node.statements_incremental, &mut node.statements_create].into_iter().flatten() {
-                texts.extend(list.iter_mut());
-            }
-            if let Some(other) = &mut node.statements_other_type {
-                texts.extend(other.statements.iter_mut().flatten());
-            }
-            for sql in texts {
-                bind(&owner, sql)?;
-            }
+            binder.node(node)?;
         }
         for hook in self.hooks.on_run_start.iter_mut().chain(&mut self.hooks.on_run_end) {
-            bind("a run hook", hook)?;
+            binder.text("a run hook", hook)?;
+        }
+        Ok(())
+    }
+
+    /// A node rendered at run time, realized (`render::realize`): the plan's node with the
+    /// statements a static node of that SQL would have, its runtime variables bound as the
+    /// plan's were.
+    pub fn realized(
+        &self,
+        planned: &PlanNode,
+        node: &Node,
+        full_refresh: bool,
+        project_root: &std::path::Path,
+    ) -> Result<PlanNode, Diagnostic> {
+        let mut found = Diagnostics::new();
+        let full_refresh = full_refresh || node.config.full_refresh == Some(true);
+        let built = match self.target.adapter_type.as_str() {
+            "duckdb" => common::statements(&duckdb::DuckDb, node, full_refresh, project_root, &mut found),
+            "postgres" => common::statements(&postgres::Postgres, node, full_refresh, project_root, &mut found),
+            other => {
+                return Err(Diagnostic::error(
+                    crate::codes::plan::UNSUPPORTED_ADAPTER,
+                    format!("orrery cannot write statements for adapter type `{other}` yet"),
+                ));
+            }
+        };
+        if let Some(error) = found.errors().next() {
+            return Err(error.clone());
+        }
+        let mut realized = planned.clone();
+        realized.statements = built.statements;
+        realized.statements_incremental = built.statements_incremental;
+        realized.statements_other_type = built.statements_other_type;
+        realized.statements_create = built.statements_create;
+        if !self.runtime_vars.is_empty() {
+            Binder::new(self).node(&mut realized)?;
+        }
+        Ok(realized)
+    }
+}
+
+/// Binds the plan's runtime variables (their values in `bound_vars`) into statements.
+struct Binder {
+    dialect: crate::sql::Dialect,
+    /// (name, placeholder, value)
+    bindings: Vec<(String, String, Value)>,
+}
+
+impl Binder {
+    fn new(plan: &RunPlan) -> Self {
+        let dialect = crate::sql::Dialect::of(&plan.target.adapter_type);
+        let bindings = plan
+            .runtime_vars
+            .iter()
+            .filter_map(|n| Some((n.clone(), crate::node::runtime_var_marker(n), plan.bound_vars.get(n.as_str())?.clone())))
+            .collect();
+        Binder { dialect, bindings }
+    }
+
+    fn text(&self, owner: &str, sql: &mut String) -> Result<(), Diagnostic> {
+        for (name, marker, value) in &self.bindings {
+            *sql = crate::sql::bind::bind(sql, self.dialect, marker, value).map_err(|e| {
+                Diagnostic::error(
+                    crate::codes::run::RUNTIME_VAR_UNBINDABLE,
+                    format!("{owner}: runtime variable `{name}` cannot be bound: {e}"),
+                )
+                .with_help("use a runtime variable as a value (in code, a string literal or a comment), never inside a quoted name")
+            })?;
+        }
+        Ok(())
+    }
+
+    fn node(&self, node: &mut PlanNode) -> Result<(), Diagnostic> {
+        let owner = node.id.clone();
+        let mut texts: Vec<&mut String> = node.statements.iter_mut().collect();
+        for list in [&mut node.statements_incremental, &mut node.statements_create].into_iter().flatten() {
+            texts.extend(list.iter_mut());
+        }
+        if let Some(other) = &mut node.statements_other_type {
+            texts.extend(other.statements.iter_mut().flatten());
+        }
+        for sql in texts {
+            self.text(&owner, sql)?;
         }
         Ok(())
     }

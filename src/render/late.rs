@@ -219,7 +219,8 @@ pub fn realize(context: &Json, bundle: &Json, warehouse: Box<dyn Warehouse>, opt
         return Err(first.clone());
     }
     let kwarg_exprs = drafts::KwargExprs::default();
-    let inputs = CompileInputs { env: &env, shared: &shared, templates: &templates, kwarg_exprs: &kwarg_exprs, pieces: &Vec::new(), plain: true };
+    let inputs =
+        CompileInputs { env: &env, shared: &shared, templates: &templates, kwarg_exprs: &kwarg_exprs, pieces: &Vec::new(), plain: true };
     let drafts = Arc::new(drafts);
     let rendered = passes::compile_draft(&inputs, &drafts, 0, &drafts[0]);
     let drafts = Arc::try_unwrap(drafts).unwrap_or_else(|shared| shared.as_ref().clone());

@@ -48,9 +48,9 @@ use serde_json::Value as Json;
 
 pub(crate) use config::node_config;
 pub use context::{QueryResult, Warehouse};
-pub use late::realize;
 pub use env::{env_reads, env_var_function};
 use hooks::{hooks_of, render_hooks, render_node_hooks};
+pub use late::realize;
 use macros::{MacroSet, register_macros};
 use naming::{resolve_relation, target_map};
 use passes::{CompileInputs, ParseInputs, compile_pass, new_render, parse_pass, template_pieces};
@@ -236,7 +236,11 @@ fn base_shared(
 
 /// Each late draft's mark and what its node depends on: the nodes and sources its parse pass
 /// found (as dbt fixes `depends_on` at parse time), by draft index.
-fn late_nodes(drafts: &[Box<Draft>], shared: &Shared, marks: Vec<(usize, Diagnostic)>) -> HashMap<usize, (Box<crate::node::LateNode>, Recorded)> {
+fn late_nodes(
+    drafts: &[Box<Draft>],
+    shared: &Shared,
+    marks: Vec<(usize, Diagnostic)>,
+) -> HashMap<usize, (Box<crate::node::LateNode>, Recorded)> {
     marks
         .into_iter()
         .map(|(i, diag)| {

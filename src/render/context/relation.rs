@@ -264,7 +264,9 @@ impl Object for Adapter {
                 }
                 Err(Error::new(ErrorKind::UnknownFunction, format!("no implementation of macro `{name}` for adapter {}", shared.adapter)))
             }
-            "load_relation" => Value::from_object(WarehouseFn { ctx: self.ctx.clone(), func: WarehouseFunc::LoadRelation }).call(state, args),
+            "load_relation" => {
+                Value::from_object(WarehouseFn { ctx: self.ctx.clone(), func: WarehouseFunc::LoadRelation }).call(state, args)
+            }
             _ => adapter_method(&self.ctx, method, args).unwrap_or_else(|| Err(Error::from(ErrorKind::UnknownMethod))),
         }
     }

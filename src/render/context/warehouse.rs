@@ -140,7 +140,11 @@ fn parts_of(relation: &Value) -> Relation {
         Some(r) => r.rel.clone(),
         None => {
             let get = |k: &str| relation.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
-            Relation { database: get("database"), schema: get("schema").unwrap_or_default(), identifier: get("identifier").unwrap_or_default() }
+            Relation {
+                database: get("database"),
+                schema: get("schema").unwrap_or_default(),
+                identifier: get("identifier").unwrap_or_default(),
+            }
         }
     }
 }
@@ -216,10 +220,17 @@ pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<
                 let Some(live) = live(node, method)? else {
                     return Ok(if method == "already_exists" { Value::from(false) } else { Value::from(()) });
                 };
-                let (db, schema, identifier) =
-                    if method == "get_relation" { (arg(0, "database"), arg(1, "schema"), arg(2, "identifier")) } else { (None, arg(0, "schema"), arg(1, "table")) };
+                let (db, schema, identifier) = if method == "get_relation" {
+                    (arg(0, "database"), arg(1, "schema"), arg(2, "identifier"))
+                } else {
+                    (None, arg(0, "schema"), arg(1, "table"))
+                };
                 let text = |v: Option<Value>| v.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
-                let rel = Relation { database: text(db), schema: text(schema).unwrap_or_default(), identifier: text(identifier).unwrap_or_default() };
+                let rel = Relation {
+                    database: text(db),
+                    schema: text(schema).unwrap_or_default(),
+                    identifier: text(identifier).unwrap_or_default(),
+                };
                 let found = find_relation(&node.shared, &live, &rel)?;
                 Ok(if method == "already_exists" { Value::from(!found.is_none()) } else { found })
             }
@@ -238,7 +249,8 @@ pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<
                 let Some(live) = live(node, method)? else { return Ok(Value::from(false)) };
                 let db = arg(0, "database").filter(|v| !v.is_none()).map(|v| v.to_string());
                 let schema = arg(1, "schema").map(|v| v.to_string()).unwrap_or_default();
-                let mut sql = format!("select count(*) from information_schema.schemata where lower(schema_name) = lower({})", lit(&schema));
+                let mut sql =
+                    format!("select count(*) from information_schema.schemata where lower(schema_name) = lower({})", lit(&schema));
                 if let Some(db) = db {
                     sql.push_str(&format!(" and lower(catalog_name) = lower({})", lit(&db)));
                 }
@@ -250,7 +262,11 @@ pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<
                 let rel = parts_of(&arg(0, "relation").unwrap_or_default());
                 let sql = if method == "drop_relation" {
                     let kind = arg(0, "relation").and_then(|r| r.get_attr("type").ok()).filter(|t| !t.is_none()).map(|t| t.to_string());
-                    format!("drop {} if exists {} cascade", if kind.as_deref() == Some("view") { "view" } else { "table" }, rel.render_sql())
+                    format!(
+                        "drop {} if exists {} cascade",
+                        if kind.as_deref() == Some("view") { "view" } else { "table" },
+                        rel.render_sql()
+                    )
                 } else {
                     let schema = Relation { identifier: String::new(), ..rel };
                     let name = match &schema.database {
@@ -266,8 +282,14 @@ pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<
         }
     };
     match method {
-        "get_columns_in_relation" | "get_missing_columns" | "get_relation" | "already_exists" | "list_relations_without_caching"
-        | "check_schema_exists" | "drop_relation" | "create_schema" => Some(run()),
+        "get_columns_in_relation"
+        | "get_missing_columns"
+        | "get_relation"
+        | "already_exists"
+        | "list_relations_without_caching"
+        | "check_schema_exists"
+        | "drop_relation"
+        | "create_schema" => Some(run()),
         _ => None,
     }
 }
