@@ -204,14 +204,8 @@ impl Walker<'_> {
                 self.stmts(&w.body);
             }
             Stmt::Set(s) => {
-                let literal = match &s.expr {
-                    Expr::List(l) if self.lists => Some((l.span(), '[', ']', "__orrery_list(")),
-                    Expr::Map(m) if self.dicts => Some((m.span(), '{', '}', "__orrery_dict(")),
-                    _ => None,
-                };
-                if let Some((span, open, close, func)) = literal {
-                    self.wrap_literal(span, open, close, func);
-                } else if let Expr::Var(v) = &s.expr
+                // (Its literals are wrapped by `expr`.)
+                if let Expr::Var(v) = &s.expr
                     && (self.lists || self.dicts)
                 {
                     // A name bound to a list or dict made elsewhere (a macro's argument, a
@@ -278,11 +272,6 @@ impl Walker<'_> {
 
     fn macro_decl(&mut self, m: &ast::Macro<'_>) {
         for d in &m.defaults {
-            match d {
-                Expr::List(l) if self.lists => self.wrap_literal(l.span(), '[', ']', "__orrery_list("),
-                Expr::Map(m) if self.dicts => self.wrap_literal(m.span(), '{', '}', "__orrery_dict("),
-                _ => {}
-            }
             self.expr(d);
         }
         self.stmts(&m.body);
@@ -367,9 +356,18 @@ impl Walker<'_> {
                 self.expr(&g.subscript_expr);
             }
             Expr::Call(c) => self.call(c),
-            Expr::List(l) => l.items.iter().for_each(|x| self.expr(x)),
+            // Every literal of a template that changes lists or dicts is one it can change.
+            Expr::List(l) => {
+                if self.lists {
+                    self.wrap_literal(l.span(), '[', ']', "__orrery_list(");
+                }
+                l.items.iter().for_each(|x| self.expr(x))
+            }
             Expr::Tuple(t) => t.items.iter().for_each(|x| self.expr(x)),
             Expr::Map(m) => {
+                if self.dicts {
+                    self.wrap_literal(m.span(), '{', '}', "__orrery_dict(");
+                }
                 for (k, v) in m.keys.iter().zip(&m.values) {
                     self.expr(k);
                     self.expr(v);

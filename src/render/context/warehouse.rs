@@ -466,6 +466,22 @@ impl Object for Named {
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Values(self.items.clone())
     }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, _args: &[Value]) -> Result<Value, Error> {
+        named_method(&self.names, &self.items, method)
+    }
+}
+
+/// A mapped sequence's `keys()`, `values()` and `items()`.
+fn named_method(names: &[String], items: &[Value], method: &str) -> Result<Value, Error> {
+    match method {
+        "keys" => Ok(Value::from(names.iter().cloned().map(Value::from).collect::<Vec<_>>())),
+        "values" => Ok(Value::from(items.to_vec())),
+        "items" => {
+            Ok(Value::from(names.iter().zip(items).map(|(n, v)| Value::from(vec![Value::from(n.clone()), v.clone()])).collect::<Vec<_>>()))
+        }
+        _ => Err(Error::from(ErrorKind::UnknownMethod)),
+    }
 }
 
 /// `items[key]`: by a column's name, or by position (negative from the end).
@@ -499,14 +515,7 @@ impl Object for Row {
     }
 
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, _args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "keys" => Ok(Value::from(self.names.iter().cloned().map(Value::from).collect::<Vec<_>>())),
-            "values" => Ok(Value::from(self.values.clone())),
-            "items" => Ok(Value::from(
-                self.names.iter().zip(&self.values).map(|(n, v)| Value::from(vec![Value::from(n.clone()), v.clone()])).collect::<Vec<_>>(),
-            )),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
+        named_method(&self.names, &self.values, method)
     }
 }
 
