@@ -11,7 +11,12 @@ use crate::node::{Compiled, Node, ResourceType};
 
 /// The file a node's compiled SQL goes to, relative to the project root.
 pub fn compiled_path(compiled: &Compiled, node: &Node) -> PathBuf {
-    let mut p = PathBuf::from(&compiled.target_path).join("compiled").join(&node.package_name);
+    PathBuf::from(&compiled.target_path).join(in_target(node))
+}
+
+/// A node's compiled file below the target folder: `compiled/<package>/<file>`.
+pub fn in_target(node: &Node) -> PathBuf {
+    let mut p = PathBuf::from("compiled").join(&node.package_name);
     p.push(&node.original_file_path);
     // Generic tests live below their properties file: models/schema.yml/<test>.sql.
     if node.resource_type == ResourceType::Test && !node.original_file_path.ends_with(".sql") {
@@ -108,6 +113,19 @@ pub fn write(compiled: &Compiled) -> Result<(), Diagnostic> {
         Some(dir) if fresh.contains(dir) => write_file(&handles, path, sql),
         _ => write_if_changed(&handles, path, sql),
     })
+}
+
+/// The compiled SQL of nodes rendered at run time, below `target_dir`, each written atomically.
+pub fn write_realized(target_dir: &Path, realized: &[(PathBuf, String)]) -> Result<(), Diagnostic> {
+    for (rel, sql) in realized {
+        let path = target_dir.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Diagnostic::error(crate::codes::artifacts::WRITE, format!("cannot create {}: {e}", dir.display())))?;
+        }
+        replace_file(&path, sql)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

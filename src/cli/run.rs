@@ -511,6 +511,10 @@ pub(super) fn execute_plan(
         let report = report.map_err(|d| Diagnostics::from(*d))?;
         hooks.finish(cancel.reason().as_deref());
         let failures = (0..phase.nodes.len()).map(|t| runner.failures(t)).collect();
+        // Where dbt writes a node's compiled SQL, for the nodes rendered here.
+        if let Err(diagnostic) = crate::artifacts::compiled::write_realized(&places.target_dir, &runner.take_realized_sql()) {
+            eprintln!("warning: {}", diagnostic.message);
+        }
         reports.push(PhaseReport { phase: index, report, failures, failed_late: hooks.failed_late() });
         if cancel.is_cancelled() {
             break;

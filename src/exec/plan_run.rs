@@ -133,6 +133,8 @@ pub struct PlanRunner<'a> {
     existing: Arc<Existing>,
     /// Deferred mode: where nodes' statements are submitted.
     submitter: Option<Arc<dyn Submit>>,
+    /// Nodes rendered at run time: their compiled SQL and where dbt writes it (below the target folder).
+    realized_sql: Mutex<Vec<(std::path::PathBuf, String)>>,
 }
 
 /// A relation's name as the warehouse compares it (DuckDB: case-insensitive).
@@ -154,6 +156,7 @@ impl<'a> PlanRunner<'a> {
             failures: Arc::new(Mutex::new(HashMap::new())),
             existing: Arc::new(Mutex::new(None)),
             submitter: None,
+            realized_sql: Mutex::new(Vec::new()),
         }
     }
 
@@ -211,6 +214,11 @@ impl<'a> PlanRunner<'a> {
         Ok(result)
     }
 
+    /// The compiled SQL of the nodes this runner rendered at run time, and where it goes.
+    pub fn take_realized_sql(&self) -> Vec<(std::path::PathBuf, String)> {
+        std::mem::take(&mut *self.realized_sql.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// The plan index of a task.
     pub fn plan_index(&self, task: usize) -> usize {
         self.nodes[task]
@@ -232,6 +240,10 @@ impl<'a> PlanRunner<'a> {
             None => d.message.clone(),
         };
         let rendered = crate::render::realize(context, bundle, Box::new(warehouse), &options).map_err(|d| failed(shown(&d)))?;
+        if let Some(sql) = &rendered.compiled_code {
+            let path = crate::artifacts::compiled::in_target(&rendered);
+            self.realized_sql.lock().unwrap_or_else(|e| e.into_inner()).push((path, sql.clone()));
+        }
         self.plan.realized(node, &rendered, self.full_refresh, std::path::Path::new(".")).map_err(|d| failed(shown(&d)))
     }
 

@@ -527,7 +527,13 @@ pub(super) fn collect(
                             }
                         }
                     }
-                    units.push((name, f.source.text.clone(), 0, version, latest));
+                    // As dbt reads a file: stripped of surrounding whitespace (its raw_code, and
+                    // what renders); the offset keeps locations in the file right.
+                    let text = &f.source.text;
+                    let start = text.len() - text.trim_start().len();
+                    let stripped = text.trim();
+                    let text = if stripped.len() == text.len() { text.clone() } else { Arc::from(stripped) };
+                    units.push((name, text, start, version, latest));
                 }
                 // Exactly as many drafts as units (mostly one): a vector's first push would make
                 // room for four.
