@@ -243,6 +243,12 @@ fn python_json(v: &serde_json::Value) -> String {
     }
 }
 
+/// dbt's `flags`: `WHICH` names the command (`compile` while orrery compiles; `build` when a
+/// node rendered at run time renders, as orrery's run is dbt's build).
+pub(super) fn flags(full_refresh: bool, which: &str) -> Value {
+    minijinja::context! { FULL_REFRESH => full_refresh, WHICH => which, STORE_FAILURES => false, WARN_ERROR => false }
+}
+
 /// Builds the environment with every global that does not depend on the node.
 pub(super) fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str, full_refresh: bool) -> Environment<'static> {
     let mut env = Environment::new();
@@ -301,9 +307,6 @@ pub(super) fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str
     env.add_template(super::context::EMPTY_TEMPLATE, "").expect("empty template");
     env.add_global("invocation_id", Value::from(invocation_id.to_string()));
     env.add_global("dbt_version", Value::from("1.11.0"));
-    env.add_global(
-        "flags",
-        minijinja::context! { FULL_REFRESH => full_refresh, WHICH => "compile", STORE_FAILURES => false, WARN_ERROR => false },
-    );
+    env.add_global("flags", flags(full_refresh, "compile"));
     env
 }

@@ -159,6 +159,7 @@ pub fn realize(context: &Json, bundle: &Json, warehouse: Box<dyn Warehouse>, opt
     let bundle: LateBundle = serde_json::from_value(bundle.clone()).map_err(|e| malformed("render bundle", e))?;
     let mut diags = Diagnostics::new();
     let (mut env, lazy) = templates::environment(options);
+    env.add_global("flags", env::flags(options.full_refresh, "build"));
     let mut templates = Templates::default();
     let files: Vec<macros::MacroFile> = context
         .macro_files

@@ -104,6 +104,13 @@ impl Object for RelationObj {
         true
     }
 
+    /// Equal when the parts and kind are (dbt's relations are dataclasses); templates key
+    /// dicts by relations (dbt_utils' union_relations).
+    fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+        let other = other.downcast_ref::<Self>()?;
+        Some((&self.rel, &self.kind, self.cte).cmp(&(&other.rel, &other.kind, other.cte)))
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let r = &self.rel;
         let policy = |p: crate::relation::QuotePolicy| {
