@@ -284,15 +284,7 @@ pub(super) fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str
         let n = lists.iter().map(Vec::len).min().unwrap_or(0);
         Ok(Value::from((0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>()))
     });
-    env.add_function("set", |v: Value| -> Result<Value, Error> {
-        let mut out: Vec<Value> = Vec::new();
-        for item in v.try_iter()? {
-            if !out.contains(&item) {
-                out.push(item);
-            }
-        }
-        Ok(Value::from(out))
-    });
+    env.add_function("set", |v: Value| -> Result<Value, Error> { Ok(super::python::collections::set(v.try_iter()?)) });
     env.add_function("local_md5", |s: String| crate::md5_hex(&s));
     env.add_global("exceptions", Value::from_object(Exceptions));
     let modules = minijinja::context! {

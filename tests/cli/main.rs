@@ -15,6 +15,8 @@ mod airflow;
 #[cfg(feature = "duckdb")]
 mod callbacks;
 #[cfg(feature = "duckdb")]
+mod dbt_utils;
+#[cfg(feature = "duckdb")]
 mod deploy;
 #[cfg(all(feature = "duckdb", feature = "postgres"))]
 mod postgres;

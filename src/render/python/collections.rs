@@ -178,3 +178,43 @@ impl Object for GrowableList {
         Ok(Value::from(()))
     }
 }
+
+/// Python's `set(items)`: its distinct items (in first-seen order, for iteration), equal to
+/// another set of the same items in any order.
+pub(crate) fn set(items: impl Iterator<Item = Value>) -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    Value::from_object(PySet(out))
+}
+
+#[derive(Debug)]
+struct PySet(Vec<Value>);
+
+impl Object for PySet {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.get(key.as_usize()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.clone())
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.len())
+    }
+
+    /// Equal to a set of the same items, in any order; otherwise ordered by size.
+    fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+        let other = other.downcast_ref::<Self>()?;
+        let same = self.0.len() == other.0.len() && self.0.iter().all(|x| other.0.contains(x));
+        Some(if same { std::cmp::Ordering::Equal } else { self.0.len().cmp(&other.0.len()).then(std::cmp::Ordering::Less) })
+    }
+}
