@@ -55,9 +55,17 @@ pub(super) fn parse_pass(inputs: &ParseInputs<'_, '_, '_>, drafts: &mut Vec<Box<
                     return Ok(rec);
                 }
             }
-            let node = new_render(inputs.base, d, Pass::Parse, None, drafts::LazyModel::value_of(&parse_drafts, i, false), None);
+            let model = drafts::LazyModel::value_of(&parse_drafts, i, false);
+            let node = new_render(inputs.base, d, Pass::Parse, None, model.clone(), None);
             if d.test.is_some() {
-                return drafts::test_kwargs(inputs.env, inputs.kwarg_exprs, &node, d, inputs.templates).map(|_| take_recorded(&node));
+                // Its kwargs, then its macro, as dbt renders a generic test while parsing: a
+                // `config()` in the test's macro (dbt_utils' `fail_calc`) is its config.
+                let kwargs = drafts::test_kwargs(inputs.env, inputs.kwarg_exprs, &node, d, inputs.templates)?;
+                let mut rec = take_recorded(&node);
+                let node = new_render(inputs.base, d, Pass::Parse, None, model, Some(kwargs));
+                render_draft(inputs.env, d, &node, inputs.templates)?;
+                rec.absorb(take_recorded(&node));
+                return Ok(rec);
             }
             render_draft(inputs.env, d, &node, inputs.templates).map(|_| take_recorded(&node))
         })

@@ -36,7 +36,6 @@ const OUTCOME_DIFFERENCES: &[(&str, &str)] = &[
         "its model needs ICU",
     ),
     ("seed.dbt_utils_integration_tests.data_get_column_values_dropped", "seed hooks are not rendered"),
-    ("test.dbt_utils_integration_tests.dbt_utils_equal_rowcount_test_equal_rowcount_ref_test_equal_rowcount_.c6aa77bbf0", "fail_calc"),
     (
         "test.dbt_utils_integration_tests.dbt_utils_equal_rowcount_test_equal_rowcount_ref_test_equal_rowcount___field.62c78a1511",
         "fail_calc",
