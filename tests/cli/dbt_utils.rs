@@ -36,18 +36,6 @@ const OUTCOME_DIFFERENCES: &[(&str, &str)] = &[
         "its model needs ICU",
     ),
     ("seed.dbt_utils_integration_tests.data_get_column_values_dropped", "seed hooks are not rendered"),
-    (
-        "test.dbt_utils_integration_tests.dbt_utils_equal_rowcount_test_equal_rowcount_ref_test_equal_rowcount___field.62c78a1511",
-        "fail_calc",
-    ),
-    (
-        "test.dbt_utils_integration_tests.dbt_utils_fewer_rows_than_test_fewer_rows_than_ref_data_test_fewer_rows_than_table_2_.7654703ed3",
-        "fail_calc",
-    ),
-    (
-        "test.dbt_utils_integration_tests.dbt_utils_fewer_rows_than_test_fewer_rows_than_ref_data_test_fewer_rows_than_table_2___col_a.a5d483941d",
-        "fail_calc",
-    ),
 ];
 
 /// dbt's compiled files orrery does not write today (their nodes differ above).
