@@ -180,9 +180,15 @@ fn print_plan(global: &Global, plan: &RunPlan) {
         Format::Json => print_json(&serde_json::json!({
             "kind": "change",
             "summary": plan.summary.actions,
-            "nodes": plan.nodes.iter().filter(|n| n.action != "unchanged").map(|n| serde_json::json!({
-                "id": n.id, "action": n.action, "reason": n.reason,
-            })).collect::<Vec<_>>(),
+            "nodes": plan.nodes.iter().filter(|n| n.action != "unchanged").map(|n| {
+                let mut node = serde_json::json!({ "id": n.id, "action": n.action, "reason": n.reason });
+                if n.is_late() {
+                    node["render"] = serde_json::json!(n.render);
+                    node["late_call"] = serde_json::json!(n.late_call);
+                    node["statements"] = serde_json::json!("(known after apply)");
+                }
+                node
+            }).collect::<Vec<_>>(),
         })),
     }
 }

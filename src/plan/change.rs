@@ -167,6 +167,11 @@ pub fn render_human(plan: &RunPlan) -> String {
         for node in plan.nodes.iter().filter(|n| n.action == action) {
             let reason = node.reason.as_deref().unwrap_or("");
             out.push_str(&format!("{symbol:>5} {action} {} ({reason})\n", node.id));
+            // As Terraform prints a value it learns only while applying.
+            if node.is_late() && action != "drop" {
+                let call = node.late_call.as_deref().unwrap_or("its template");
+                out.push_str(&format!("        statements: (known after apply), rendered at run time: {call} asks the warehouse\n"));
+            }
         }
     }
     out.push_str(&format!(

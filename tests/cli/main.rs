@@ -18,6 +18,8 @@ mod callbacks;
 mod dbt_utils;
 #[cfg(feature = "duckdb")]
 mod deploy;
+#[cfg(feature = "duckdb")]
+mod late;
 #[cfg(all(feature = "duckdb", feature = "postgres"))]
 mod postgres;
 #[cfg(feature = "duckdb")]

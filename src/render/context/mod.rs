@@ -432,6 +432,15 @@ impl NodeFn {
         let call = RefCall { package: package.clone(), name: name.clone(), version: version.clone() };
         let shared = &node.shared;
         let Some(target) = shared.ref_target(&node.package, &call) else {
+            if shared.live.is_some() {
+                // Rendering at run time, the node knows only the refs its parse found (dbt's rule).
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "ref('{name}') was not found while parsing this node, so it is not among its dependencies: add the comment `-- depends_on: {{{{ ref('{name}') }}}}` to it"
+                    ),
+                ));
+            }
             let all: Vec<&str> = shared.targets.keys().map(String::as_str).collect();
             let mut msg = match &version {
                 Some(v) => format!("ref to `{name}` version {v}: no such model"),
