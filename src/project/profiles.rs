@@ -39,6 +39,7 @@ fn render_profile_str(text: &str, source: Option<&SourceFile>) -> Result<String,
     }
     let mut env = minijinja::Environment::new();
     env.add_function("env_var", crate::render::env_var_function);
+    crate::render::add_type_filters(&mut env);
     env.render_str(text, ()).map_err(|err| {
         let d = Diagnostic::error(
             crate::codes::project::PROFILE,

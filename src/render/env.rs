@@ -243,6 +243,32 @@ fn python_json(v: &serde_json::Value) -> String {
     }
 }
 
+/// dbt's type filters for rendered yml values (`"{{ env_var('PORT') | as_number }}"`): dbt
+/// renders them natively, to the value's type; orrery's yml renders are text, so each gives its
+/// value as it is, after checking it is what the filter names.
+pub fn add_type_filters(env: &mut Environment<'_>) {
+    env.add_filter("as_text", |v: Value| v);
+    env.add_filter("as_native", |v: Value| v);
+    env.add_filter("as_bool", |v: Value| -> Result<Value, Error> {
+        match v.as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("true") => Ok(Value::from(true)),
+            Some("false") => Ok(Value::from(false)),
+            Some(other) => Err(Error::new(ErrorKind::InvalidOperation, format!("as_bool: `{other}` is not true or false"))),
+            None => Ok(v),
+        }
+    });
+    env.add_filter("as_number", |v: Value| -> Result<Value, Error> {
+        let Some(text) = v.as_str() else { return Ok(v) };
+        let text = text.trim();
+        if let Ok(i) = text.parse::<i64>() {
+            return Ok(Value::from(i));
+        }
+        text.parse::<f64>()
+            .map(Value::from)
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("as_number: `{text}` is not a number")))
+    });
+}
+
 /// dbt's `flags`: `WHICH` names the command (`compile` while orrery compiles; `build` when a
 /// node rendered at run time renders, as orrery's run is dbt's build).
 pub(super) fn flags(full_refresh: bool, which: &str) -> Value {
@@ -255,6 +281,7 @@ pub(super) fn new_environment(run_started_at: DateTime<Utc>, invocation_id: &str
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_recursion_limit(1000);
     env.add_function("return", dbt_return);
+    add_type_filters(&mut env);
     env.add_function("env_var", project_env_var);
     // dbt's `log(msg, info=true)` and `print(msg)` write to its log, never into the SQL.
     env.add_function("log", |_msg: Value, kw: minijinja::value::Kwargs| {

@@ -48,7 +48,7 @@ use serde_json::Value as Json;
 
 pub(crate) use config::node_config;
 pub use context::{QueryResult, Warehouse};
-pub use env::{env_reads, env_var_function};
+pub use env::{add_type_filters, env_reads, env_var_function};
 use hooks::{hooks_of, render_hooks, render_node_hooks};
 pub use late::realize;
 use macros::{MacroSet, register_macros};

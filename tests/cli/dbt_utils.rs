@@ -38,6 +38,11 @@ const OUTCOME_DIFFERENCES: &[(&str, &str)] = &[
     ("seed.dbt_utils_integration_tests.data_get_column_values_dropped", "seed hooks are not rendered"),
 ];
 
+/// On PostgreSQL, likewise.
+#[cfg(feature = "postgres")]
+const POSTGRES_OUTCOME_DIFFERENCES: &[(&str, &str)] =
+    &[("seed.dbt_utils_integration_tests.data_get_column_values_dropped", "seed hooks are not rendered")];
+
 /// dbt's compiled files orrery does not write today (their nodes differ above).
 const MISSING_COMPILED: &[&str] = &[];
 
@@ -73,8 +78,9 @@ fn files_below(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
     }
 }
 
-#[test]
-fn dbt_utils_integration_tests_build_as_dbt_built_them() {
+/// The project built on `target` (a target of the fixture's profiles.yml) against dbt's
+/// outcomes and compiled files there; `known` the outcome differences of today.
+fn builds_as_dbt_built_it(target: &str, outcomes: &str, compiled_dir: &str, known: &[(&str, &str)]) {
     let work = tempfile::tempdir().expect("temp dir");
     let src = dbt_utils_source(&work.path().join("dbt-utils"));
     let project = work.path().join("project");
@@ -86,7 +92,7 @@ fn dbt_utils_integration_tests_build_as_dbt_built_them() {
     std::os::unix::fs::symlink(&src, project.join("dbt_packages/dbt_utils")).expect("package link");
     std::fs::write(
         project.join("orrery.toml"),
-        "[pipeline]\nname = \"dbt_utils_it\"\n[project]\npath = \".\"\n[profile]\ntarget = \"duckdb\"\n",
+        format!("[pipeline]\nname = \"dbt_utils_it\"\n[project]\npath = \".\"\n[profile]\ntarget = \"{target}\"\n"),
     )
     .expect("pipeline");
 
@@ -96,7 +102,7 @@ fn dbt_utils_integration_tests_build_as_dbt_built_them() {
 
     // Outcomes, one for one.
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture.join("outcomes.json")).expect("outcomes")).expect("outcomes json");
+        serde_json::from_str(&std::fs::read_to_string(fixture.join(outcomes)).expect("outcomes")).expect("outcomes json");
     let results: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(project.join("target/run_results.json"))
             .unwrap_or_else(|e| panic!("no run_results.json ({e}):\n{stdout}")),
@@ -114,14 +120,14 @@ fn dbt_utils_integration_tests_build_as_dbt_built_them() {
             theirs.insert(id.clone(), status.as_str().unwrap_or_default().to_string());
         }
     }
-    let known: BTreeMap<&str, &str> = OUTCOME_DIFFERENCES.iter().copied().collect();
+    let known: BTreeMap<&str, &str> = known.iter().copied().collect();
     let mut problems = Vec::new();
     for (id, status) in &theirs {
         let mine = ours.get(id).map_or("(not run)", String::as_str);
         let same = mine == status;
         match (same, known.get(id.as_str())) {
             (false, None) => problems.push(format!("{id}: dbt {status}, orrery {mine}")),
-            (true, Some(why)) => problems.push(format!("{id}: now as dbt ({status}): take it off OUTCOME_DIFFERENCES ({why})")),
+            (true, Some(why)) => problems.push(format!("{id}: now as dbt ({status}): take it off the known differences ({why})")),
             _ => {}
         }
     }
@@ -131,7 +137,7 @@ fn dbt_utils_integration_tests_build_as_dbt_built_them() {
 
     // Compiled files, byte for byte.
     let mut dbt_files = BTreeMap::new();
-    files_below(&fixture.join("compiled"), &fixture.join("compiled"), &mut dbt_files);
+    files_below(&fixture.join(compiled_dir), &fixture.join(compiled_dir), &mut dbt_files);
     let mut our_files = BTreeMap::new();
     let compiled = project.join("target/compiled");
     if compiled.exists() {
@@ -155,4 +161,20 @@ fn dbt_utils_integration_tests_build_as_dbt_built_them() {
     assert!(problems.is_empty(), "{} difference(s) from dbt:\n{}\n\norrery's output:\n{stdout}", problems.len(), problems.join("\n"));
     assert_eq!(identical + MISSING_COMPILED.len(), dbt_files.len());
     assert_eq!(theirs.len(), 235, "dbt's reference: 235 build nodes (the 75 seeds among them)");
+}
+
+#[test]
+fn dbt_utils_integration_tests_build_as_dbt_built_them() {
+    builds_as_dbt_built_it("duckdb", "outcomes.json", "compiled", OUTCOME_DIFFERENCES);
+}
+
+/// The same on the test command's PostgreSQL server, against dbt-postgres 1.11's build.
+#[cfg(feature = "postgres")]
+#[test]
+fn dbt_utils_integration_tests_build_on_postgres_as_dbt_postgres_built_them() {
+    // The fixture's profile names the database `dbt_utils_it` on the ORRERY_TEST_PG_* server.
+    let mut admin = crate::postgres::connect("postgres");
+    admin.execute("drop database if exists dbt_utils_it with (force)").expect("drop database");
+    admin.execute("create database dbt_utils_it").expect("create database");
+    builds_as_dbt_built_it("postgres", "outcomes_postgres.json", "compiled@postgres", POSTGRES_OUTCOME_DIFFERENCES);
 }

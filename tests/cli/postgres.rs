@@ -20,7 +20,7 @@ fn env(name: &str) -> String {
 }
 
 /// A session on database `dbname` of the test server.
-fn connect(dbname: &str) -> Box<dyn Connection> {
+pub(crate) fn connect(dbname: &str) -> Box<dyn Connection> {
     let mut connection = IndexMap::new();
     connection.insert("host".to_string(), Value::String(env("ORRERY_TEST_PG_HOST")));
     connection.insert("port".to_string(), Value::String(env("ORRERY_TEST_PG_PORT")));

@@ -203,12 +203,12 @@ pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<
             "get_columns_in_relation" => {
                 let Some(live) = live(node, method)? else { return Ok(Value::from(Vec::<Value>::new())) };
                 let rel = parts_of(&arg(0, "relation").unwrap_or_default());
-                Ok(Value::from(columns_of(&live, &rel)?))
+                Ok(Value::from(columns_of(&node.shared, &live, &rel)?))
             }
             "get_missing_columns" => {
                 let Some(live) = live(node, method)? else { return Ok(Value::from(Vec::<Value>::new())) };
-                let from = columns_of(&live, &parts_of(&arg(0, "from_relation").unwrap_or_default()))?;
-                let to = columns_of(&live, &parts_of(&arg(1, "to_relation").unwrap_or_default()))?;
+                let from = columns_of(&node.shared, &live, &parts_of(&arg(0, "from_relation").unwrap_or_default()))?;
+                let to = columns_of(&node.shared, &live, &parts_of(&arg(1, "to_relation").unwrap_or_default()))?;
                 let names: Vec<String> = to.iter().filter_map(|c| c.get_attr("name").ok()).map(|n| n.to_string().to_lowercase()).collect();
                 Ok(Value::from(
                     from.into_iter()
@@ -295,7 +295,7 @@ pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<
 }
 
 /// A relation's columns as dbt's Column objects, in the table's order.
-fn columns_of(live: &Live, rel: &Relation) -> Result<Vec<Value>, Error> {
+fn columns_of(shared: &Shared, live: &Live, rel: &Relation) -> Result<Vec<Value>, Error> {
     let sql = format!(
         "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale from information_schema.columns where 1 = 1{} order by ordinal_position",
         where_parts(rel, "table_name")
@@ -307,7 +307,14 @@ fn columns_of(live: &Live, rel: &Relation) -> Result<Vec<Value>, Error> {
         .map(|r| {
             let text = |i: usize| r.get(i).and_then(Json::as_str).unwrap_or_default().to_string();
             let number = |i: usize| r.get(i).and_then(Json::as_i64);
-            Value::from_object(Column { name: text(0), dtype: text(1), char_size: number(2), precision: number(3), scale: number(4) })
+            Value::from_object(Column {
+                name: text(0),
+                dtype: text(1),
+                char_size: number(2),
+                precision: number(3),
+                scale: number(4),
+                postgres: shared.adapter == "postgres",
+            })
         })
         .collect())
 }
@@ -320,6 +327,8 @@ pub(crate) struct Column {
     pub char_size: Option<i64>,
     pub precision: Option<i64>,
     pub scale: Option<i64>,
+    /// dbt-postgres' column (see `data_type`).
+    pub postgres: bool,
 }
 
 impl Column {
@@ -344,8 +353,12 @@ impl Column {
     fn string_size(&self) -> i64 {
         self.char_size.unwrap_or(256)
     }
-    /// dbt's `data_type`: strings with their size, numerics with precision and scale.
+    /// dbt's `data_type`: strings with their size, numerics with precision and scale; on
+    /// PostgreSQL `text`, and `character varying` without a size, as they are (dbt-postgres').
     fn data_type(&self) -> String {
+        if self.postgres && (self.lower() == "text" || (self.lower() == "character varying" && self.char_size.is_none())) {
+            return self.dtype.clone();
+        }
         if self.is_string() {
             format!("character varying({})", self.string_size())
         } else if self.is_numeric() {

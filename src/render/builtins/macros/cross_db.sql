@@ -40,6 +40,7 @@
 {% macro right(string_text, length_expression) %}{{ return(adapter.dispatch('right', 'dbt')(string_text, length_expression)) }}{% endmacro %}
 {% macro default__right(string_text, length_expression) %}{{ return('\n\n    right(\n        ' ~ string_text ~ ',\n        ' ~ length_expression ~ '\n    )') }}{% endmacro %}
 {% macro split_part(string_text, delimiter_text, part_number) %}{{ return(adapter.dispatch('split_part', 'dbt')(string_text, delimiter_text, part_number)) }}{% endmacro %}
+{% macro postgres__split_part(string_text, delimiter_text, part_number) %}{% if part_number >= 0 %}{{ return('\n\n  \n    \n\n    split_part(\n        ' ~ string_text ~ ',\n        ' ~ delimiter_text ~ ',\n        ' ~ part_number ~ '\n        )\n\n\n  \n\n') }}{% else %}{{ exceptions.raise_compiler_error('split_part with a negative part number is not supported on postgres yet') }}{% endif %}{% endmacro %}
 {% macro duckdb__split_part(string_text, delimiter_text, part_number) %}{{ return('\n    string_split(' ~ string_text ~ ', ' ~ delimiter_text ~ ')[ ' ~ part_number ~ ' ]\n') }}{% endmacro %}
 {% macro listagg(measure, delimiter_text="','", order_by_clause=none, limit_num=none) %}{{ return(adapter.dispatch('listagg', 'dbt')(measure, delimiter_text, order_by_clause, limit_num)) }}{% endmacro %}
 {% macro duckdb__listagg(measure, delimiter_text, order_by_clause, limit_num) -%}
@@ -71,6 +72,7 @@
 {#- Dates and times. -#}
 {% macro current_timestamp() %}{{ return(adapter.dispatch('current_timestamp', 'dbt')()) }}{% endmacro %}
 {% macro duckdb__current_timestamp() %}{{ return('now()') }}{% endmacro %}
+{% macro postgres__current_timestamp() %}{{ return('now()') }}{% endmacro %}
 {% macro current_timestamp_backcompat() %}{{ return(adapter.dispatch('current_timestamp_backcompat', 'dbt')()) }}{% endmacro %}
 {% macro default__current_timestamp_backcompat() %}{{ return('\n    current_timestamp::timestamp\n') }}{% endmacro %}
 {% macro date(year, month, day) %}{{ return(adapter.dispatch('date', 'dbt')(year, month, day)) }}{% endmacro %}
@@ -78,8 +80,25 @@
 {% macro date_trunc(datepart, date) %}{{ return(adapter.dispatch('date_trunc', 'dbt')(datepart, date)) }}{% endmacro %}
 {% macro default__date_trunc(datepart, date) %}{{ return("date_trunc('" ~ datepart ~ "', " ~ date ~ ")") }}{% endmacro %}
 {% macro dateadd(datepart, interval, from_date_or_timestamp) %}{{ return(adapter.dispatch('dateadd', 'dbt')(datepart, interval, from_date_or_timestamp)) }}{% endmacro %}
+{% macro postgres__dateadd(datepart, interval, from_date_or_timestamp) %}{{ return('\n\n    ' ~ from_date_or_timestamp ~ " + ((interval '1 " ~ datepart ~ "') * (" ~ interval ~ '))\n\n') }}{% endmacro %}
 {% macro duckdb__dateadd(datepart, interval, from_date_or_timestamp) %}{{ return('\n\n    (' ~ from_date_or_timestamp ~ ' + cast(' ~ interval ~ ' as bigint) * interval 1 ' ~ datepart ~ ')') }}{% endmacro %}
 {% macro datediff(first_date, second_date, datepart) %}{{ return(adapter.dispatch('datediff', 'dbt')(first_date, second_date, datepart)) }}{% endmacro %}
+{#- PostgreSQL has no datediff: whole units between the two, from their parts (day: the dates'
+    difference; month and year: the calendar parts'; hour, minute, second: from the epoch). -#}
+{% macro postgres__datediff(first_date, second_date, datepart) -%}
+{%- set d = datepart | lower -%}
+{%- set years = "(date_part('year', (" ~ second_date ~ ")::date) - date_part('year', (" ~ first_date ~ ")::date))" -%}
+{%- if d == 'day' -%}(({{ second_date }})::date - ({{ first_date }})::date)
+{%- elif d == 'week' -%}((({{ second_date }})::date - ({{ first_date }})::date) / 7)
+{%- elif d == 'month' -%}({{ years }} * 12 + date_part('month', ({{ second_date }})::date) - date_part('month', ({{ first_date }})::date))
+{%- elif d == 'quarter' -%}({{ years }} * 4 + date_part('quarter', ({{ second_date }})::date) - date_part('quarter', ({{ first_date }})::date))
+{%- elif d == 'year' -%}{{ years }}
+{%- elif d in ('hour', 'minute', 'second') -%}
+{%- set per = {'hour': 3600, 'minute': 60, 'second': 1}[d] -%}
+floor((extract(epoch from ({{ second_date }})::timestamp) - extract(epoch from ({{ first_date }})::timestamp)) / {{ per }})
+{%- else -%}{{ exceptions.raise_compiler_error('datediff by ' ~ datepart ~ ' is not supported on postgres yet') }}
+{%- endif -%}
+{%- endmacro %}
 {% macro duckdb__datediff(first_date, second_date, datepart) -%}
     {%- set days = "\n        (date_diff('day', " ~ first_date ~ "::timestamp, " ~ second_date ~ "::timestamp ))\n    " -%}
     {%- if datepart == 'week' -%}
