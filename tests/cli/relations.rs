@@ -38,7 +38,15 @@ pub(crate) fn dump(db: &Path) -> BTreeMap<String, Dumped> {
             .expect("query columns")
             .map(|r| r.expect("column row"))
             .collect();
-        let select = columns.iter().map(|(c, _)| format!("cast(\"{}\" as varchar)", c.replace('"', "\"\""))).collect::<Vec<_>>().join(", ");
+        // A FLOAT as Python prints it (dump_relations.py reads it as a double).
+        let select = columns
+            .iter()
+            .map(|(c, t)| {
+                let c = format!("\"{}\"", c.replace('"', "\"\""));
+                if t == "FLOAT" { format!("cast(cast({c} as double) as varchar)") } else { format!("cast({c} as varchar)") }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!("select {select} from \"{schema}\".\"{name}\"");
         let mut stmt = conn.prepare(&sql).expect("select rows");
         let width = columns.len();
