@@ -59,9 +59,12 @@ pub fn main() -> i32 {
 
 fn validate(global: &Global, pipelines: &[std::path::PathBuf]) -> i32 {
     let mut all = Diagnostics::new();
+    // Nodes rendered at run time (their templates ask the warehouse): notes, not findings.
+    let mut late: Vec<(String, String)> = Vec::new();
     for path in session::pipeline_paths(global, pipelines) {
         match session::build(global, &path, false) {
             Ok(build) => {
+                late.extend(build.compiled.nodes.iter().filter_map(|n| Some((n.unique_id.clone(), n.late.as_ref()?.call.clone()))));
                 match session::select(&build, &Selection::default()) {
                     Ok((graph, _)) => {
                         if let Err(diagnostics) = session::callback_nodes(&build, &graph) {
@@ -80,6 +83,9 @@ fn validate(global: &Global, pipelines: &[std::path::PathBuf]) -> i32 {
     match global.format {
         Format::Human => {
             print_diagnostics(&all);
+            for (id, call) in &late {
+                eprintln!("note: {id} is rendered at run time: {call} asks the warehouse");
+            }
             if ok {
                 let warnings = all.warnings().count();
                 eprintln!("orrery: valid ({warnings} warning(s))");
@@ -90,6 +96,7 @@ fn validate(global: &Global, pipelines: &[std::path::PathBuf]) -> i32 {
         Format::Json => print_json(&serde_json::json!({
             "ok": ok,
             "diagnostics": output::diagnostics_json(&all),
+            "rendered_at_run_time": late.iter().map(|(id, call)| serde_json::json!({ "id": id, "call": call })).collect::<Vec<_>>(),
         })),
     }
     if ok { EXIT_OK } else { EXIT_INVALID }

@@ -15,6 +15,15 @@ fn templates_that_ask_the_warehouse_render_at_run_time() {
     let dir = project_copy("tests/fixtures/projects/late");
     let project = dir.path();
 
+    // `validate` never connects (there is no database yet) and lists the late nodes as notes.
+    let validated = Test::new().current_dir(project).args(["validate"]).run().status(0);
+    assert!(
+        validated.stderr().contains("note: model.late.items_wide is rendered at run time: models/items_wide.sql:2:26 asks the warehouse"),
+        "{}",
+        validated.stderr()
+    );
+    assert!(!project.join("late.duckdb").exists(), "validate opened the database");
+
     // Planned late: no statements, the call that makes it so, its bundle.
     Test::new().current_dir(project).args(["compile"]).run().status(0);
     let plan: serde_json::Value =
