@@ -300,6 +300,7 @@ impl Object for Api {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "Relation" => Some(Value::from_object(RelationClass { shared: self.shared.clone() })),
+            "Column" => Some(Value::from_object(ColumnClass { postgres: self.shared.adapter == "postgres" })),
             _ => None,
         }
     }
@@ -314,6 +315,54 @@ impl Object for RelationClass {
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "create" => create_relation(&self.shared, args),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// `api.Column`: `api.Column(name, dtype)` and `api.Column.create(name, dtype)`, with
+/// `char_size`, `numeric_precision`, `numeric_scale` as keywords.
+#[derive(Debug)]
+struct ColumnClass {
+    postgres: bool,
+}
+
+impl ColumnClass {
+    fn make(&self, args: &[Value]) -> Result<Value, Error> {
+        let (pos, kw) = split_kwargs(args);
+        let get = |i: usize, name: &str| -> Result<Option<Value>, Error> {
+            match pos.get(i) {
+                Some(v) => Ok(Some(v.clone())),
+                None => match &kw {
+                    Some(kw) => kw.get::<Option<Value>>(name),
+                    None => Ok(None),
+                },
+            }
+        };
+        let text = |v: Option<Value>| v.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
+        let number = |v: Option<Value>| v.and_then(|v| i64::try_from(v).ok());
+        let name = text(get(0, "column")?.or(get(0, "name")?))
+            .ok_or_else(|| Error::new(ErrorKind::MissingArgument, "api.Column needs a column name"))?;
+        let dtype = text(get(1, "dtype")?).unwrap_or_default();
+        Ok(Value::from_object(Column {
+            name,
+            dtype,
+            char_size: number(get(2, "char_size")?),
+            precision: number(get(3, "numeric_precision")?),
+            scale: number(get(4, "numeric_scale")?),
+            postgres: self.postgres,
+        }))
+    }
+}
+
+impl Object for ColumnClass {
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.make(args)
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "create" => self.make(args),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }
