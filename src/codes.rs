@@ -84,7 +84,6 @@ codes! {
     }
     render {
         HOOK = "render::hook",
-        LATE = "render::late",
         LATE_BUNDLE = "render::late_bundle",
         MISSING_MACRO = "render::missing_macro",
         RUNTIME_VAR_CONTROL_FLOW = "render::runtime_var_control_flow",

@@ -277,12 +277,20 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// Where it points, as `file:line:col` (or just the file), when it points anywhere.
+    pub fn place(&self) -> Option<String> {
+        match self.location()? {
+            (file, Some((line, col))) => Some(format!("{}:{line}:{col}", file.display())),
+            (file, None) => Some(file.display().to_string()),
+        }
+    }
+}
+
 impl fmt::Debug for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location() {
-            Some((file, Some((line, col)))) => write!(f, "{}:{line}:{col}: ", file.display())?,
-            Some((file, None)) => write!(f, "{}: ", file.display())?,
-            None => {}
+        if let Some(place) = self.place() {
+            write!(f, "{place}: ")?;
         }
         write!(f, "{:?}[{}] {}", self.severity, self.code, self.message)
     }

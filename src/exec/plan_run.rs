@@ -234,9 +234,8 @@ impl<'a> PlanRunner<'a> {
         };
         let warehouse = ConnectionWarehouse(conn.try_clone()?);
         let options = crate::render::RenderOptions { full_refresh: self.full_refresh, ..Default::default() };
-        let shown = |d: &crate::diagnostics::Diagnostic| match d.location() {
-            Some((path, Some((line, col)))) => format!("{}:{line}:{col}: {}", path.display(), d.message),
-            Some((path, None)) => format!("{}: {}", path.display(), d.message),
+        let shown = |d: &crate::diagnostics::Diagnostic| match d.place() {
+            Some(place) => format!("{place}: {}", d.message),
             None => d.message.clone(),
         };
         let rendered = crate::render::realize(context, bundle, Box::new(warehouse), &options).map_err(|d| failed(shown(&d)))?;

@@ -78,16 +78,13 @@ struct LateDraft {
 
 /// The plan's context for late nodes, from the project and the compile's shared state.
 pub(super) fn context(project: &Project, shared: &Shared) -> Json {
-    let macro_files = project
-        .packages
-        .iter()
-        .flat_map(|pkg| {
-            pkg.files.iter().filter(|f| f.kind == crate::project::FileKind::Macro).map(|f| LateMacroFile {
-                package: pkg.name.clone(),
-                path: f.original_file_path.clone(),
-                shown_path: f.source.path.as_ref().clone(),
-                text: f.source.text.to_string(),
-            })
+    let macro_files = macros::project_macro_files(project)
+        .into_iter()
+        .map(|f| LateMacroFile {
+            package: f.package,
+            path: f.path,
+            shown_path: f.source.path.as_ref().clone(),
+            text: f.source.text.to_string(),
         })
         .collect();
     let context = LateContext {

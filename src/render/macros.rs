@@ -24,7 +24,12 @@ pub(super) fn register_macros(
     templates: &mut Templates,
     diags: &mut Diagnostics,
 ) -> MacroSet {
-    let files: Vec<MacroFile> = project
+    register_macro_files(&project_macro_files(project), env, lazy, templates, diags)
+}
+
+/// Every package's macro files, root first.
+pub(super) fn project_macro_files(project: &Project) -> Vec<MacroFile> {
+    project
         .packages
         .iter()
         .flat_map(|pkg| {
@@ -34,8 +39,7 @@ pub(super) fn register_macros(
                 source: f.source.clone(),
             })
         })
-        .collect();
-    register_macro_files(&files, env, lazy, templates, diags)
+        .collect()
 }
 
 /// A macro file of a package: its path in the package and its text.

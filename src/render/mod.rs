@@ -256,11 +256,7 @@ fn late_nodes(
                     rec.add_source([s.clone(), t.clone()], uid);
                 }
             }
-            let call = match diag.location() {
-                Some((path, Some((line, col)))) => format!("{}:{line}:{col}", path.display()),
-                Some((path, None)) => path.display().to_string(),
-                None => d.original_file_path.clone(),
-            };
+            let call = diag.place().unwrap_or_else(|| d.original_file_path.clone());
             let late = crate::node::LateNode { call, message: diag.message.clone(), bundle: late::bundle(d, shared) };
             (i, (Box::new(late), rec))
         })

@@ -541,6 +541,20 @@ impl NodeFn {
     }
 }
 
+/// Argument `i` of a call split by [`split_kwargs`], else its keyword `name`.
+fn arg(pos: &[Value], kw: Option<&Kwargs>, i: usize, name: &str) -> Result<Option<Value>, Error> {
+    match (pos.get(i), kw) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(kw)) => kw.get::<Option<Value>>(name),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A value's text; none for none, undefined or no value.
+fn text_of(v: Option<Value>) -> Option<String> {
+    v.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string())
+}
+
 fn split_kwargs(args: &[Value]) -> (&[Value], Option<Kwargs>) {
     match args.last().filter(|v| v.is_kwargs()).and_then(|v| <Kwargs as minijinja::value::ArgType>::from_value(Some(v)).ok()) {
         Some(kw) => (&args[..args.len() - 1], Some(kw)),

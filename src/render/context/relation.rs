@@ -194,7 +194,7 @@ impl Object for RelationObj {
 fn set_path(rel: &mut Relation, path: &Value) -> Result<(), Error> {
     for key in path.try_iter()? {
         let value = path.get_item(&key)?;
-        let text = if value.is_none() || value.is_undefined() { None } else { Some(value.to_string()) };
+        let text = text_of(Some(value));
         match key.as_str() {
             Some("database") => rel.database = text,
             Some("schema") => rel.schema = text.unwrap_or_default(),
@@ -221,13 +221,7 @@ fn relation_class(adapter: &str) -> String {
 /// `api.Relation.create(database=, schema=, identifier=, type=)`: a relation the template names.
 pub(crate) fn create_relation(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Error> {
     let (_, kw) = split_kwargs(args);
-    let part = |name: &str| -> Result<Option<String>, Error> {
-        let v = match &kw {
-            Some(kw) => kw.get::<Option<Value>>(name)?,
-            None => None,
-        };
-        Ok(v.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string()))
-    };
+    let part = |name: &str| -> Result<Option<String>, Error> { Ok(text_of(arg(&[], kw.as_ref(), 0, name)?)) };
     let rel = Relation {
         database: part("database")?,
         schema: part("schema")?.unwrap_or_default(),
@@ -330,20 +324,11 @@ struct ColumnClass {
 impl ColumnClass {
     fn make(&self, args: &[Value]) -> Result<Value, Error> {
         let (pos, kw) = split_kwargs(args);
-        let get = |i: usize, name: &str| -> Result<Option<Value>, Error> {
-            match pos.get(i) {
-                Some(v) => Ok(Some(v.clone())),
-                None => match &kw {
-                    Some(kw) => kw.get::<Option<Value>>(name),
-                    None => Ok(None),
-                },
-            }
-        };
-        let text = |v: Option<Value>| v.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
+        let get = |i: usize, name: &str| arg(pos, kw.as_ref(), i, name);
         let number = |v: Option<Value>| v.and_then(|v| i64::try_from(v).ok());
-        let name = text(get(0, "column")?.or(get(0, "name")?))
+        let name = text_of(get(0, "column")?.or(get(0, "name")?))
             .ok_or_else(|| Error::new(ErrorKind::MissingArgument, "api.Column needs a column name"))?;
-        let dtype = text(get(1, "dtype")?).unwrap_or_default();
+        let dtype = text_of(get(1, "dtype")?).unwrap_or_default();
         Ok(Value::from_object(Column {
             name,
             dtype,

@@ -70,15 +70,7 @@ impl Object for WarehouseFn {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         let node = &self.ctx.node;
         let (pos, kw) = split_kwargs(args);
-        let arg = |i: usize, name: &str| -> Result<Option<Value>, Error> {
-            match pos.get(i) {
-                Some(v) => Ok(Some(v.clone())),
-                None => match &kw {
-                    Some(kw) => kw.get::<Option<Value>>(name),
-                    None => Ok(None),
-                },
-            }
-        };
+        let arg = |i: usize, name: &str| arg(pos, kw.as_ref(), i, name);
         match self.func {
             WarehouseFunc::RunQuery => {
                 let Some(live) = live(node, "run_query")? else { return Ok(Value::from(())) };
@@ -139,7 +131,7 @@ fn parts_of(relation: &Value) -> Relation {
     match relation.downcast_object_ref::<RelationObj>() {
         Some(r) => r.rel.clone(),
         None => {
-            let get = |k: &str| relation.get_attr(k).ok().filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
+            let get = |k: &str| text_of(relation.get_attr(k).ok());
             Relation {
                 database: get("database"),
                 schema: get("schema").unwrap_or_default(),
@@ -195,9 +187,7 @@ fn relation_row(shared: &Arc<Shared>, row: &[Json]) -> Value {
 pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<Result<Value, Error>> {
     let node = &ctx.node;
     let (pos, kw) = split_kwargs(args);
-    let arg = |i: usize, name: &str| -> Option<Value> {
-        pos.get(i).cloned().or_else(|| kw.as_ref().and_then(|kw| kw.get::<Option<Value>>(name).ok().flatten()))
-    };
+    let arg = |i: usize, name: &str| arg(pos, kw.as_ref(), i, name).ok().flatten();
     let run = || -> Result<Value, Error> {
         match method {
             "get_columns_in_relation" => {
@@ -225,11 +215,10 @@ pub(crate) fn adapter_method(ctx: &Ctx, method: &str, args: &[Value]) -> Option<
                 } else {
                     (None, arg(0, "schema"), arg(1, "table"))
                 };
-                let text = |v: Option<Value>| v.filter(|v| !v.is_none() && !v.is_undefined()).map(|v| v.to_string());
                 let rel = Relation {
-                    database: text(db),
-                    schema: text(schema).unwrap_or_default(),
-                    identifier: text(identifier).unwrap_or_default(),
+                    database: text_of(db),
+                    schema: text_of(schema).unwrap_or_default(),
+                    identifier: text_of(identifier).unwrap_or_default(),
                 };
                 let found = find_relation(&node.shared, &live, &rel)?;
                 Ok(if method == "already_exists" { Value::from(!found.is_none()) } else { found })
