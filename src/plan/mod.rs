@@ -261,17 +261,10 @@ pub struct PlanOptions {
 pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opts: &PlanOptions) -> (RunPlan, Diagnostics) {
     let mut diagnostics = Diagnostics::new();
     let target = &compiled.target;
-    let dialect = match target.adapter_type.as_str() {
-        "duckdb" => Some(Dialect::DuckDb),
-        "postgres" => Some(Dialect::Postgres),
-        other => {
-            diagnostics.push(
-                Diagnostic::error(
-                    crate::codes::plan::UNSUPPORTED_ADAPTER,
-                    format!("orrery cannot write statements for adapter type `{other}` yet"),
-                )
-                .with_help("use a `duckdb` or `postgres` target"),
-            );
+    let dialect = match Dialect::of(&target.adapter_type) {
+        Ok(dialect) => Some(dialect),
+        Err(diagnostic) => {
+            diagnostics.push(diagnostic);
             None
         }
     };
@@ -288,12 +281,11 @@ pub fn build_run_plan(compiled: &Compiled, selected_in_topo_order: &[&Node], opt
         .par_iter()
         .map(|node| {
             let mut found = Diagnostics::new();
-            let full_refresh = effective_full_refresh(node, opts);
             let built = match dialect {
-                _ if node.late.is_some() => common::Built::default(),
-                Some(Dialect::DuckDb) => common::statements(&duckdb::DuckDb, node, full_refresh, &compiled.project_root, &mut found),
-                Some(Dialect::Postgres) => common::statements(&postgres::Postgres, node, full_refresh, &compiled.project_root, &mut found),
-                None => common::Built::default(),
+                Some(dialect) if node.late.is_none() => {
+                    dialect.statements(node, effective_full_refresh(node, opts.full_refresh), &compiled.project_root, &mut found)
+                }
+                _ => common::Built::default(),
             };
             let test = (node.resource_type == ResourceType::Test)
                 .then(|| PlanTest { severity: test_severity(node), attached_node: node.attached_node.clone() });
@@ -389,13 +381,36 @@ enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The dialect of an adapter type, or the error that orrery writes none for it.
+    fn of(adapter_type: &str) -> Result<Dialect, Diagnostic> {
+        match adapter_type {
+            "duckdb" => Ok(Dialect::DuckDb),
+            "postgres" => Ok(Dialect::Postgres),
+            other => Err(Diagnostic::error(
+                crate::codes::plan::UNSUPPORTED_ADAPTER,
+                format!("orrery cannot write statements for adapter type `{other}` yet"),
+            )
+            .with_help("use a `duckdb` or `postgres` target")),
+        }
+    }
+
+    /// A node's statements in this dialect.
+    fn statements(self, node: &Node, full_refresh: bool, project_root: &std::path::Path, found: &mut Diagnostics) -> common::Built {
+        match self {
+            Dialect::DuckDb => common::statements(&duckdb::DuckDb, node, full_refresh, project_root, found),
+            Dialect::Postgres => common::statements(&postgres::Postgres, node, full_refresh, project_root, found),
+        }
+    }
+}
+
 fn is_planned(node: &Node) -> bool {
     node.resource_type.is_executable() && node.config.enabled && node.config.materialized != "ephemeral"
 }
 
-fn effective_full_refresh(node: &Node, opts: &PlanOptions) -> bool {
+fn effective_full_refresh(node: &Node, flag: bool) -> bool {
     // A model's own `full_refresh` config wins over the flag, as in dbt.
-    node.config.full_refresh.unwrap_or(opts.full_refresh)
+    node.config.full_refresh.unwrap_or(flag)
 }
 
 fn test_severity(node: &Node) -> String {
@@ -662,17 +677,8 @@ impl RunPlan {
         project_root: &std::path::Path,
     ) -> Result<PlanNode, Diagnostic> {
         let mut found = Diagnostics::new();
-        let full_refresh = full_refresh || node.config.full_refresh == Some(true);
-        let built = match self.target.adapter_type.as_str() {
-            "duckdb" => common::statements(&duckdb::DuckDb, node, full_refresh, project_root, &mut found),
-            "postgres" => common::statements(&postgres::Postgres, node, full_refresh, project_root, &mut found),
-            other => {
-                return Err(Diagnostic::error(
-                    crate::codes::plan::UNSUPPORTED_ADAPTER,
-                    format!("orrery cannot write statements for adapter type `{other}` yet"),
-                ));
-            }
-        };
+        let dialect = Dialect::of(&self.target.adapter_type)?;
+        let built = dialect.statements(node, effective_full_refresh(node, full_refresh), project_root, &mut found);
         if let Some(error) = found.errors().next() {
             return Err(error.clone());
         }
